@@ -1,0 +1,1 @@
+"""Hydra configs of fgssl-train, shipped inside the package."""

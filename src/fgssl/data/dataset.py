@@ -1,0 +1,49 @@
+"""A map-style dataset of image files and labels yielding the batch dicts of the data contract."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from fgssl.data.io import read_rgb
+
+__all__ = ["ImageDataset"]
+
+
+class ImageDataset(Dataset[dict[str, torch.Tensor]]):
+    """Images and integer labels. Yields ``image``, ``label``, ``index`` and, when
+    ``view_transform`` is given, ``view``: a second, differently augmented copy."""
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        labels: Sequence[int],
+        transform: Callable[[np.ndarray], torch.Tensor],
+        view_transform: Callable[[np.ndarray], torch.Tensor] | None = None,
+        reader: Callable[[str | Path], np.ndarray] = read_rgb,
+    ):
+        if len(paths) != len(labels):
+            raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
+        self.paths = [str(p) for p in paths]
+        self.labels = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+        self.transform = transform
+        self.view_transform = view_transform
+        self.reader = reader
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        image = self.reader(self.paths[index])
+        item = {
+            "image": self.transform(image),
+            "label": self.labels[index],
+            "index": torch.tensor(index),
+        }
+        if self.view_transform is not None:
+            item["view"] = self.view_transform(image)
+        return item

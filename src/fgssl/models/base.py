@@ -1,0 +1,72 @@
+"""What every fgssl network provides, and what it returns."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["NetOutput", "StageOutput", "StagedNet"]
+
+
+@dataclass
+class StageOutput:
+    """One training stage's head: its logits (B, num_classes) and embedding (B, D)."""
+
+    logits: torch.Tensor
+    embedding: torch.Tensor
+
+
+@dataclass
+class NetOutput:
+    """Every head of a network on one input; the last head is the whole-image (concat) head."""
+
+    logits: list[torch.Tensor]
+    embeddings: list[torch.Tensor]
+
+    @property
+    def combined(self) -> torch.Tensor:
+        """Sum of the logits of all heads: the prediction the method reports."""
+        return torch.stack(self.logits).sum(dim=0)
+
+    @property
+    def concat(self) -> torch.Tensor:
+        """Logits of the concat head alone."""
+        return self.logits[-1]
+
+
+class StagedNet(nn.Module, abc.ABC):
+    """A network trained in stages: head ``k`` is trained by stage ``k``; the last head sees
+    whole images. :class:`fgssl.FGSSLModule` trains any subclass."""
+
+    num_classes: int
+    projectors: nn.ModuleList
+
+    @property
+    @abc.abstractmethod
+    def stage_names(self) -> Sequence[str]:
+        """One name per head (and stage); the last is the whole-image head."""
+
+    @abc.abstractmethod
+    def forward(self, x: torch.Tensor) -> NetOutput:
+        """Every head on ``x``."""
+
+    @abc.abstractmethod
+    def forward_stage(self, x: torch.Tensor, stage: int) -> StageOutput:
+        """Only what head ``stage`` needs to produce its logits and embedding."""
+
+    @abc.abstractmethod
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """The pretrained part (trained at a lower learning rate)."""
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.stage_names)
+
+    def project(self, embedding: torch.Tensor, stage: int) -> torch.Tensor:
+        """Stage ``stage``'s Barlow Twins projector (the identity unless configured)."""
+        projected: torch.Tensor = self.projectors[stage](embedding)
+        return projected

@@ -1,0 +1,338 @@
+"""FGSSLModule: the LightningModule that runs the stages of FG-SSL and PMG training."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal, cast
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from pytorch_lightning.core.optimizer import LightningOptimizer
+from torch import nn
+from torchmetrics import MetricCollection
+
+from fgssl.errors import ConfigError, NonFiniteLossError
+from fgssl.losses import BarlowTwinsLoss
+from fgssl.metrics import classification_metrics
+from fgssl.models.base import StagedNet
+from fgssl.ops.jigsaw import jigsaw
+from fgssl.stages import Stage, plan_stages
+
+__all__ = ["FGSSLModule"]
+
+Phase = Literal["pretrain", "finetune"]
+StepMode = Literal["progressive", "fused"]
+OptimizerFactory = Callable[[Iterable[dict[str, Any]]], torch.optim.Optimizer]
+
+
+def _default_optimizer(params: Iterable[dict[str, Any]]) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=2e-3, momentum=0.9, weight_decay=5e-4)
+
+
+class FGSSLModule(pl.LightningModule):
+    """Trains an FGSSLNet (or BaselineNet) in one phase with manual optimisation.
+
+    A batch walks ``net.num_stages`` stages; stage k feeds ``jigsaw(image, schedule[k])`` to
+    head k and the last stage feeds the whole image to the concat head (weight
+    ``whole_image_weight``). In the ``pretrain`` phase a stage's loss is Barlow Twins between
+    the puzzle's embedding and the same head's embedding of ``batch["view"]``; in
+    ``finetune`` it is cross-entropy of the head's logits.
+
+    ``step_mode="progressive"`` takes one optimizer step per stage (the paper, PMG);
+    ``"fused"`` sums the stage losses and steps once per batch.
+
+    Args:
+        net: the network, or a Hydra config (mapping with ``_target_``) that builds it, which
+            is then saved in the checkpoint's hyper-parameters.
+        optimizer: a factory taking parameter groups (Hydra ``_partial_``); default SGD with
+            momentum 0.9, weight decay 5e-4. New layers use ``lr``, the backbone
+            ``lr * backbone_lr_scale``; a cosine schedule (after ``warmup_epochs`` of linear
+            warm-up) decays both to ``min_lr_scale`` of their start, stepped once per batch.
+        zero_grad_to_none: False (as PMG) zeroes gradients, so parameters a stage does not
+            use still receive momentum and weight decay at its step; True skips them.
+        grad_clip: max gradient norm, applied to unscaled gradients before every step.
+        ordinal: the labels are grades (adds quadratic weighted kappa to the metrics).
+        seed: seeds the jigsaw permutations (with epoch, batch and process rank).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module | Mapping[str, Any],
+        *,
+        phase: Phase = "finetune",
+        step_mode: StepMode = "progressive",
+        schedule: Sequence[int] = (8, 4, 2),
+        whole_image_weight: float = 2.0,
+        optimizer: OptimizerFactory | None = None,
+        lr: float = 2e-3,
+        backbone_lr_scale: float = 0.1,
+        warmup_epochs: float = 0.0,
+        min_lr_scale: float = 0.0,
+        zero_grad_to_none: bool = False,
+        grad_clip: float | None = None,
+        barlow_lambda: float = 5.1e-3,
+        label_smoothing: float = 0.0,
+        class_weights: Sequence[float] | None = None,
+        ordinal: bool = False,
+        class_names: Sequence[str] | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if phase not in ("pretrain", "finetune"):
+            raise ConfigError(f"phase must be 'pretrain' or 'finetune', got {phase!r}")
+        if step_mode not in ("progressive", "fused"):
+            raise ConfigError(f"step_mode must be 'progressive' or 'fused', got {step_mode!r}")
+        ignored = ["optimizer"] + (["net"] if isinstance(net, nn.Module) else [])
+        self.save_hyperparameters(ignore=ignored)
+        self.automatic_optimization = False
+        self.net: StagedNet = net if isinstance(net, StagedNet) else instantiate(net)
+        self.phase: Phase = phase
+        self.step_mode: StepMode = step_mode
+        self.stages: list[Stage] = plan_stages(
+            self.net.stage_names, list(schedule), whole_image_weight=whole_image_weight
+        )
+        self.optimizer_factory = optimizer or _default_optimizer
+        self.lr = lr
+        self.backbone_lr_scale = backbone_lr_scale
+        self.warmup_epochs = warmup_epochs
+        self.min_lr_scale = min_lr_scale
+        self.zero_grad_to_none = zero_grad_to_none
+        self.grad_clip = grad_clip
+        self.label_smoothing = label_smoothing
+        self.seed = seed
+        self.barlow_twins = BarlowTwinsLoss(barlow_lambda)
+        self.class_weights: torch.Tensor | None
+        weights = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
+        self.register_buffer("class_weights", weights, persistent=False)
+        self.num_classes: int = self.net.num_classes
+        self.class_names = list(class_names) if class_names else None
+        metrics = classification_metrics(self.num_classes, ordinal=ordinal)
+        self.eval_metrics = nn.ModuleDict(
+            {
+                f"{split}_{head}": metrics.clone(prefix=f"{split}/{head}/")
+                for split in ("val", "test")
+                for head in ("combined", "concat")
+            }
+        )
+
+    # ----------------------------------------------------------------- optimisation
+    def configure_optimizers(self) -> Any:
+        backbone_ids = {id(p) for p in self.net.backbone_parameters()}
+        backbone = [p for p in self.parameters() if id(p) in backbone_ids]
+        new_layers = [p for p in self.parameters() if id(p) not in backbone_ids]
+        groups = [
+            {"params": new_layers, "lr": self.lr, "name": "new_layers"},
+            {"params": backbone, "lr": self.lr * self.backbone_lr_scale, "name": "backbone"},
+        ]
+        optimizer = self.optimizer_factory([g for g in groups if g["params"]])
+        schedule = functools.partial(
+            _warmup_cosine,
+            total=max(int(self.trainer.estimated_stepping_batches), 1),
+            warmup=int(self.warmup_epochs * self._batches_per_epoch()),
+            floor=self.min_lr_scale,
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def _batches_per_epoch(self) -> int:
+        total = self.trainer.estimated_stepping_batches
+        epochs = max(self.trainer.max_epochs or 1, 1)
+        return max(int(total) // epochs, 1)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.grad_clip:
+            self.clip_gradients(
+                optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm"
+            )
+
+    # --------------------------------------------------------------------- training
+    def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        images = batch["image"]
+        generator = self._puzzle_generator(batch_idx)
+        puzzles = [
+            images if stage.grid is None else jigsaw(images, stage.grid, generator=generator)
+            for stage in self.stages
+        ]
+        if self.phase == "pretrain":
+            if "view" not in batch:
+                raise KeyError(
+                    "the pretrain phase needs a second view: the data module's batches must "
+                    "hold a 'view' key (set the data module's phase to 'pretrain')"
+                )
+            losses = self._pretrain_step(puzzles, batch["view"])
+        else:
+            losses = self._finetune_step(puzzles, batch["label"])
+        self._check_finite(losses)
+        self.lr_schedulers().step()  # type: ignore[union-attr]
+        for stage, loss in zip(self.stages, losses, strict=True):
+            self.log(f"{self.phase}/{stage.name}_loss", loss, on_step=True, on_epoch=True)
+        total = torch.stack([s.weight * loss for s, loss in zip(self.stages, losses, strict=True)])
+        self.log(f"{self.phase}/loss", total.sum(), on_step=True, on_epoch=True, prog_bar=True)
+
+    def _finetune_step(
+        self, puzzles: list[torch.Tensor], labels: torch.Tensor
+    ) -> list[torch.Tensor]:
+        def stage_loss(stage: Stage) -> torch.Tensor:
+            logits = self.net.forward_stage(puzzles[stage.index], stage.index).logits
+            return F.cross_entropy(
+                logits.float(),
+                labels,
+                weight=self.class_weights,
+                label_smoothing=self.label_smoothing,
+            )
+
+        return self._run_stages(stage_loss)
+
+    def _pretrain_step(self, puzzles: list[torch.Tensor], view: torch.Tensor) -> list[torch.Tensor]:
+        net = self.net
+        if self.step_mode == "fused" and not self._distributed:
+            return self._fused_pretrain_step(puzzles, view)
+
+        def stage_loss(stage: Stage) -> torch.Tensor:
+            k = stage.index
+            z1 = net.project(net.forward_stage(puzzles[k], k).embedding, k)
+            z2 = net.project(net.forward_stage(view, k).embedding, k)
+            return self.barlow_twins(z1, z2)
+
+        return self._run_stages(stage_loss)
+
+    def _run_stages(self, stage_loss: Callable[[Stage], torch.Tensor]) -> list[torch.Tensor]:
+        """Progressive: zero, backward and step per stage. Fused: one step for all stages.
+
+        Fused mode on one process backpropagates each stage as soon as its loss is known
+        (gradients accumulate), so only one stage's graph is alive at a time. Under DDP the
+        weighted losses are summed and backpropagated once.
+        """
+        optimizer = self._optimizer()
+        zero_to_none = self.zero_grad_to_none
+        losses: list[torch.Tensor] = []
+        if self.step_mode == "progressive":
+            for stage in self.stages:
+                optimizer.zero_grad(set_to_none=zero_to_none)
+                loss = stage_loss(stage)
+                self.manual_backward(stage.weight * loss)
+                optimizer.step()
+                losses.append(loss.detach())
+            return losses
+        optimizer.zero_grad(set_to_none=zero_to_none)
+        if self._distributed:
+            stage_losses = [stage_loss(stage) for stage in self.stages]
+            weighted = [s.weight * loss for s, loss in zip(self.stages, stage_losses, strict=True)]
+            self.manual_backward(torch.stack(weighted).sum())
+            losses = [loss.detach() for loss in stage_losses]
+        else:
+            for stage in self.stages:
+                loss = stage_loss(stage)
+                self.manual_backward(stage.weight * loss)
+                losses.append(loss.detach())
+        optimizer.step()
+        return losses
+
+    def _fused_pretrain_step(
+        self, puzzles: list[torch.Tensor], view: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """One step for all stages with the second view run once (K+2 network passes).
+
+        The second view's embeddings are detached into leaves; each puzzle's loss is
+        backpropagated as soon as it is known (its gradient piles up on those leaves), then
+        the second view is backpropagated once with the gradients gathered on its leaves.
+        """
+        net = self.net
+        optimizer = self._optimizer()
+        optimizer.zero_grad(set_to_none=self.zero_grad_to_none)
+        view_out = net(view)
+        targets = [net.project(e, k) for k, e in enumerate(view_out.embeddings)]
+        leaves = [t.detach().requires_grad_() for t in targets]
+        losses = []
+        for stage in self.stages:
+            k = stage.index
+            z1 = net.project(net.forward_stage(puzzles[k], k).embedding, k)
+            loss = self.barlow_twins(z1, leaves[k])
+            self.manual_backward(stage.weight * loss)
+            losses.append(loss.detach())
+        used = [
+            (t, leaf.grad) for t, leaf in zip(targets, leaves, strict=True) if leaf.grad is not None
+        ]
+        # The leaf gradients already carry the AMP loss scale, so no second scaling here.
+        torch.autograd.backward([t for t, _ in used], [g for _, g in used])
+        optimizer.step()
+        return losses
+
+    def _optimizer(self) -> LightningOptimizer:
+        optimizer = self.optimizers()
+        assert isinstance(optimizer, LightningOptimizer), "FGSSLModule uses one optimizer"
+        return optimizer
+
+    @property
+    def _distributed(self) -> bool:
+        return self._trainer is not None and self.trainer.world_size > 1
+
+    def _puzzle_generator(self, batch_idx: int) -> torch.Generator:
+        """A CPU generator seeded from (seed, rank, epoch, batch): reproducible and resumable."""
+        rank = self.global_rank if self._trainer is not None else 0
+        entropy = [self.seed, rank, self.current_epoch, batch_idx]
+        seed = int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0])
+        return torch.Generator().manual_seed(seed)
+
+    def _check_finite(self, losses: list[torch.Tensor]) -> None:
+        finite = torch.isfinite(torch.stack(losses))
+        if bool(finite.all()):
+            return
+        bad = [stage for stage, ok in zip(self.stages, finite.tolist(), strict=True) if not ok]
+        names = ", ".join(
+            f"{s.name} ({'whole image' if s.grid is None else f'{s.grid}x{s.grid} puzzle'})"
+            for s in bad
+        )
+        raise NonFiniteLossError(
+            f"non-finite loss in the {self.phase} phase, stage {names}, at epoch "
+            f"{self.current_epoch}, step {self.global_step}: lower the learning rate "
+            "(optim.lr), set optim.grad_clip, or check the input data"
+        )
+
+    # ------------------------------------------------------------------- evaluation
+    def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def _evaluate(self, batch: Mapping[str, torch.Tensor], split: str) -> None:
+        output = self.net(batch["image"])
+        labels = batch["label"]
+        for head, logits in (("combined", output.combined), ("concat", output.concat)):
+            metrics = cast(MetricCollection, self.eval_metrics[f"{split}_{head}"])
+            metrics.update(logits.float().softmax(dim=1), labels)
+            self.log_dict(metrics, on_step=False, on_epoch=True)
+        loss = F.cross_entropy(output.concat.float(), labels)
+        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True)
+
+    def predict_step(
+        self, batch: Mapping[str, torch.Tensor], batch_idx: int
+    ) -> dict[str, torch.Tensor]:
+        output = self.net(batch["image"])
+        return {"probabilities": output.combined.float().softmax(dim=1)}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from fgssl import __version__
+
+        checkpoint["fgssl"] = {
+            "version": __version__,
+            "phase": self.phase,
+            "step_mode": self.step_mode,
+        }
+
+
+def _warmup_cosine(step: int, *, total: int, warmup: int, floor: float) -> float:
+    """LR multiplier: linear warm-up over ``warmup`` steps, then cosine down to ``floor``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))

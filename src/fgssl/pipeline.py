@@ -1,0 +1,197 @@
+"""A full run from a config: pretrain -> finetune -> test, with everything saved in one folder.
+
+Run directory layout::
+
+    config.yaml                      the resolved config of the run
+    split.csv                        id, label, split of every image
+    pretrain/metrics.csv             per-step and per-epoch losses of the pretrain phase
+    pretrain/checkpoints/last.ckpt
+    finetune/metrics.csv             losses and validation metrics per epoch
+    finetune/checkpoints/best.ckpt   best validation score (``monitor``)
+    finetune/checkpoints/last.ckpt
+    results.json                     test metrics of the best checkpoint, and run facts
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+
+from fgssl.data.base import ImageClassificationDataModule
+from fgssl.errors import ConfigError
+from fgssl.module import FGSSLModule
+
+__all__ = ["build_datamodule", "build_module", "run_training"]
+
+log = logging.getLogger(__name__)
+
+
+def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
+    """Run the phases ``cfg`` asks for, writing everything into ``run_dir``.
+
+    Returns the content of ``results.json``.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_config(cfg)
+    pl.seed_everything(cfg.seed, workers=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+    datamodule = build_datamodule(cfg)
+    datamodule.write_split(run_dir / "split.csv")
+    _check_schedule_fits(cfg, datamodule)
+    monitor = _monitor_key(cfg, datamodule)
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    pretrained_state = None
+    if cfg.pretrain_epochs > 0:
+        datamodule.phase = "pretrain"
+        module = build_module(cfg, datamodule, phase="pretrain")
+        trainer = _build_trainer(cfg, run_dir / "pretrain", cfg.pretrain_epochs, validate=False)
+        trainer.fit(module, datamodule=datamodule)
+        pretrained_state = module.net.state_dict()
+        timings["pretrain_seconds"] = time.perf_counter() - started
+
+    datamodule.phase = "finetune"
+    module = build_module(cfg, datamodule, phase="finetune")
+    if pretrained_state is not None:
+        module.net.load_state_dict(pretrained_state)
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "finetune" / "checkpoints",
+        filename="best",
+        monitor=monitor,
+        mode="min" if monitor.endswith("loss") else "max",
+        save_last=True,
+        auto_insert_metric_name=False,
+    )
+    finetune_started = time.perf_counter()
+    trainer = _build_trainer(cfg, run_dir / "finetune", cfg.finetune_epochs, callbacks=[checkpoint])
+    trainer.fit(module, datamodule=datamodule)
+    timings["finetune_seconds"] = time.perf_counter() - finetune_started
+
+    best = checkpoint.best_model_path or None
+    (test_metrics,) = trainer.test(module, datamodule=datamodule, ckpt_path=best or "last")
+    timings["total_seconds"] = time.perf_counter() - started
+    results = {
+        "test": _nest(test_metrics, prefix="test/"),
+        "monitor": monitor,
+        "best_val_score": _to_float(checkpoint.best_model_score),
+        "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
+        "class_names": list(datamodule.class_names),
+        "timings": timings,
+    }
+    if trainer.is_global_zero:
+        (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def build_datamodule(cfg: DictConfig) -> ImageClassificationDataModule:
+    """Instantiate ``cfg.data``, create any generated data, and read and check the splits."""
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup()
+    return datamodule  # type: ignore[no-any-return]
+
+
+def build_module(
+    cfg: DictConfig, datamodule: ImageClassificationDataModule, *, phase: str
+) -> FGSSLModule:
+    """The LightningModule of ``phase`` for the dataset of ``datamodule``."""
+    net_cfg = OmegaConf.to_container(cfg.model.net, resolve=True)
+    assert isinstance(net_cfg, dict)
+    net_cfg["num_classes"] = datamodule.num_classes
+    return FGSSLModule(
+        net=net_cfg,
+        phase=phase,  # type: ignore[arg-type]
+        step_mode=cfg.step_mode,
+        schedule=list(cfg.schedule.grids),
+        whole_image_weight=cfg.loss.whole_image_weight,
+        optimizer=instantiate(cfg.optim.optimizer),
+        lr=cfg.optim.lr,
+        backbone_lr_scale=cfg.optim.backbone_lr_scale,
+        warmup_epochs=cfg.optim.warmup_epochs,
+        min_lr_scale=cfg.optim.min_lr_scale,
+        zero_grad_to_none=cfg.optim.zero_grad_to_none,
+        grad_clip=cfg.optim.grad_clip,
+        barlow_lambda=cfg.loss.barlow_lambda,
+        label_smoothing=cfg.loss.label_smoothing,
+        ordinal=datamodule.ordinal,
+        class_names=list(datamodule.class_names),
+        seed=cfg.seed,
+    )
+
+
+def _build_trainer(
+    cfg: DictConfig,
+    phase_dir: Path,
+    epochs: int,
+    *,
+    validate: bool = True,
+    callbacks: list[pl.Callback] | None = None,
+) -> pl.Trainer:
+    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    assert isinstance(kwargs, dict)
+    if not validate:
+        kwargs["limit_val_batches"] = 0
+        callbacks = [ModelCheckpoint(dirpath=phase_dir / "checkpoints", save_last=True, save_top_k=0)]
+    loggers = [
+        instantiate(logger_cfg, save_dir=str(phase_dir.parent), name=phase_dir.name, version="")
+        for logger_cfg in cfg.logger.values()
+    ]
+    return pl.Trainer(
+        **kwargs,
+        max_epochs=epochs,
+        logger=loggers,
+        callbacks=[*(callbacks or []), LearningRateMonitor(logging_interval="epoch")],
+        default_root_dir=str(phase_dir),
+    )
+
+
+def _check_config(cfg: DictConfig) -> None:
+    if cfg.pretrain_epochs < 0:
+        raise ConfigError(f"pretrain_epochs must be >= 0, got {cfg.pretrain_epochs}")
+    if cfg.finetune_epochs < 1:
+        raise ConfigError(f"finetune_epochs must be >= 1, got {cfg.finetune_epochs}")
+    if cfg.step_mode not in ("progressive", "fused"):
+        raise ConfigError(f"step_mode must be 'progressive' or 'fused', got {cfg.step_mode!r}")
+
+
+def _check_schedule_fits(cfg: DictConfig, datamodule: ImageClassificationDataModule) -> None:
+    too_fine = [g for g in cfg.schedule.grids if g > datamodule.image_size]
+    if too_fine:
+        raise ConfigError(
+            f"patch schedule {list(cfg.schedule.grids)} has grids {too_fine} larger than the "
+            f"{datamodule.image_size}px images (data.image_size): choose a coarser schedule"
+        )
+
+
+def _monitor_key(cfg: DictConfig, datamodule: ImageClassificationDataModule) -> str:
+    if cfg.monitor != "auto":
+        return str(cfg.monitor)
+    return f"val/combined/{datamodule.official_metric}"
+
+
+def _nest(metrics: dict[str, float], prefix: str) -> dict[str, Any]:
+    """{"test/combined/acc": x} -> {"combined": {"acc": x}}."""
+    nested: dict[str, Any] = {}
+    for key, value in sorted(metrics.items()):
+        parts = key.removeprefix(prefix).split("/")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = float(value)
+    return nested
+
+
+def _to_float(value: torch.Tensor | float | None) -> float | None:
+    return None if value is None else float(value)
