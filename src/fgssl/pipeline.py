@@ -117,7 +117,7 @@ def build_module(
         schedule=list(cfg.schedule.grids),
         whole_image_weight=cfg.loss.whole_image_weight,
         optimizer=instantiate(cfg.optim.optimizer),
-        lr=cfg.optim.lr,
+        lr=cfg.optim.pretrain_lr if phase == "pretrain" and cfg.optim.pretrain_lr else cfg.optim.lr,
         backbone_lr_scale=cfg.optim.backbone_lr_scale,
         warmup_epochs=cfg.optim.warmup_epochs,
         min_lr_scale=cfg.optim.min_lr_scale,
@@ -143,7 +143,9 @@ def _build_trainer(
     assert isinstance(kwargs, dict)
     if not validate:
         kwargs["limit_val_batches"] = 0
-        callbacks = [ModelCheckpoint(dirpath=phase_dir / "checkpoints", save_last=True, save_top_k=0)]
+        callbacks = [
+            ModelCheckpoint(dirpath=phase_dir / "checkpoints", save_last=True, save_top_k=0)
+        ]
     loggers = [
         instantiate(logger_cfg, save_dir=str(phase_dir.parent), name=phase_dir.name, version="")
         for logger_cfg in cfg.logger.values()

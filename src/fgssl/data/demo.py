@@ -1,8 +1,10 @@
 """Synthetic fundus photographs for the demo, written in the APTOS 2019 layout.
 
-The grade of an image is set by how many tiny lesions (microaneurysms, dot haemorrhages
-and hard exudates, 2-3 px across at 128 px) lie on an otherwise ordinary-looking retina
-with vessels, an optic disc, a macula and uneven illumination: a fine-grained task.
+The grade of an image is set by which tiny lesions lie on an otherwise ordinary-looking
+retina (vessels, optic disc, macula, uneven illumination), following the ICDR scale:
+microaneurysms only (mild), plus hard exudates (moderate), plus blot haemorrhages (severe),
+plus tufts of new vessels (proliferative). Lesions are 2-5 px across at 128 px: a
+fine-grained task.
 """
 
 from __future__ import annotations
@@ -28,9 +30,16 @@ __all__ = [
     "render_fundus",
 ]
 
-GENERATOR_VERSION = 1
-GRADE_LESIONS = ((0, 0), (2, 4), (6, 9), (12, 16), (20, 28))
-"""Inclusive range of the lesion count of each grade 0..4."""
+GENERATOR_VERSION = 2
+GRADE_LESIONS = (
+    ((0, 0), (0, 0), (0, 0), (0, 0)),
+    ((2, 5), (0, 0), (0, 0), (0, 0)),
+    ((4, 8), (2, 5), (0, 1), (0, 0)),
+    ((8, 12), (3, 6), (4, 8), (0, 0)),
+    ((8, 12), (3, 6), (4, 8), (1, 2)),
+)
+"""Per grade 0..4, inclusive count ranges of microaneurysms, exudates, haemorrhages and
+new-vessel tufts."""
 GRADE_SHARES = (0.3, 0.15, 0.25, 0.15, 0.15)
 
 
@@ -96,20 +105,43 @@ def _draw_lesions(
     s: int,
     rng: np.random.Generator,
 ) -> None:
-    low, high = GRADE_LESIONS[grade]
-    count = int(rng.integers(low, high + 1))
-    placed = 0
-    while placed < count:
-        r = radius * np.sqrt(rng.uniform(0.02, 0.7))
+    """Lesions as on the ICDR scale: microaneurysms (mild), plus exudates (moderate),
+    plus blot haemorrhages (severe), plus tufts of new vessels (proliferative)."""
+    unit = s / 128
+    for kind in range(4):
+        low, high = GRADE_LESIONS[grade][kind]
+        for _ in range(int(rng.integers(low, high + 1))):
+            at = _lesion_site(centre, radius, disc, s, rng)
+            if kind == 0:  # microaneurysm: tiny dark-red dot
+                cv2.circle(
+                    image, _pt(at), max(1, round(1.1 * unit)), (120, 15, 20), -1, cv2.LINE_AA
+                )
+            elif kind == 1:  # hard exudate: small bright yellow fleck
+                cv2.circle(
+                    image, _pt(at), max(1, round(1.3 * unit)), (245, 220, 90), -1, cv2.LINE_AA
+                )
+            elif kind == 2:  # blot haemorrhage: larger dark blot
+                cv2.circle(image, _pt(at), max(2, round(2.4 * unit)), (85, 5, 5), -1, cv2.LINE_AA)
+            else:  # neovascularisation: a tuft of fine tortuous vessels
+                for _ in range(5):
+                    angle, point = rng.uniform(0, 2 * np.pi), at.copy()
+                    for _ in range(4):
+                        angle += rng.normal(0, 0.9)
+                        nxt = point + 2.5 * unit * np.array([np.cos(angle), np.sin(angle)])
+                        cv2.line(image, _pt(point), _pt(nxt), (150, 20, 25), 1, cv2.LINE_AA)
+                        point = nxt
+
+
+def _lesion_site(
+    centre: np.ndarray, radius: float, disc: np.ndarray, s: int, rng: np.random.Generator
+) -> np.ndarray:
+    """A random point on the retina, away from the optic disc."""
+    while True:
+        r = radius * np.sqrt(rng.uniform(0.02, 0.75))
         theta = rng.uniform(0, 2 * np.pi)
         at = centre + r * np.array([np.cos(theta), np.sin(theta)])
-        if np.hypot(*(at - disc)) < s * 0.1:
-            continue  # not on the optic disc
-        kind = rng.choice(3, p=[0.5, 0.3, 0.2])
-        size = max(1, round(s / 128 * rng.uniform(1.0, 1.6)))
-        colour = [(110, 10, 15), (90, 5, 5), (245, 225, 90)][kind]
-        cv2.circle(image, _pt(at), size + (kind == 1), colour, -1, cv2.LINE_AA)
-        placed += 1
+        if np.hypot(*(at - disc)) > s * 0.1:
+            return at
 
 
 def _pt(p: np.ndarray) -> tuple[int, int]:

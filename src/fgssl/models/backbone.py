@@ -86,18 +86,19 @@ class TappedBackbone(nn.Module):
         )
         self.features: Any
         try:
-            self.features = create_timm_model(name, feature_cls="getter", **common)
-            self.can_stop_early = True
-        except (AttributeError, TypeError, NotImplementedError):
-            self.features = create_timm_model(name, **common)
-            self.can_stop_early = False
+            try:
+                self.features = create_timm_model(name, feature_cls="getter", **common)
+                self.can_stop_early = True
+            except (AttributeError, TypeError, NotImplementedError):
+                self.features = create_timm_model(name, **common)
+                self.can_stop_early = False
+        except (AssertionError, IndexError) as error:  # timm's check of out_indices
+            raise ConfigError(
+                f"backbone {name!r} has fewer feature stages than the {num_levels} "
+                f"granularities asked for (model.num_granularities): {error}"
+            ) from error
         self.channels: list[int] = list(self.features.feature_info.channels())
         self.reductions: list[int] = list(self.features.feature_info.reduction())
-        if len(self.channels) != num_levels:
-            raise ConfigError(
-                f"backbone {name!r} has {len(self.channels)} feature stages, "
-                f"fewer than the {num_levels} granularities asked for"
-            )
         self.num_levels = num_levels
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

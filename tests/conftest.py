@@ -1,0 +1,68 @@
+"""Shared fixtures: small datasets in the official layouts, Hydra composition."""
+
+from __future__ import annotations
+
+import os
+
+# No test may reach the network: timm/huggingface_hub read this when first imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TORCH_HOME", os.path.join(os.path.dirname(__file__), ".torch-home"))
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from fgssl.data.demo import make_demo_aptos
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+TINY_TRAINING = [
+    "model.net.backbone=resnet18",
+    "model.net.pretrained=false",
+    "model.net.feat_dim=16",
+    "model.net.hidden_dim=32",
+    "data.image_size=32",
+    "data.resize_size=36",
+    "data.batch_size=8",
+    "data.num_workers=0",
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+    "schedule='8_4_2'",
+]
+"""Overrides that make any experiment train in seconds on a CPU."""
+
+
+@pytest.fixture(scope="session")
+def aptos_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small APTOS 2019 tree (train.csv, train_images/, test.csv, test_images/), read-only."""
+    return make_demo_aptos(
+        tmp_path_factory.mktemp("aptos") / "aptos2019", num_train=60, num_test=6, size=48, seed=1
+    )
+
+
+@pytest.fixture
+def aptos_copy(aptos_root: Path, tmp_path: Path) -> Path:
+    """A writable copy of :func:`aptos_root` for tests that break it."""
+    import shutil
+
+    return Path(shutil.copytree(aptos_root, tmp_path / "aptos2019"))
+
+
+@pytest.fixture
+def compose_config() -> Iterator[Callable[..., DictConfig]]:
+    """compose(overrides) -> the fgssl-train config, as Hydra would build it."""
+
+    def _compose(*overrides: str) -> DictConfig:
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)  # resolves ${hydra:...} interpolations
+        with open_dict(cfg):
+            del cfg["hydra"]
+        return cfg
+
+    with initialize_config_module("fgssl.conf", version_base="1.3"):
+        yield _compose
