@@ -49,7 +49,7 @@ class LossRecordingModule(FGSSLModule):
     """Keeps the stage losses of every batch."""
 
     def _check_finite(self, losses: list[torch.Tensor]) -> None:
-        self.recorded = getattr(self, "recorded", []) + [torch.stack(losses)]
+        self.recorded = [*getattr(self, "recorded", []), torch.stack(losses)]
         super()._check_finite(losses)
 
 
