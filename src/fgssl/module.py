@@ -56,6 +56,12 @@ class FGSSLModule(pl.LightningModule):
         zero_grad_to_none: False (as PMG) zeroes gradients, so parameters a stage does not
             use still receive momentum and weight decay at its step; True skips them.
         grad_clip: max gradient norm, applied to unscaled gradients before every step.
+        barlow_lambda: off-diagonal weight of the Barlow Twins loss.
+        barlow_scale: factor on every Barlow Twins loss (what is logged and optimised). The
+            loss sums over the D embedding dimensions, so its gradients are about D times
+            larger than a cross-entropy's; with plain SGD that inflates the weight norms of
+            batch-normalised layers and slows finetuning down. 1/D is a sensible choice
+            when the pretrain phase uses the finetune phase's learning rate.
         ordinal: the labels are grades (adds quadratic weighted kappa to the metrics).
         seed: seeds the jigsaw permutations (with epoch, batch and process rank).
     """
@@ -76,6 +82,7 @@ class FGSSLModule(pl.LightningModule):
         zero_grad_to_none: bool = False,
         grad_clip: float | None = None,
         barlow_lambda: float = 5.1e-3,
+        barlow_scale: float = 1.0,
         label_smoothing: float = 0.0,
         class_weights: Sequence[float] | None = None,
         ordinal: bool = False,
@@ -106,6 +113,7 @@ class FGSSLModule(pl.LightningModule):
         self.label_smoothing = label_smoothing
         self.seed = seed
         self.barlow_twins = BarlowTwinsLoss(barlow_lambda)
+        self.barlow_scale = barlow_scale
         self.class_weights: torch.Tensor | None
         weights = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
         self.register_buffer("class_weights", weights, persistent=False)
@@ -200,7 +208,7 @@ class FGSSLModule(pl.LightningModule):
             k = stage.index
             z1 = net.project(net.forward_stage(puzzles[k], k).embedding, k)
             z2 = net.project(net.forward_stage(view, k).embedding, k)
-            return self.barlow_twins(z1, z2)
+            return self.barlow_scale * self.barlow_twins(z1, z2)
 
         return self._run_stages(stage_loss)
 
@@ -255,7 +263,7 @@ class FGSSLModule(pl.LightningModule):
         for stage in self.stages:
             k = stage.index
             z1 = net.project(net.forward_stage(puzzles[k], k).embedding, k)
-            loss = self.barlow_twins(z1, leaves[k])
+            loss = self.barlow_scale * self.barlow_twins(z1, leaves[k])
             self.manual_backward(stage.weight * loss)
             losses.append(loss.detach())
         used = [

@@ -124,6 +124,7 @@ def build_module(
         zero_grad_to_none=cfg.optim.zero_grad_to_none,
         grad_clip=cfg.optim.grad_clip,
         barlow_lambda=cfg.loss.barlow_lambda,
+        barlow_scale=cfg.loss.barlow_scale,
         label_smoothing=cfg.loss.label_smoothing,
         ordinal=datamodule.ordinal,
         class_names=list(datamodule.class_names),
