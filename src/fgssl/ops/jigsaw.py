@@ -86,21 +86,29 @@ def jigsaw(
     perm = random_permutations(batch, num_tiles, generator=generator, device=images.device)
     tile_h, tile_w = height // grid, width // grid
     covered_h, covered_w = grid * tile_h, grid * tile_w
-
-    # (B, grid, grid, C, tile_h, tile_w) views of the tiled region of input and output.
-    source = _tile_view(images[:, :, :covered_h, :covered_w], grid, tile_h, tile_w)
-    rows, cols = perm.div(grid, rounding_mode="floor"), perm.remainder(grid)
-    sample = torch.arange(batch, device=images.device).unsqueeze(1)
-    shuffled = source[sample, rows, cols]  # (B, grid*grid, C, tile_h, tile_w), one gather
-
-    has_remainder = covered_h != height or covered_w != width
-    output = images.clone() if has_remainder else torch.empty_like(images)
-    target = _tile_view(output[:, :, :covered_h, :covered_w], grid, tile_h, tile_w)
-    target.copy_(shuffled.view(batch, grid, grid, channels, tile_h, tile_w))
+    whole = covered_h == height and covered_w == width
+    region = images if whole else images[:, :, :covered_h, :covered_w]
+    # Every tile row segment (tile_w contiguous pixels) is one row of a 2-D view; a single
+    # index_select moves all of them. Output row (b, c, r, y, col) comes from input row
+    # (b, c, src_r, y, src_c) where (src_r, src_c) is tile perm[b, r * grid + col].
+    rows = region.contiguous().view(-1, tile_w)
+    shuffled = rows.index_select(0, _row_index(perm, channels, grid, tile_h))
+    shuffled = shuffled.view(batch, channels, covered_h, covered_w)
+    if whole:
+        output = shuffled
+    else:
+        output = images.clone()
+        output[:, :, :covered_h, :covered_w] = shuffled
     return (output, perm) if return_permutation else output
 
 
-def _tile_view(region: torch.Tensor, grid: int, tile_h: int, tile_w: int) -> torch.Tensor:
-    """View a (B, C, grid*tile_h, grid*tile_w) region as (B, grid, grid, C, tile_h, tile_w)."""
-    batch, channels = region.shape[:2]
-    return region.view(batch, channels, grid, tile_h, grid, tile_w).permute(0, 2, 4, 1, 3, 5)
+def _row_index(perm: torch.Tensor, channels: int, grid: int, tile_h: int) -> torch.Tensor:
+    """Source row of every output row, for rows of ``tile_w`` pixels (see :func:`jigsaw`)."""
+    batch, device = perm.shape[0], perm.device
+    src_r = perm.div(grid, rounding_mode="floor").view(batch, 1, grid, 1, grid)
+    src_c = perm.remainder(grid).view(batch, 1, grid, 1, grid)
+    sample = torch.arange(batch, device=device).view(batch, 1, 1, 1, 1)
+    channel = torch.arange(channels, device=device).view(1, channels, 1, 1, 1)
+    y = torch.arange(tile_h, device=device).view(1, 1, 1, tile_h, 1)
+    index = (((sample * channels + channel) * grid + src_r) * tile_h + y) * grid + src_c
+    return index.view(-1)
