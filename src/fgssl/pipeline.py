@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -100,15 +101,15 @@ def build_datamodule(cfg: DictConfig) -> ImageClassificationDataModule:
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup()
-    return datamodule  # type: ignore[no-any-return]
+    assert isinstance(datamodule, ImageClassificationDataModule), type(datamodule)
+    return datamodule
 
 
 def build_module(
     cfg: DictConfig, datamodule: ImageClassificationDataModule, *, phase: str
 ) -> FGSSLModule:
     """The LightningModule of ``phase`` for the dataset of ``datamodule``."""
-    net_cfg = OmegaConf.to_container(cfg.model.net, resolve=True)
-    assert isinstance(net_cfg, dict)
+    net_cfg = _plain_dict(cfg.model.net)
     net_cfg["num_classes"] = datamodule.num_classes
     return FGSSLModule(
         net=net_cfg,
@@ -140,8 +141,7 @@ def _build_trainer(
     validate: bool = True,
     callbacks: list[pl.Callback] | None = None,
 ) -> pl.Trainer:
-    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
-    assert isinstance(kwargs, dict)
+    kwargs = _plain_dict(cfg.trainer)
     if not validate:
         kwargs["limit_val_batches"] = 0
         callbacks = [
@@ -158,6 +158,13 @@ def _build_trainer(
         callbacks=[*(callbacks or []), LearningRateMonitor(logging_interval="epoch")],
         default_root_dir=str(phase_dir),
     )
+
+
+def _plain_dict(node: DictConfig) -> dict[str, Any]:
+    """A resolved, plain-Python copy of a config node."""
+    container = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(container, dict)
+    return {str(key): value for key, value in container.items()}
 
 
 def _check_config(cfg: DictConfig) -> None:
@@ -184,7 +191,7 @@ def _monitor_key(cfg: DictConfig, datamodule: ImageClassificationDataModule) -> 
     return f"val/combined/{datamodule.official_metric}"
 
 
-def _nest(metrics: dict[str, float], prefix: str) -> dict[str, Any]:
+def _nest(metrics: Mapping[str, float], prefix: str) -> dict[str, Any]:
     """{"test/combined/acc": x} -> {"combined": {"acc": x}}."""
     nested: dict[str, Any] = {}
     for key, value in sorted(metrics.items()):
