@@ -99,9 +99,13 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
 def build_datamodule(cfg: DictConfig) -> ImageClassificationDataModule:
     """Instantiate ``cfg.data``, create any generated data, and read and check the splits."""
     datamodule = instantiate(cfg.data)
+    if not isinstance(datamodule, ImageClassificationDataModule):
+        raise ConfigError(
+            f"data._target_ built a {type(datamodule).__name__}: expected a subclass of "
+            "fgssl.data.ImageClassificationDataModule"
+        )
     datamodule.prepare_data()
     datamodule.setup()
-    assert isinstance(datamodule, ImageClassificationDataModule), type(datamodule)
     return datamodule
 
 
