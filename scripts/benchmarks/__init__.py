@@ -1,0 +1,1 @@
+"""Sections of scripts/benchmark.py: each module has NAME and run(args) -> dict."""
