@@ -48,9 +48,9 @@ def test_one_batch_changes_every_part_of_the_network(phase: str, step_mode: str)
 class LossRecordingModule(FGSSLModule):
     """Keeps the stage losses of every batch."""
 
-    def _check_finite(self, losses: list[torch.Tensor]) -> None:
+    def _record_losses(self, losses: list[torch.Tensor], batch_idx: int) -> None:
         self.recorded = [*getattr(self, "recorded", []), torch.stack(losses)]
-        super()._check_finite(losses)
+        super()._record_losses(losses, batch_idx)
 
 
 def test_fused_and_progressive_compute_the_same_losses_before_any_step() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from fgssl import plan_stages
 from fgssl.errors import ConfigError
-from fgssl.module import _warmup_cosine
+from fgssl.optim import warmup_cosine as _warmup_cosine
 
 
 def test_plan_for_three_granularities() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, cast
 
@@ -19,8 +18,10 @@ from torchmetrics import MetricCollection
 from fgssl.errors import ConfigError, NonFiniteLossError
 from fgssl.losses import BarlowTwinsLoss
 from fgssl.metrics import classification_metrics
-from fgssl.models.base import StagedNet
+from fgssl.models.base import NetOutput, StagedNet, StageOutput
+from fgssl.nonfinite import NonFiniteWatch
 from fgssl.ops.jigsaw import jigsaw
+from fgssl.optim import parameter_groups, warmup_cosine
 from fgssl.stages import Stage, plan_stages
 
 __all__ = ["FGSSLModule"]
@@ -64,6 +65,10 @@ class FGSSLModule(pl.LightningModule):
             when the pretrain phase uses the finetune phase's learning rate.
         ordinal: the labels are grades (adds quadratic weighted kappa to the metrics).
         seed: seeds the jigsaw permutations (with epoch, batch and process rank).
+        channels_last: run the network on channels-last tensors (faster convolutions on
+            recent GPUs with mixed precision).
+        compile: ``torch.compile`` the network's passes (True, or a mapping of
+            ``torch.compile`` options such as ``{"mode": "max-autotune"}``).
     """
 
     def __init__(
@@ -88,6 +93,8 @@ class FGSSLModule(pl.LightningModule):
         ordinal: bool = False,
         class_names: Sequence[str] | None = None,
         seed: int = 0,
+        channels_last: bool = False,
+        compile: bool | Mapping[str, Any] = False,
     ):
         super().__init__()
         if phase not in ("pretrain", "finetune"):
@@ -112,6 +119,12 @@ class FGSSLModule(pl.LightningModule):
         self.grad_clip = grad_clip
         self.label_smoothing = label_smoothing
         self.seed = seed
+        self.channels_last = channels_last
+        self.compile_options: dict[str, Any] | None = (
+            dict(compile) if isinstance(compile, Mapping) else {} if compile else None
+        )
+        self._passes: dict[str, Callable[..., Any]] = {}
+        self._nonfinite = NonFiniteWatch()
         self.barlow_twins = BarlowTwinsLoss(barlow_lambda)
         self.barlow_scale = barlow_scale
         self.class_weights: torch.Tensor | None
@@ -130,16 +143,10 @@ class FGSSLModule(pl.LightningModule):
 
     # ----------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> Any:
-        backbone_ids = {id(p) for p in self.net.backbone_parameters()}
-        backbone = [p for p in self.parameters() if id(p) in backbone_ids]
-        new_layers = [p for p in self.parameters() if id(p) not in backbone_ids]
-        groups = [
-            {"params": new_layers, "lr": self.lr, "name": "new_layers"},
-            {"params": backbone, "lr": self.lr * self.backbone_lr_scale, "name": "backbone"},
-        ]
-        optimizer = self.optimizer_factory([g for g in groups if g["params"]])
+        groups = parameter_groups(self.net, self.lr, self.backbone_lr_scale)
+        optimizer = self.optimizer_factory(groups)
         schedule = functools.partial(
-            _warmup_cosine,
+            warmup_cosine,
             total=max(int(self.trainer.estimated_stepping_batches), 1),
             warmup=int(self.warmup_epochs * self._batches_per_epoch()),
             floor=self.min_lr_scale,
@@ -161,6 +168,31 @@ class FGSSLModule(pl.LightningModule):
                 optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm"
             )
 
+    # ------------------------------------------------------------------ network passes
+    def setup(self, stage: str) -> None:
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if self.compile_options is not None and not self._passes:
+            self._passes = {
+                "stage": torch.compile(self.net.forward_stage, **self.compile_options),
+                "full": torch.compile(self.net.forward, **self.compile_options),
+            }
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _stage_pass(self, x: torch.Tensor, stage: int) -> StageOutput:
+        """Head ``stage`` on ``x``, computing only what it needs (see StagedNet)."""
+        forward = self._passes.get("stage", self.net.forward_stage)
+        output: StageOutput = forward(self._prepare(x), stage)
+        return output
+
+    def _full_pass(self, x: torch.Tensor) -> NetOutput:
+        """Every head on ``x``."""
+        forward = self._passes.get("full", self.net.forward)
+        output: NetOutput = forward(self._prepare(x))
+        return output
+
     # --------------------------------------------------------------------- training
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
         images = batch["image"]
@@ -178,18 +210,33 @@ class FGSSLModule(pl.LightningModule):
             losses = self._pretrain_step(puzzles, batch["view"])
         else:
             losses = self._finetune_step(puzzles, batch["label"])
-        self._check_finite(losses)
         self.lr_schedulers().step()  # type: ignore[union-attr]
+        self._record_losses(losses, batch_idx)
+
+    def _record_losses(self, losses: list[torch.Tensor], batch_idx: int) -> None:
+        """Log the stage losses and watch them for NaN/inf (checked on the host only every
+        ``log_every_n_steps`` batches and at the end of the epoch, to spare device syncs)."""
+        stacked = torch.stack(losses)
+        self._nonfinite.update(stacked, self.trainer.fit_loop.total_batch_idx)
+        check_every = max(getattr(self.trainer, "log_every_n_steps", 1), 1)
+        if (batch_idx + 1) % check_every == 0:
+            self._raise_if_nonfinite()
         for stage, loss in zip(self.stages, losses, strict=True):
             self.log(f"{self.phase}/{stage.name}_loss", loss, on_step=True, on_epoch=True)
-        total = torch.stack([s.weight * loss for s, loss in zip(self.stages, losses, strict=True)])
-        self.log(f"{self.phase}/loss", total.sum(), on_step=True, on_epoch=True, prog_bar=True)
+        weights = stacked.new_tensor([stage.weight for stage in self.stages])
+        self.log(
+            f"{self.phase}/loss",
+            (weights * stacked).sum(),
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+        )
 
     def _finetune_step(
         self, puzzles: list[torch.Tensor], labels: torch.Tensor
     ) -> list[torch.Tensor]:
         def stage_loss(stage: Stage) -> torch.Tensor:
-            logits = self.net.forward_stage(puzzles[stage.index], stage.index).logits
+            logits = self._stage_pass(puzzles[stage.index], stage.index).logits
             return F.cross_entropy(
                 logits.float(),
                 labels,
@@ -206,8 +253,8 @@ class FGSSLModule(pl.LightningModule):
 
         def stage_loss(stage: Stage) -> torch.Tensor:
             k = stage.index
-            z1 = net.project(net.forward_stage(puzzles[k], k).embedding, k)
-            z2 = net.project(net.forward_stage(view, k).embedding, k)
+            z1 = net.project(self._stage_pass(puzzles[k], k).embedding, k)
+            z2 = net.project(self._stage_pass(view, k).embedding, k)
             return self.barlow_scale * self.barlow_twins(z1, z2)
 
         return self._run_stages(stage_loss)
@@ -256,13 +303,13 @@ class FGSSLModule(pl.LightningModule):
         net = self.net
         optimizer = self._optimizer()
         optimizer.zero_grad(set_to_none=self.zero_grad_to_none)
-        view_out = net(view)
+        view_out = self._full_pass(view)
         targets = [net.project(e, k) for k, e in enumerate(view_out.embeddings)]
         leaves = [t.detach().requires_grad_() for t in targets]
         losses = []
         for stage in self.stages:
             k = stage.index
-            z1 = net.project(net.forward_stage(puzzles[k], k).embedding, k)
+            z1 = net.project(self._stage_pass(puzzles[k], k).embedding, k)
             loss = self.barlow_scale * self.barlow_twins(z1, leaves[k])
             self.manual_backward(stage.weight * loss)
             losses.append(loss.detach())
@@ -290,19 +337,23 @@ class FGSSLModule(pl.LightningModule):
         seed = int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0])
         return torch.Generator().manual_seed(seed)
 
-    def _check_finite(self, losses: list[torch.Tensor]) -> None:
-        finite = torch.isfinite(torch.stack(losses))
-        if bool(finite.all()):
+    def on_train_epoch_end(self) -> None:
+        self._raise_if_nonfinite()
+
+    def _raise_if_nonfinite(self) -> None:
+        """Stop if any stage loss was NaN/inf since the last check (all processes agree)."""
+        failure = self._nonfinite.first_failure()
+        if not self.trainer.strategy.reduce_boolean_decision(failure is not None, all=False):
             return
-        bad = [stage for stage, ok in zip(self.stages, finite.tolist(), strict=True) if not ok]
-        names = ", ".join(
-            f"{s.name} ({'whole image' if s.grid is None else f'{s.grid}x{s.grid} puzzle'})"
-            for s in bad
-        )
+        if failure is None:
+            where = "in another process"
+        else:
+            stage = self.stages[failure[0]]
+            kind = "whole image" if stage.grid is None else f"{stage.grid}x{stage.grid} puzzle"
+            where = f"stage {stage.name} ({kind}), first at batch {failure[1]}"
         raise NonFiniteLossError(
-            f"non-finite loss in the {self.phase} phase, stage {names}, at epoch "
-            f"{self.current_epoch}, step {self.global_step}: lower the learning rate "
-            "(optim.lr), set optim.grad_clip, or check the input data"
+            f"non-finite loss in the {self.phase} phase, {where}, epoch {self.current_epoch}: "
+            "lower the learning rate (optim.lr), set optim.grad_clip, or check the input data"
         )
 
     # ------------------------------------------------------------------- evaluation
@@ -313,7 +364,7 @@ class FGSSLModule(pl.LightningModule):
         self._evaluate(batch, "test")
 
     def _evaluate(self, batch: Mapping[str, torch.Tensor], split: str) -> None:
-        output = self.net(batch["image"])
+        output = self._full_pass(batch["image"])
         labels = batch["label"]
         for head, logits in (("combined", output.combined), ("concat", output.concat)):
             metrics = cast(MetricCollection, self.eval_metrics[f"{split}_{head}"])
@@ -325,7 +376,7 @@ class FGSSLModule(pl.LightningModule):
     def predict_step(
         self, batch: Mapping[str, torch.Tensor], batch_idx: int
     ) -> dict[str, torch.Tensor]:
-        output = self.net(batch["image"])
+        output = self._full_pass(batch["image"])
         return {"probabilities": output.combined.float().softmax(dim=1)}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -336,11 +387,3 @@ class FGSSLModule(pl.LightningModule):
             "phase": self.phase,
             "step_mode": self.step_mode,
         }
-
-
-def _warmup_cosine(step: int, *, total: int, warmup: int, floor: float) -> float:
-    """LR multiplier: linear warm-up over ``warmup`` steps, then cosine down to ``floor``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))

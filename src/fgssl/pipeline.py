@@ -45,6 +45,8 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_config(cfg)
     pl.seed_everything(cfg.seed, workers=True)
+    if cfg.perf.matmul_precision:
+        torch.set_float32_matmul_precision(cfg.perf.matmul_precision)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     datamodule = build_datamodule(cfg)
@@ -134,6 +136,10 @@ def build_module(
         ordinal=datamodule.ordinal,
         class_names=list(datamodule.class_names),
         seed=cfg.seed,
+        channels_last=cfg.perf.channels_last,
+        compile=_plain_dict(cfg.perf.compile)
+        if OmegaConf.is_dict(cfg.perf.compile)
+        else cfg.perf.compile,
     )
 
 

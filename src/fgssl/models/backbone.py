@@ -104,6 +104,11 @@ class TappedBackbone(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return list(self.features(x))
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the backbone's activations in the backward pass (timm's checkpointing)."""
+        model = self.features.model if self.can_stop_early else self.features
+        model.set_grad_checkpointing(enable)
+
     def forward_until(self, x: torch.Tensor, level: int) -> torch.Tensor:
         """Feature map of tapped stage ``level`` (0 = shallowest tapped stage)."""
         if not 0 <= level < self.num_levels:

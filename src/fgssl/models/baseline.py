@@ -26,6 +26,7 @@ class BaselineNet(StagedNet):
         pretrained: bool = False,
         pretrained_weights: str | None = None,
         projector: Sequence[int] = (),
+        activation_checkpointing: bool = False,
     ):
         super().__init__()
         if num_classes < 2:
@@ -38,6 +39,8 @@ class BaselineNet(StagedNet):
             num_classes=num_classes,
         )
         self.model = model
+        if activation_checkpointing:
+            model.set_grad_checkpointing(True)
         self.projectors = nn.ModuleList([make_projector(model.num_features, projector)])
 
     @property
