@@ -33,28 +33,36 @@ STEP_KINDS = (
 )
 
 
+def run_measurement(kind: str, args: argparse.Namespace, **options: Any) -> dict[str, Any]:
+    """Measure one kind of step in a fresh process. ``options``: batch, size, precision
+    (Lightning precision string), channels_last, compile, checkpointing."""
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.steps",
+        kind,
+        "--device",
+        args.device,
+        "--repeats",
+        str(options.pop("repeats", args.repeats)),
+    ]
+    if args.quick:
+        command.append("--quick")
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            command += [flag] if value else []
+        elif value is not None:
+            command += [flag, str(value)]
+    path = os.pathsep.join(filter(None, [str(SCRIPTS), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    output = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
+    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return result
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    results = {}
-    for kind in STEP_KINDS:
-        command = [
-            sys.executable,
-            "-m",
-            "benchmarks.steps",
-            kind,
-            "--device",
-            args.device,
-            "--repeats",
-            str(args.repeats),
-        ] + (["--quick"] if args.quick else [])
-        path = os.pathsep.join(filter(None, [str(SCRIPTS), os.environ.get("PYTHONPATH")]))
-        output = subprocess.run(
-            command,
-            check=True,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHONPATH": path},
-        ).stdout
-        results[kind] = json.loads(output.strip().splitlines()[-1])
+    results = {kind: run_measurement(kind, args) for kind in STEP_KINDS}
     k_plus_1 = results["progressive_finetune"]["stages"]
     full = results["full_pass"]["seconds"]
     ratios = {
@@ -100,11 +108,12 @@ def measure_step(kind: str, args: argparse.Namespace) -> dict[str, Any]:
 
     torch.manual_seed(0)
     backbone, batch, size = ("resnet18", 4, 64) if args.quick else ("resnet18", 16, 224)
+    batch, size = args.batch or batch, args.size or size
     device = torch.device(args.device)
     x = torch.randn(batch, 3, size, size, device=device)
     view = torch.randn(batch, 3, size, size, device=device)
     labels = torch.randint(0, 5, (batch,), device=device)
-    config = f"{backbone}, batch {batch}, {size}px, K=3"
+    config = f"{backbone}, batch {batch}, {size}px, K=3, precision {args.precision}"
     baseline_rss = peak_rss_mib()
     reset_peak(device)
 
@@ -115,7 +124,9 @@ def measure_step(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             def loss_of() -> torch.Tensor:
                 return F.cross_entropy(model(x), labels)
         else:
-            model = FGSSLNet(backbone, num_classes=5).to(device)
+            model = FGSSLNet(
+                backbone, num_classes=5, activation_checkpointing=args.checkpointing
+            ).to(device)
 
             def loss_of() -> torch.Tensor:
                 return torch.stack([F.cross_entropy(lg, labels) for lg in model(x).logits]).sum()
@@ -137,11 +148,13 @@ def measure_step(kind: str, args: argparse.Namespace) -> dict[str, Any]:
 
     step_mode, phase = kind.split("_")
     module = FGSSLModule(
-        FGSSLNet(backbone, num_classes=5),
-        phase=phase,
-        step_mode=step_mode,
+        FGSSLNet(backbone, num_classes=5, activation_checkpointing=args.checkpointing),
+        phase=phase,  # type: ignore[arg-type]
+        step_mode=step_mode,  # type: ignore[arg-type]
         schedule=[8, 4, 2],
         lr=1e-3,
+        channels_last=args.channels_last,
+        compile=args.compile,
     )
     fixed = {"image": x.cpu(), "label": labels.cpu(), "view": view.cpu()}
     loader = torch.utils.data.DataLoader([fixed], batch_size=None)
@@ -160,6 +173,7 @@ def measure_step(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     trainer = pl.Trainer(
         accelerator="gpu" if device.type == "cuda" else "cpu",
         devices=1,
+        precision=args.precision,
         max_epochs=warmup + args.repeats,
         logger=False,
         enable_checkpointing=False,
@@ -182,6 +196,12 @@ def _main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--size", type=int)
+    parser.add_argument("--precision", default="32-true")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--checkpointing", action="store_true")
     args = parser.parse_args()
     print(json.dumps(measure_step(args.kind, args)))
 
