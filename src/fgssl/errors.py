@@ -6,6 +6,7 @@ The command-line tools print these as one clear message instead of a traceback.
 from __future__ import annotations
 
 __all__ = [
+    "CheckpointError",
     "ConfigError",
     "DataLayoutError",
     "DataNotFoundError",
@@ -23,6 +24,10 @@ class FgsslError(Exception):
 
 class ConfigError(FgsslError, ValueError):
     """A configuration value is missing, unknown or out of range."""
+
+
+class CheckpointError(FgsslError, ValueError):
+    """A checkpoint is missing, unreadable, or does not fit the run or the code."""
 
 
 class DataNotFoundError(FgsslError, FileNotFoundError):

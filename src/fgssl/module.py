@@ -222,15 +222,19 @@ class FGSSLModule(pl.LightningModule):
         if (batch_idx + 1) % check_every == 0:
             self._raise_if_nonfinite()
         for stage, loss in zip(self.stages, losses, strict=True):
-            self.log(f"{self.phase}/{stage.name}_loss", loss, on_step=True, on_epoch=True)
+            # Step values are this process's; epoch means are averaged over all processes.
+            self.log(f"{self.phase}/{stage.name}_loss_step", loss, on_step=True, on_epoch=False)
+            self.log(
+                f"{self.phase}/{stage.name}_loss_epoch",
+                loss,
+                on_step=False,
+                on_epoch=True,
+                sync_dist=True,
+            )
         weights = stacked.new_tensor([stage.weight for stage in self.stages])
-        self.log(
-            f"{self.phase}/loss",
-            (weights * stacked).sum(),
-            on_step=True,
-            on_epoch=True,
-            prog_bar=True,
-        )
+        total = (weights * stacked).sum()
+        self.log(f"{self.phase}/loss", total, on_step=True, on_epoch=False, prog_bar=True)
+        self.log(f"{self.phase}/loss_epoch", total, on_step=False, on_epoch=True, sync_dist=True)
 
     def _finetune_step(
         self, puzzles: list[torch.Tensor], labels: torch.Tensor
@@ -371,7 +375,7 @@ class FGSSLModule(pl.LightningModule):
             metrics.update(logits.float().softmax(dim=1), labels)
             self.log_dict(metrics, on_step=False, on_epoch=True)
         loss = F.cross_entropy(output.concat.float(), labels)
-        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True)
+        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
 
     def predict_step(
         self, batch: Mapping[str, torch.Tensor], batch_idx: int

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,10 +27,19 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.utilities import rank_zero_only
 
+from fgssl.checkpointing import (
+    AtomicCheckpointIO,
+    SaveOnInterrupt,
+    check_checkpoint_matches,
+    check_output_location,
+    read_checkpoint,
+)
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.errors import ConfigError
 from fgssl.module import FGSSLModule
+from fgssl.resume import ResumePoint, find_resume_point
 
 __all__ = ["build_datamodule", "build_module", "run_training"]
 
@@ -39,34 +49,42 @@ log = logging.getLogger(__name__)
 def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """Run the phases ``cfg`` asks for, writing everything into ``run_dir``.
 
-    Returns the content of ``results.json``.
+    With ``cfg.resume`` set (to ``run_dir``), phases whose checkpoints show them finished are
+    skipped and an interrupted phase continues from its ``last.ckpt``. Only the first
+    process writes files. Returns the content of ``results.json``.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     _check_config(cfg)
+    if _is_rank_zero():
+        check_output_location(run_dir)
     pl.seed_everything(cfg.seed, workers=True)
     if cfg.perf.matmul_precision:
         torch.set_float32_matmul_precision(cfg.perf.matmul_precision)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-
+    resume = find_resume_point(run_dir) if cfg.get("resume") else ResumePoint()
     datamodule = build_datamodule(cfg)
-    datamodule.write_split(run_dir / "split.csv")
     _check_schedule_fits(cfg, datamodule)
+    if _is_rank_zero():
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        datamodule.write_split(run_dir / "split.csv")
     monitor = _monitor_key(cfg, datamodule)
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
     pretrained_state = None
-    if cfg.pretrain_epochs > 0:
+    if cfg.pretrain_epochs > 0 and resume.finetune is None:
         datamodule.phase = "pretrain"
         module = build_module(cfg, datamodule, phase="pretrain")
+        _check_room_for_checkpoints(run_dir, module)
+        _check_resumable(resume.pretrain, cfg)
         trainer = _build_trainer(cfg, run_dir / "pretrain", cfg.pretrain_epochs, validate=False)
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume.pretrain, weights_only=True)
         pretrained_state = module.net.state_dict()
         timings["pretrain_seconds"] = time.perf_counter() - started
 
     datamodule.phase = "finetune"
     module = build_module(cfg, datamodule, phase="finetune")
+    _check_room_for_checkpoints(run_dir, module)
+    _check_resumable(resume.finetune, cfg)
     if pretrained_state is not None:
         module.net.load_state_dict(pretrained_state)
     checkpoint = ModelCheckpoint(
@@ -79,11 +97,13 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     )
     finetune_started = time.perf_counter()
     trainer = _build_trainer(cfg, run_dir / "finetune", cfg.finetune_epochs, callbacks=[checkpoint])
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume.finetune, weights_only=True)
     timings["finetune_seconds"] = time.perf_counter() - finetune_started
 
     best = checkpoint.best_model_path or None
-    (test_metrics,) = trainer.test(module, datamodule=datamodule, ckpt_path=best or "last")
+    (test_metrics,) = trainer.test(
+        module, datamodule=datamodule, ckpt_path=best or "last", weights_only=True
+    )
     timings["total_seconds"] = time.perf_counter() - started
     results = {
         "test": _nest(test_metrics, prefix="test/"),
@@ -94,7 +114,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "timings": timings,
     }
     if trainer.is_global_zero:
-        (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        _write_atomically(run_dir / "results.json", json.dumps(results, indent=2) + "\n")
     return results
 
 
@@ -157,6 +177,11 @@ def _build_trainer(
         callbacks = [
             ModelCheckpoint(dirpath=phase_dir / "checkpoints", save_last=True, save_top_k=0)
         ]
+    every_callback = [
+        *(callbacks or []),
+        SaveOnInterrupt(phase_dir / "checkpoints" / "last.ckpt"),
+        LearningRateMonitor(logging_interval="epoch"),
+    ]
     loggers = [
         instantiate(logger_cfg, save_dir=str(phase_dir.parent), name=phase_dir.name, version="")
         for logger_cfg in cfg.logger.values()
@@ -165,9 +190,35 @@ def _build_trainer(
         **kwargs,
         max_epochs=epochs,
         logger=loggers,
-        callbacks=[*(callbacks or []), LearningRateMonitor(logging_interval="epoch")],
+        callbacks=every_callback,
         default_root_dir=str(phase_dir),
+        sync_batchnorm=bool(cfg.model.get("sync_batchnorm", False)),
+        plugins=[AtomicCheckpointIO()],
     )
+
+
+def _is_rank_zero() -> bool:
+    """True in the process that writes files (rank 0 of a distributed run)."""
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def _check_room_for_checkpoints(run_dir: Path, module: FGSSLModule) -> None:
+    """Room for best, last and a temporary copy: weights plus SGD momentum each."""
+    if _is_rank_zero():
+        parameter_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
+        check_output_location(run_dir, bytes_needed=3 * 2 * parameter_bytes)
+
+
+def _check_resumable(checkpoint_path: str | None, cfg: DictConfig) -> None:
+    if checkpoint_path is not None:
+        checkpoint = read_checkpoint(checkpoint_path)
+        check_checkpoint_matches(checkpoint, checkpoint_path, _plain_dict(cfg.model.net))
 
 
 def _plain_dict(node: DictConfig) -> dict[str, Any]:
@@ -178,6 +229,8 @@ def _plain_dict(node: DictConfig) -> dict[str, Any]:
 
 
 def _check_config(cfg: DictConfig) -> None:
+    if cfg.get("resume") and not Path(cfg.resume).is_dir():
+        raise ConfigError(f"resume={cfg.resume!r} is not a run directory")
     if cfg.pretrain_epochs < 0:
         raise ConfigError(f"pretrain_epochs must be >= 0, got {cfg.pretrain_epochs}")
     if cfg.finetune_epochs < 1:

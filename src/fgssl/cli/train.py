@@ -5,15 +5,26 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from fgssl.errors import FgsslError
+from fgssl.errors import ConfigError, FgsslError
 from fgssl.pipeline import run_training
 
 log = logging.getLogger("fgssl")
+
+# hydra.run.dir is the run being resumed, if any; its first .hydra record is kept.
+OmegaConf.register_new_resolver(
+    "fgssl.run_dir", lambda resume, default: resume or default, replace=True
+)
+OmegaConf.register_new_resolver(
+    "fgssl.hydra_subdir",
+    lambda resume, stamp: f".hydra-resumed-{stamp}" if resume else ".hydra",
+    replace=True,
+)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -21,6 +32,8 @@ def main(cfg: DictConfig) -> float | None:
     """Train, then test; returns the best validation score (for Hydra sweepers)."""
     run_dir = HydraConfig.get().runtime.output_dir
     try:
+        if cfg.resume:
+            cfg = saved_config(cfg.resume)
         results = run_training(cfg, run_dir)
     except FgsslError as error:
         log.error("%s", error)
@@ -29,6 +42,19 @@ def main(cfg: DictConfig) -> float | None:
     log.info("results written to %s/results.json", run_dir)
     score = results.get("best_val_score")
     return None if score is None else float(score)
+
+
+def saved_config(run_dir: str) -> DictConfig:
+    """The resolved config a run saved, to resume it with exactly its settings."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"resume={run_dir!r}: no config.yaml there, so it is not an fgssl run directory"
+        )
+    cfg = OmegaConf.load(path)
+    assert isinstance(cfg, DictConfig)
+    cfg.resume = str(run_dir)
+    return cfg
 
 
 _SCHEDULE_OVERRIDE = re.compile(r"^(?P<key>[+~]*schedule=)(?P<value>.+)$")
