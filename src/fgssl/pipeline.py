@@ -75,7 +75,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         datamodule.phase = "pretrain"
         module = build_module(cfg, datamodule, phase="pretrain")
         _check_room_for_checkpoints(run_dir, module)
-        _check_resumable(resume.pretrain, cfg)
+        _check_resumable(resume.pretrain, module)
         trainer = _build_trainer(cfg, run_dir / "pretrain", cfg.pretrain_epochs, validate=False)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume.pretrain, weights_only=True)
         pretrained_state = module.net.state_dict()
@@ -84,7 +84,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     datamodule.phase = "finetune"
     module = build_module(cfg, datamodule, phase="finetune")
     _check_room_for_checkpoints(run_dir, module)
-    _check_resumable(resume.finetune, cfg)
+    _check_resumable(resume.finetune, module)
     if pretrained_state is not None:
         module.net.load_state_dict(pretrained_state)
     checkpoint = ModelCheckpoint(
@@ -174,9 +174,10 @@ def _build_trainer(
     kwargs = _plain_dict(cfg.trainer)
     if not validate:
         kwargs["limit_val_batches"] = 0
-        callbacks = [
-            ModelCheckpoint(dirpath=phase_dir / "checkpoints", save_last=True, save_top_k=0)
-        ]
+        every_epoch = ModelCheckpoint(
+            dirpath=phase_dir / "checkpoints", filename="last", enable_version_counter=False
+        )
+        callbacks = [every_epoch]
     every_callback = [
         *(callbacks or []),
         SaveOnInterrupt(phase_dir / "checkpoints" / "last.ckpt"),
@@ -215,10 +216,11 @@ def _check_room_for_checkpoints(run_dir: Path, module: FGSSLModule) -> None:
         check_output_location(run_dir, bytes_needed=3 * 2 * parameter_bytes)
 
 
-def _check_resumable(checkpoint_path: str | None, cfg: DictConfig) -> None:
+def _check_resumable(checkpoint_path: str | None, module: FGSSLModule) -> None:
+    """The checkpoint to continue from must be this fgssl's and this network's."""
     if checkpoint_path is not None:
         checkpoint = read_checkpoint(checkpoint_path)
-        check_checkpoint_matches(checkpoint, checkpoint_path, _plain_dict(cfg.model.net))
+        check_checkpoint_matches(checkpoint, checkpoint_path, dict(module.hparams["net"]))
 
 
 def _plain_dict(node: DictConfig) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from fgssl.errors import ConfigError, FgsslError
 from fgssl.pipeline import run_training
@@ -39,6 +40,13 @@ def main(cfg: DictConfig) -> float | None:
         log.error("%s", error)
         print(f"fgssl-train: error: {error}", file=sys.stderr)
         sys.exit(2)
+    except SystemExit as stop:  # Ctrl-C (Lightning exits with 1) or SIGTERM
+        print(
+            "fgssl-train: interrupted; the training state is saved, continue with "
+            f"fgssl-train resume={run_dir}",
+            file=sys.stderr,
+        )
+        sys.exit(143 if isinstance(stop, SIGTERMException) else (stop.code or 1))
     log.info("results written to %s/results.json", run_dir)
     score = results.get("best_val_score")
     return None if score is None else float(score)
