@@ -23,15 +23,16 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from fgssl.data.base import ImageClassificationDataModule
-from fgssl.errors import ConfigError
+from fgssl.errors import ConfigError, FgsslError
 from fgssl.module import FGSSLModule
 
-__all__ = ["build_datamodule", "build_module", "run_training"]
+__all__ = ["build_datamodule", "build_module", "instantiate_unwrapped", "run_training"]
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
 
 def build_datamodule(cfg: DictConfig) -> ImageClassificationDataModule:
     """Instantiate ``cfg.data``, create any generated data, and read and check the splits."""
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate_unwrapped(cfg.data)
     if not isinstance(datamodule, ImageClassificationDataModule):
         raise ConfigError(
             f"data._target_ built a {type(datamodule).__name__}: expected a subclass of "
@@ -131,6 +132,11 @@ def build_module(
         barlow_lambda=cfg.loss.barlow_lambda,
         barlow_scale=cfg.loss.barlow_scale,
         label_smoothing=cfg.loss.label_smoothing,
+        class_weights=(
+            datamodule.class_weights(_plain(cfg.loss.get("class_weights")))
+            if phase == "finetune"
+            else None
+        ),
         ordinal=datamodule.ordinal,
         class_names=list(datamodule.class_names),
         seed=cfg.seed,
@@ -162,6 +168,24 @@ def _build_trainer(
         callbacks=[*(callbacks or []), LearningRateMonitor(logging_interval="epoch")],
         default_root_dir=str(phase_dir),
     )
+
+
+def instantiate_unwrapped(node: DictConfig) -> Any:
+    """``instantiate(node)``, re-raising an fgssl error from the target as itself rather
+    than wrapped in Hydra's InstantiationException (so it prints as one clear line)."""
+    try:
+        return instantiate(node)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, FgsslError):
+            raise error.__cause__ from None
+        raise
+
+
+def _plain(value: Any) -> Any:
+    """A plain-Python copy of a config value (lists and dicts resolved)."""
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
 
 
 def _plain_dict(node: DictConfig) -> dict[str, Any]:

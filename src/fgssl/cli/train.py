@@ -8,6 +8,7 @@ import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from fgssl.errors import FgsslError
@@ -22,7 +23,12 @@ def main(cfg: DictConfig) -> float | None:
     run_dir = HydraConfig.get().runtime.output_dir
     try:
         results = run_training(cfg, run_dir)
-    except FgsslError as error:
+    except (FgsslError, InstantiationException) as caught:
+        # An fgssl error raised inside a Hydra-instantiated target (e.g. the network's
+        # pretrained weights) arrives wrapped: report the error itself.
+        error = caught if isinstance(caught, FgsslError) else caught.__cause__
+        if not isinstance(error, FgsslError):
+            raise
         log.error("%s", error)
         print(f"fgssl-train: error: {error}", file=sys.stderr)
         sys.exit(2)
