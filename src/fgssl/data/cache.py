@@ -31,7 +31,7 @@ __all__ = ["CACHE_FORMATS", "ImageCache", "downsize"]
 log = logging.getLogger(__name__)
 
 CacheFormat = Literal["npy", "jpg"]
-CACHE_FORMATS = ("npy", "jpg")
+CACHE_FORMATS: tuple[CacheFormat, ...] = ("npy", "jpg")
 _VERSION = 1  # bump when the stored content changes for the same key
 
 
