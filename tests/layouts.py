@@ -19,7 +19,9 @@ ISIC2018_CLASSES = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
 ISIC2018_TRAIN_COUNTS = {"MEL": 6, "NV": 16, "BCC": 4, "AKIEC": 3, "BKL": 6, "DF": 3, "VASC": 3}
 
 
-def write_image(path: Path, label: int, rng: np.random.Generator, size: tuple[int, int] = (40, 30)) -> None:
+def write_image(
+    path: Path, label: int, rng: np.random.Generator, size: tuple[int, int] = (40, 30)
+) -> None:
     """A small RGB image whose colour says its class, written in the format of its suffix."""
     width, height = size
     base = np.array([40 * (label % 6) + 20, 200 - 25 * (label % 7), 60 + 30 * (label % 5)])
@@ -180,3 +182,36 @@ def make_isic2017(root: Path, *, seed: int = 0) -> dict[str, pd.DataFrame]:
         truth.to_csv(root / csv_name, index=False)
         truths[split] = truth
     return truths
+
+
+FOLDER_CLASSES = {"benign": 12, "malignant": 6, "uncertain": 4}
+
+
+def make_folder_tree(root: Path, counts: dict[str, int] | None = None, *, seed: int = 0) -> Path:
+    """One sub-folder per class (some images one level deeper, some PNG, some JPEG), with
+    the clutter real folders hold: a hidden file and a notes file."""
+    rng = np.random.default_rng(seed)
+    for label, (name, count) in enumerate((counts or FOLDER_CLASSES).items()):
+        for index in range(count):
+            nested = "visit2/" if index % 4 == 3 else ""
+            suffix = ".png" if index % 2 else ".jpg"
+            write_image(root / name / f"{nested}{name}_{index:03d}{suffix}", label, rng)
+        (root / name / ".DS_Store").write_bytes(b"\x00\x01")
+        (root / name / "notes.txt").write_text("scanned 2021\n")
+    return root
+
+
+def make_csv_tree(root: Path, *, seed: int = 0, integer_labels: bool = False) -> pd.DataFrame:
+    """Images under root/scans/ listed in root/labels.csv (path,label,patient); returns
+    the table as written."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for index in range(24):
+        label = index % 3
+        path = f"scans/p{index // 2:02d}_{index % 2}.png"
+        write_image(root / path, label, rng)
+        name = str(label + 1) if integer_labels else ("nevus", "melanoma", "keratosis")[label]
+        rows.append({"path": path, "label": name, "patient": f"P{index // 2:02d}"})
+    table = pd.DataFrame(rows)
+    table.to_csv(root / "labels.csv", index=False)
+    return table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -61,8 +62,16 @@ def grouped_stratified_split(
             f"cannot hold out {fraction:.0%} by group: only {len(set(groups))} distinct groups"
         )
     indices = np.arange(len(labels))
+    counts = np.unique(np.asarray(labels), return_counts=True)
+    rare = [int(label) for label, count in zip(*counts, strict=True) if count < folds]
+    if rare:
+        log.warning(
+            "class(es) %s have fewer than %d images: the held-out split may lack them", rare, folds
+        )
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    kept, held_out = next(splitter.split(indices, np.asarray(labels), np.asarray(groups)))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        kept, held_out = next(splitter.split(indices, np.asarray(labels), np.asarray(groups)))
     return np.sort(kept), np.sort(held_out)
 
 
