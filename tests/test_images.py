@@ -66,6 +66,18 @@ def test_other_formats(tmp_path: Path, suffix: str) -> None:
     assert np.abs(decoded.astype(int) - smooth).mean() < 3  # lossy formats stay close
 
 
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    landscape = np.zeros((20, 40, 3), np.uint8)
+    landscape[:, :10] = 255  # a white band on the left
+    image = Image.fromarray(landscape)
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    image.save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    decoded = read_rgb(tmp_path / "phone.jpg")
+    assert decoded.shape == (40, 20, 3)
+    assert decoded[:10].mean() > 200 and decoded[-10:].mean() < 50  # the band is now on top
+
+
 def big_png(tmp_path: Path) -> Path:
     image = RNG.integers(0, 256, (300, 300, 3), dtype=np.uint8)
     path = tmp_path / "big.png"

@@ -119,7 +119,7 @@ class ISIC2018DataModule(ImageClassificationDataModule):
             if excluded.any():
                 log.info(
                     "leaving %s out of the test set, as the official scorer does",
-                    EXCLUDED_FROM_TEST,
+                    ", ".join(EXCLUDED_FROM_TEST),
                 )
             frame = frame[~excluded]
             ignore = "^(" + "|".join(EXCLUDED_FROM_TEST) + ")$"
