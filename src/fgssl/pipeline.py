@@ -23,16 +23,16 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from fgssl.data.base import ImageClassificationDataModule
-from fgssl.errors import ConfigError, FgsslError
+from fgssl.errors import ConfigError
+from fgssl.instantiation import instantiate_unwrapped, plain
 from fgssl.module import FGSSLModule
 
-__all__ = ["build_datamodule", "build_module", "instantiate_unwrapped", "run_training"]
+__all__ = ["build_datamodule", "build_module", "run_training"]
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def build_module(
         barlow_scale=cfg.loss.barlow_scale,
         label_smoothing=cfg.loss.label_smoothing,
         class_weights=(
-            datamodule.class_weights(_plain(cfg.loss.get("class_weights")))
+            datamodule.class_weights(plain(cfg.loss.get("class_weights")))
             if phase == "finetune"
             else None
         ),
@@ -168,24 +168,6 @@ def _build_trainer(
         callbacks=[*(callbacks or []), LearningRateMonitor(logging_interval="epoch")],
         default_root_dir=str(phase_dir),
     )
-
-
-def instantiate_unwrapped(node: DictConfig) -> Any:
-    """``instantiate(node)``, re-raising an fgssl error from the target as itself rather
-    than wrapped in Hydra's InstantiationException (so it prints as one clear line)."""
-    try:
-        return instantiate(node)
-    except InstantiationException as error:
-        if isinstance(error.__cause__, FgsslError):
-            raise error.__cause__ from None
-        raise
-
-
-def _plain(value: Any) -> Any:
-    """A plain-Python copy of a config value (lists and dicts resolved)."""
-    if isinstance(value, DictConfig | ListConfig):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
 
 
 def _plain_dict(node: DictConfig) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from fgssl.cli.train import quote_schedule_choices
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.data.prepare import CacheReport, fill_cache
 from fgssl.errors import ConfigError, FgsslError
-from fgssl.pipeline import instantiate_unwrapped
+from fgssl.instantiation import instantiate_unwrapped
 
 __all__ = ["cli", "main"]
 

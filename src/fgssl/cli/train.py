@@ -8,7 +8,6 @@ import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from fgssl.errors import FgsslError
@@ -23,9 +22,9 @@ def main(cfg: DictConfig) -> float | None:
     run_dir = HydraConfig.get().runtime.output_dir
     try:
         results = run_training(cfg, run_dir)
-    except (FgsslError, InstantiationException) as caught:
-        # An fgssl error raised inside a Hydra-instantiated target (e.g. the network's
-        # pretrained weights) arrives wrapped: report the error itself.
+    except Exception as caught:
+        # fgssl's errors, also when a Hydra-instantiated target (e.g. the network, loading
+        # its pretrained weights) raised them and Hydra wrapped them: one clear line.
         error = caught if isinstance(caught, FgsslError) else caught.__cause__
         if not isinstance(error, FgsslError):
             raise

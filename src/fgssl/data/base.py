@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, Sampler
 
 from fgssl.data.cache import CacheFormat, ImageCache
 from fgssl.data.dataset import ImageDataset
+from fgssl.data.imbalance import balancing_sampler, class_weights
 from fgssl.data.io import read_rgb
 from fgssl.data.splits import label_subset
 from fgssl.data.tables import index_images
@@ -263,42 +264,16 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         return np.bincount(labels, minlength=self.num_classes)
 
     def class_weights(self, method: str | Sequence[float] | None) -> list[float] | None:
-        """Cross-entropy class weights: None (or ``"none"``) for none; ``"balanced"`` for
-        ``n / (num_classes * n_c)`` from the finetune training labels (0 for a class with no
-        image); or an explicit list of ``num_classes`` weights."""
-        if method is None or method == "none":
-            return None
-        if method == "balanced":
-            counts = self.class_counts().astype(float)
-            weights = np.divide(
-                counts.sum(), self.num_classes * counts, out=np.zeros_like(counts), where=counts > 0
-            )
-            log.info("class weights (balanced): %s", np.round(weights, 3).tolist())
-            return weights.tolist()
-        if isinstance(method, str):
-            raise ConfigError(
-                f"loss.class_weights must be null, 'balanced' or a list of weights, got {method!r}"
-            )
-        weights_list = [float(w) for w in method]
-        if len(weights_list) != self.num_classes or min(weights_list) < 0:
-            raise ConfigError(
-                f"loss.class_weights={weights_list} must hold {self.num_classes} non-negative "
-                f"weights, one per class {list(self.class_names)}"
-            )
-        return weights_list
+        """Cross-entropy class weights for the finetune training labels (``loss.class_weights``:
+        None, ``"balanced"`` or one weight per class; see
+        :func:`fgssl.data.imbalance.class_weights`)."""
+        return class_weights(method, self.class_counts(), self.class_names)
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.dataset("train")
         sampler = None
         if self.sampler == "weighted" and self.phase == "finetune":
-            counts = self.class_counts()
-            weights = 1.0 / counts[dataset.labels.numpy()]
-            sampler = WeightedRandomSampler(
-                weights.tolist(),
-                num_samples=len(dataset),
-                replacement=True,
-                generator=torch.Generator().manual_seed(self.seed),
-            )
+            sampler = balancing_sampler(dataset.labels.tolist(), seed=self.seed)
         return self._loader(
             dataset, self.batch_size, shuffle=sampler is None, drop_last=True, sampler=sampler
         )
