@@ -191,6 +191,21 @@ def test_csv_errors(csv_root: Path, caplog: pytest.LogCaptureFixture) -> None:
         csv_module(csv_root)
 
 
+@pytest.mark.parametrize("kind", ["folder", "csv"])
+@pytest.mark.parametrize("phase", ["finetune", "pretrain"])
+def test_one_batch(folder_root: Path, csv_root: Path, kind: str, phase: str) -> None:
+    dm = (
+        folder_module(folder_root, phase=phase)
+        if kind == "folder"
+        else csv_module(csv_root, phase=phase)
+    )
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (4, 3, 32, 32) and batch["image"].dtype == torch.float32
+    assert batch["label"].shape == (4,) and batch["label"].dtype == torch.long
+    assert ("view" in batch) == (phase == "pretrain")
+    assert next(iter(dm.val_dataloader()))["image"].shape[1:] == (3, 32, 32)
+
+
 # ------------------------------------------------ label fraction, imbalance, split.csv
 @pytest.fixture(scope="module")
 def isic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
