@@ -37,6 +37,20 @@ TINY_TRAINING = [
 """Overrides that make any experiment train in seconds on a CPU."""
 
 
+@pytest.fixture(scope="session", autouse=True)
+def image_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """$FGSSL_CACHE_DIR: configs that cache images by default (aptos, isic2017) write into a
+    temporary folder, never into the user's ~/.cache."""
+    previous = os.environ.get("FGSSL_CACHE_DIR")
+    folder = tmp_path_factory.mktemp("image-cache")
+    os.environ["FGSSL_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        del os.environ["FGSSL_CACHE_DIR"]
+    else:
+        os.environ["FGSSL_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def aptos_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small APTOS 2019 tree (train.csv, train_images/, test.csv, test_images/), read-only."""

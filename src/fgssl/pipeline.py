@@ -38,6 +38,7 @@ from fgssl.checkpointing import (
 )
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.errors import ConfigError
+from fgssl.instantiation import instantiate_unwrapped, plain
 from fgssl.module import FGSSLModule
 from fgssl.resume import ResumePoint, find_resume_point
 
@@ -120,7 +121,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
 
 def build_datamodule(cfg: DictConfig) -> ImageClassificationDataModule:
     """Instantiate ``cfg.data``, create any generated data, and read and check the splits."""
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate_unwrapped(cfg.data)
     if not isinstance(datamodule, ImageClassificationDataModule):
         raise ConfigError(
             f"data._target_ built a {type(datamodule).__name__}: expected a subclass of "
@@ -153,6 +154,11 @@ def build_module(
         barlow_lambda=cfg.loss.barlow_lambda,
         barlow_scale=cfg.loss.barlow_scale,
         label_smoothing=cfg.loss.label_smoothing,
+        class_weights=(
+            datamodule.class_weights(plain(cfg.loss.get("class_weights")))
+            if phase == "finetune"
+            else None
+        ),
         ordinal=datamodule.ordinal,
         class_names=list(datamodule.class_names),
         seed=cfg.seed,

@@ -36,7 +36,12 @@ def main(cfg: DictConfig) -> float | None:
         if cfg.resume:
             cfg = saved_config(cfg.resume)
         results = run_training(cfg, run_dir)
-    except FgsslError as error:
+    except Exception as caught:
+        # fgssl's errors, also when a Hydra-instantiated target (e.g. the network, loading
+        # its pretrained weights) raised them and Hydra wrapped them: one clear line.
+        error = caught if isinstance(caught, FgsslError) else caught.__cause__
+        if not isinstance(error, FgsslError):
+            raise
         log.error("%s", error)
         print(f"fgssl-train: error: {error}", file=sys.stderr)
         sys.exit(2)

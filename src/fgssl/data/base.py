@@ -1,4 +1,4 @@
-"""The shared machinery of fgssl's data modules: splits, transforms, loaders, phases."""
+"""The shared machinery of fgssl's data modules: splits, checks, cache, transforms, loaders."""
 
 from __future__ import annotations
 
@@ -9,14 +9,21 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
+from fgssl.data.cache import CacheFormat, ImageCache
 from fgssl.data.dataset import ImageDataset
-from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, default_pipelines, finalize
-from fgssl.errors import ConfigError
+from fgssl.data.imbalance import balancing_sampler, class_weights
+from fgssl.data.io import read_rgb
+from fgssl.data.splits import label_subset
+from fgssl.data.tables import index_images
+from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, finalize, load_pipelines
+from fgssl.data.verify import VERIFY_MODES, VerifyMode, find_unreadable
+from fgssl.errors import ConfigError, DataLayoutError, ImageReadError, MissingImagesError
 
 __all__ = ["ImageClassificationDataModule", "SplitTables"]
 
@@ -25,6 +32,8 @@ log = logging.getLogger(__name__)
 SplitTables = dict[str, pd.DataFrame]
 """Split name -> table with columns ``id``, ``path`` and ``label`` (-1 when unlabelled)."""
 
+REQUIRED_SPLITS = ("train", "val", "test")
+
 
 class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
     """Base class: subclasses read their files in :meth:`read_splits`.
@@ -32,20 +41,43 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
     Batches are dicts with ``image`` (float B x 3 x S x S, normalised), ``label`` (long B),
     ``index`` and, while ``phase == "pretrain"``, ``view`` (the second view).
 
+    Before training (:meth:`setup`), every listed image must exist and pass the
+    ``verify_images`` check, else a clear error names the files; with
+    ``missing_images="skip"`` they are left out and their count is logged.
+
     Args:
         root: the dataset folder as downloaded.
         image_size: side of the square crops fed to the network.
         resize_size: short side images are resized to before cropping (default 8/7 of
             ``image_size``, i.e. 256 for 224).
         transforms: albumentations pipelines by name (``train``, ``eval``, ``view1``,
-            ``view2``) replacing the defaults; normalisation and tensor conversion follow.
-        seed: seeds the splits.
+            ``view2``) replacing the defaults (the ``transforms_preset`` config);
+            normalisation and tensor conversion follow.
+        seed: seeds the splits, the label subset and the sampler.
+        missing_images: ``"error"`` (default) or ``"skip"``: what to do with listed images
+            that are missing, corrupt or truncated.
+        verify_images: ``"header"`` (default: a fast check of each file's signature and
+            ending, which truncated files fail), ``"decode"`` (decode every image; with a
+            cache this fills it) or ``"none"``.
+        cache_dir: a folder for the image cache (:class:`~fgssl.data.cache.ImageCache`),
+            or None for no cache.
+        cache_size: short side of cached images (default: twice ``image_size``, at least
+            ``resize_size``).
+        cache_format: ``"npy"`` (lossless, default) or ``"jpg"`` (about 10x smaller).
+        label_fraction: share of the training labels the finetune phase keeps (seeded,
+            stratified, at least one image per class); the pretrain phase uses every
+            training image.
+        sampler: None (shuffle) or ``"weighted"``: the finetune phase draws training images
+            with probabilities inverse to their class frequency.
+        phase: ``"pretrain"`` (batches get a second view) or ``"finetune"``.
     """
 
     class_names: Sequence[str] = ()
     ordinal: bool = False
     official_metric: str = "balanced_acc"
     """Key of the validation metric the dataset's benchmark ranks by."""
+    transforms_preset: str = "default"
+    """The shipped transforms config (``conf/data/transforms``) used by default."""
 
     def __init__(
         self,
@@ -63,6 +95,13 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         pin_memory: bool | None = None,
         persistent_workers: bool = True,
         phase: Literal["pretrain", "finetune"] = "finetune",
+        missing_images: Literal["error", "skip"] = "error",
+        verify_images: VerifyMode = "header",
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache_size: int | None = None,
+        cache_format: CacheFormat = "npy",
+        label_fraction: float = 1.0,
+        sampler: Literal["weighted"] | None = None,
     ):
         super().__init__()
         self.root = Path(root).expanduser()
@@ -72,19 +111,60 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.seed = seed
-        pipelines = default_pipelines(self.image_size, self.resize_size)
+        pipelines = load_pipelines(self.transforms_preset, self.image_size, self.resize_size)
         pipelines.update(transforms or {})
         self.transforms = finalize(pipelines, mean=mean, std=std)
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.persistent_workers = persistent_workers and num_workers > 0
         self.phase = phase
+        if missing_images not in ("error", "skip"):
+            raise ConfigError(f"missing_images must be 'error' or 'skip', got {missing_images!r}")
+        if verify_images not in VERIFY_MODES:
+            raise ConfigError(
+                f"verify_images must be one of {list(VERIFY_MODES)}, got {verify_images!r}"
+            )
+        if not 0 < label_fraction <= 1:
+            raise ConfigError(f"label_fraction must be in (0, 1], got {label_fraction}")
+        if sampler not in (None, "weighted"):
+            raise ConfigError(f"sampler must be null or 'weighted', got {sampler!r}")
+        self.missing_images = missing_images
+        self.verify_images: VerifyMode = verify_images
+        self.label_fraction = label_fraction
+        self.sampler = sampler
+        self.cache = self._make_cache(cache_dir, cache_size, cache_format)
+        self.verify_workers: int | None = None
+        """Threads that check the images in :meth:`setup` (None: CPU count, at most 16)."""
+        self.verify_progress: Callable[[int, int], None] | None = None
+        """Called with (done, total) as :meth:`setup` checks the images (fgssl-prepare's
+        progress bar)."""
+        self.unreadable: dict[str, str] = {}
+        """The images :meth:`setup` found unreadable (path -> reason), left out under
+        ``missing_images="skip"``."""
         self.splits: SplitTables | None = None
+
+    def _make_cache(
+        self, folder: str | os.PathLike[str] | None, size: int | None, fmt: CacheFormat
+    ) -> ImageCache | None:
+        if folder is None or str(folder) == "":
+            return None
+        size = size or max(2 * self.image_size, self.resize_size)
+        if size < self.resize_size:
+            raise ConfigError(
+                f"cache_size={size} is smaller than resize_size={self.resize_size}: cached "
+                "images would be enlarged again; raise data.cache_size"
+            )
+        return ImageCache(folder, size, fmt=fmt)
 
     # ------------------------------------------------------------------ to implement
     @abc.abstractmethod
     def read_splits(self) -> SplitTables:
         """Read the files and return the ``train``, ``val``, ``test`` (and optionally
-        ``predict``) tables, raising a clear error for anything malformed."""
+        ``predict``) tables, raising a clear error for anything malformed.
+
+        :meth:`resolve_images` finds the image files of listed ids and applies the
+        ``missing_images`` policy; :func:`fgssl.data.splits.assemble_splits` makes the
+        splits the dataset does not provide.
+        """
 
     # ----------------------------------------------------------------------- public
     @property
@@ -101,18 +181,45 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
             raise ValueError(f"phase must be 'pretrain' or 'finetune', got {value!r}")
         self._phase = value
 
+    @property
+    def reader(self) -> Callable[[str | os.PathLike[str]], np.ndarray]:
+        """Decodes an image file into RGB uint8 (through the cache when there is one)."""
+        return self.cache if self.cache is not None else read_rgb
+
     def setup(self, stage: str | None = None) -> None:
-        if self.splits is None:
-            self.splits = self.read_splits()
-            sizes = ", ".join(f"{name} {len(table)}" for name, table in self.splits.items())
-            log.info("%s: %s images", type(self).__name__, sizes)
+        if self.splits is not None:
+            return
+        splits = self._drop_unreadable(self.read_splits())
+        for name in REQUIRED_SPLITS:
+            if name not in splits or splits[name].empty:
+                raise DataLayoutError(
+                    f"{type(self).__name__} found no images for the {name!r} split in "
+                    f"{str(self.root)!r}"
+                )
+        train = splits["train"]
+        labelled = label_subset(train["label"].tolist(), self.label_fraction, seed=self.seed)
+        splits["train"] = train.assign(labelled=labelled)
+        self.splits = splits
+        sizes = ", ".join(f"{name} {len(table)}" for name, table in splits.items())
+        log.info("%s: %s images", type(self).__name__, sizes)
+        if self.label_fraction < 1:
+            log.info(
+                "label_fraction=%s: finetuning on %d of %d labelled training images",
+                self.label_fraction,
+                int(labelled.sum()),
+                len(labelled),
+            )
 
     def split_table(self) -> pd.DataFrame:
-        """One row per image: ``id``, ``label``, ``split`` (train/val/test/predict)."""
-        self.setup()
-        assert self.splits is not None
-        frames = [t.assign(split=name)[["id", "label", "split"]] for name, t in self.splits.items()]
-        return pd.concat(frames, ignore_index=True)
+        """One row per image: ``id``, ``label``, ``split`` (train/val/test/predict) and
+        ``labelled`` (False for unlabelled images and for training images whose label
+        ``label_fraction`` held back from finetuning)."""
+        splits = self._ready_splits()
+        frames = []
+        for name, table in splits.items():
+            labelled = table["labelled"] if "labelled" in table else table["label"] >= 0
+            frames.append(table.assign(split=name, labelled=labelled))
+        return pd.concat(frames, ignore_index=True)[["id", "label", "split", "labelled"]]
 
     def write_split(self, path: str | Path) -> Path:
         """Write :meth:`split_table` as CSV to ``path``."""
@@ -121,13 +228,20 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         self.split_table().to_csv(path, index=False)
         return path
 
+    def table(self, split: str) -> pd.DataFrame:
+        """The images of ``split`` as the current phase uses them: in the finetune phase,
+        the training split keeps only the images whose label ``label_fraction`` kept."""
+        splits = self._ready_splits()
+        if split not in splits:
+            raise KeyError(f"{type(self).__name__} has no {split!r} split: {list(splits)}")
+        table = splits[split]
+        if split == "train" and self.phase == "finetune":
+            table = table[table["labelled"]]
+        return table
+
     def dataset(self, split: str, *, pipeline: str | None = None) -> ImageDataset:
         """The dataset of ``split`` with the transforms of the current phase."""
-        self.setup()
-        assert self.splits is not None
-        if split not in self.splits:
-            raise KeyError(f"{type(self).__name__} has no {split!r} split: {list(self.splits)}")
-        table = self.splits[split]
+        table = self.table(split)
         view = None
         if pipeline is None:
             if split == "train" and self.phase == "pretrain":
@@ -135,11 +249,34 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
             else:
                 pipeline = "train" if split == "train" else "eval"
         return ImageDataset(
-            table["path"].tolist(), table["label"].tolist(), self.transforms[pipeline], view
+            table["path"].tolist(),
+            table["label"].tolist(),
+            self.transforms[pipeline],
+            view,
+            reader=self.reader,
         )
 
+    def class_counts(self) -> np.ndarray:
+        """Images per class in the finetune phase's training set."""
+        splits = self._ready_splits()
+        train = splits["train"]
+        labels = train.loc[train["labelled"], "label"].to_numpy()
+        return np.bincount(labels, minlength=self.num_classes)
+
+    def class_weights(self, method: str | Sequence[float] | None) -> list[float] | None:
+        """Cross-entropy class weights for the finetune training labels (``loss.class_weights``:
+        None, ``"balanced"`` or one weight per class; see
+        :func:`fgssl.data.imbalance.class_weights`)."""
+        return class_weights(method, self.class_counts(), self.class_names)
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("train"), self.batch_size, shuffle=True, drop_last=True)
+        dataset = self.dataset("train")
+        sampler = None
+        if self.sampler == "weighted" and self.phase == "finetune":
+            sampler = balancing_sampler(dataset.labels.tolist(), seed=self.seed)
+        return self._loader(
+            dataset, self.batch_size, shuffle=sampler is None, drop_last=True, sampler=sampler
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.dataset("val"), self.eval_batch_size)
@@ -150,6 +287,81 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.dataset("predict"), self.eval_batch_size)
 
+    # ------------------------------------------------------------- for subclasses
+    def resolve_images(
+        self,
+        table: pd.DataFrame,
+        folders: Sequence[Path],
+        *,
+        source: Path,
+        ignore: str | None = None,
+    ) -> pd.DataFrame:
+        """Add the ``path`` of each row's ``<id>.<image extension>`` found in ``folders``.
+
+        Ids without a file raise :class:`MissingImagesError` naming the first few and their
+        count, or, with ``missing_images="skip"``, are left out with a logged count.
+        ``source`` names the file that listed them; ``ignore`` is a regular expression of
+        file stems that are not images of the dataset.
+        """
+        index = index_images(folders, ignore=ignore)
+        ids = table["id"].tolist()
+        frame = table.assign(path=[str(index[i]) if i in index else None for i in ids])
+        unlisted = len(set(index) - set(ids))
+        if unlisted:
+            log.info(
+                "%d image file(s) in %s are not listed in %s and are not used",
+                unlisted,
+                ", ".join(repr(str(f)) for f in folders),
+                repr(str(source)),
+            )
+        where = " or ".join(repr(str(f)) for f in folders)
+        return self.drop_missing(frame, source=source, expected=f"<id>.png or .jpg in {where}")
+
+    def drop_missing(self, frame: pd.DataFrame, *, source: Path, expected: str) -> pd.DataFrame:
+        """Apply the ``missing_images`` policy to the rows of ``frame`` whose ``path`` is
+        None (their image file was not found)."""
+        missing = frame.loc[frame["path"].isna(), "id"].astype(str).tolist()
+        if not missing:
+            return frame
+        message = (
+            f"{len(missing)} of {len(frame)} images listed in {str(source)!r} are missing "
+            f"(expected {expected}), e.g. " + ", ".join(missing[:5])
+        )
+        if self.missing_images == "error":
+            raise MissingImagesError(message + "; set data.missing_images=skip to leave them out")
+        log.warning("%s; skipping them", message)
+        return frame[frame["path"].notna()]
+
+    # -------------------------------------------------------------------- internals
+    def _ready_splits(self) -> SplitTables:
+        self.setup()
+        assert self.splits is not None
+        return self.splits
+
+    def _drop_unreadable(self, splits: SplitTables) -> SplitTables:
+        paths = [p for table in splits.values() for p in table["path"]]
+        problems = find_unreadable(
+            paths,
+            mode=self.verify_images,
+            reader=self.reader,
+            workers=self.verify_workers,
+            progress=self.verify_progress,
+        )
+        self.unreadable = problems
+        if not problems:
+            return splits
+        examples = "; ".join(list(problems.values())[:3])
+        message = (
+            f"{len(problems)} of {len(set(paths))} images cannot be read (corrupt, truncated or "
+            f"not an image): {examples}"
+        )
+        if self.missing_images == "error":
+            raise ImageReadError(message + "; set data.missing_images=skip to leave them out")
+        log.warning("%s; skipping them", message)
+        return {
+            name: t[~t["path"].isin(problems)].reset_index(drop=True) for name, t in splits.items()
+        }
+
     def _loader(
         self,
         dataset: ImageDataset,
@@ -157,6 +369,7 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         *,
         shuffle: bool = False,
         drop_last: bool = False,
+        sampler: Sampler[int] | None = None,
     ) -> DataLoader:
         if drop_last and len(dataset) < batch_size:
             raise ConfigError(
@@ -168,6 +381,7 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
             dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             drop_last=drop_last,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

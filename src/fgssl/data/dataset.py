@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -24,7 +25,7 @@ class ImageDataset(Dataset[dict[str, torch.Tensor]]):
         labels: Sequence[int],
         transform: Callable[[np.ndarray], torch.Tensor],
         view_transform: Callable[[np.ndarray], torch.Tensor] | None = None,
-        reader: Callable[[str | Path], np.ndarray] = read_rgb,
+        reader: Callable[[str | os.PathLike[str]], np.ndarray] = read_rgb,
     ):
         if len(paths) != len(labels):
             raise ValueError(f"{len(paths)} paths but {len(labels)} labels")

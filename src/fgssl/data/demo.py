@@ -219,6 +219,8 @@ def _write_tree(folder: Path, settings: dict[str, Any]) -> None:
 class DemoAPTOSDataModule(APTOS2019DataModule):
     """:class:`APTOS2019DataModule` over the synthetic demo data, generated on first use."""
 
+    transforms_preset = "fundus_small"
+
     def __init__(
         self,
         root: str | os.PathLike[str] | None = None,

@@ -18,14 +18,17 @@ def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
     """Decode ``path`` into an (H, W, 3) uint8 RGB array.
 
     Grayscale and palette images are expanded to three channels, 16-bit images scaled to
-    8 bits, and an alpha channel is dropped. Raises :class:`ImageReadError` naming the file
-    when it cannot be decoded.
+    8 bits, an alpha channel is dropped and the EXIF orientation applied. Raises
+    :class:`ImageReadError` naming the file when it cannot be decoded.
     """
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as error:
         raise ImageReadError(f"cannot read image file {os.fspath(path)!r}: {error}") from error
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error:  # some malformed headers make OpenCV raise rather than return None
+        image = None
     if image is None:
         raise ImageReadError(
             f"cannot decode image file {os.fspath(path)!r} ({data.size} bytes): "

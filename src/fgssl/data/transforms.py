@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from importlib import resources
 from typing import Any
 
 import albumentations as A
 import numpy as np
 import torch
 from albumentations.pytorch import ToTensorV2
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from fgssl.errors import ConfigError
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -17,6 +22,8 @@ __all__ = [
     "TensorTransform",
     "default_pipelines",
     "finalize",
+    "load_pipelines",
+    "transform_presets",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -28,40 +35,41 @@ self-supervised views of the pretrain phase."""
 TensorTransform = Callable[[np.ndarray], torch.Tensor]
 
 
-def default_pipelines(image_size: int, resize_size: int) -> dict[str, A.BasicTransform]:
-    """Geometry + colour augmentations (before normalisation) for each pipeline.
+def load_pipelines(preset: str, image_size: int, resize_size: int) -> dict[str, Any]:
+    """The pipelines of a shipped transforms config (``conf/data/transforms/<preset>.yaml``:
+    ``default``, ``fundus``, ``fundus_small``, ``skin``), built for these sizes.
 
-    Eval resizes the short side to ``resize_size`` and centre-crops ``image_size``; the
-    training pipelines crop at random and flip. View 1: flip, grayscale (p=0.2), blur
-    always; view 2: grayscale (0.2), blur (0.1), solarize (0.2).
+    The YAML files are the single definition of each preset: ``fgssl-train`` selects them
+    with ``data/transforms=<preset>``, and the data modules use them as their defaults.
     """
+    source = resources.files("fgssl.conf").joinpath("data", "transforms", f"{preset}.yaml")
+    if not source.is_file():
+        raise ConfigError(
+            f"unknown transforms preset {preset!r}: expected one of {transform_presets()}"
+        )
+    node = OmegaConf.create({"data": {"image_size": image_size, "resize_size": resize_size}})
+    node.pipelines = OmegaConf.create(source.read_text())
+    pipelines = instantiate(node.pipelines, _convert_="all")
+    return {str(name): pipeline for name, pipeline in pipelines.items()}
 
-    def geometry(train: bool) -> list[Any]:
-        crop = A.RandomCrop if train else A.CenterCrop
-        return [A.SmallestMaxSize(max_size=resize_size), crop(image_size, image_size)]
 
-    flips = [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]
-    return {
-        "train": A.Compose([*geometry(True), *flips]),
-        "eval": A.Compose(geometry(False)),
-        "view1": A.Compose(
-            [
-                *geometry(True),
-                *flips,
-                A.ToGray(p=0.2),
-                A.GaussianBlur(sigma_limit=(0.1, 2.0), p=1.0),
-            ]
-        ),
-        "view2": A.Compose(
-            [
-                *geometry(True),
-                *flips,
-                A.ToGray(p=0.2),
-                A.GaussianBlur(sigma_limit=(0.1, 2.0), p=0.1),
-                A.Solarize(p=0.2),
-            ]
-        ),
-    }
+def transform_presets() -> list[str]:
+    """The names of the shipped transforms configs."""
+    folder = resources.files("fgssl.conf").joinpath("data", "transforms")
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def default_pipelines(image_size: int, resize_size: int) -> dict[str, Any]:
+    """The generic pipelines (the ``default`` preset), before normalisation.
+
+    Train: short side to ``resize_size``, random ``image_size`` crop, flips. Eval: short
+    side to ``resize_size``, centre crop. The self-supervised views (as the reference
+    FG-SSL code): the image at ``image_size``; view 1 adds a horizontal flip, grayscale
+    (p=0.2) and a Gaussian blur (always), view 2 grayscale (0.2), blur (0.1), solarize (0.2).
+    """
+    return load_pipelines("default", image_size, resize_size)
 
 
 class _Finalized:

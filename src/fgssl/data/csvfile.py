@@ -1,0 +1,194 @@
+"""Users' own images listed in a CSV file with their labels."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fgssl.data.base import ImageClassificationDataModule, SplitTables
+from fgssl.data.labels import class_names_of, encode_labels
+from fgssl.data.splits import assemble_splits, check_fractions
+from fgssl.data.tables import IMAGE_EXTENSIONS, read_csv_columns, require_dir
+from fgssl.errors import ConfigError, DataLayoutError
+
+__all__ = ["CSVDataModule"]
+
+log = logging.getLogger(__name__)
+
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+"""Accepted values of ``split_column`` (case-insensitive) -> split."""
+
+
+class CSVDataModule(ImageClassificationDataModule):
+    """Images listed in a CSV file with a path column and a label column::
+
+        root/labels.csv        path,label            (any other columns are kept aside)
+                               scans/a001.png,melanoma
+        root/scans/a001.png
+
+    Relative paths (of the CSV files and of the images) are resolved against ``root``; an
+    image path without an extension also matches ``<path>.png``, ``.jpg``, ... Labels are
+    class names (strings) or integer class indices.
+
+    The splits: a ``split_column`` (values train / val / test), or separate ``val_csv`` and
+    ``test_csv`` files, or else ``val_fraction`` (default 0.2) of the images drawn for
+    validation (seeded, stratified; grouped by ``group_column``, e.g. a patient id, when
+    given). Without a test split the test split is the validation split unless
+    ``test_fraction > 0`` holds one out too.
+
+    Args:
+        csv: the CSV of (training) images.
+        path_column, label_column: the names of its image-path and label columns.
+        class_names: the classes in label order (default: the distinct labels, sorted;
+            numerically when they are all integers).
+        ordinal: the classes are grades (the official metric is then quadratic weighted
+            kappa, else balanced accuracy).
+        **kwargs: see :class:`ImageClassificationDataModule`.
+    """
+
+    transforms_preset = "default"
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        csv: str | os.PathLike[str] = "labels.csv",
+        path_column: str = "path",
+        label_column: str = "label",
+        val_csv: str | os.PathLike[str] | None = None,
+        test_csv: str | os.PathLike[str] | None = None,
+        split_column: str | None = None,
+        group_column: str | None = None,
+        class_names: Sequence[str] | None = None,
+        ordinal: bool = False,
+        val_fraction: float | None = None,
+        test_fraction: float = 0.0,
+        **kwargs: Any,
+    ):
+        super().__init__(root, **kwargs)
+        check_fractions(val_fraction, test_fraction)
+        if split_column is not None and (val_csv is not None or test_csv is not None):
+            raise ConfigError(
+                "give either split_column or val_csv/test_csv for the splits, not both"
+            )
+        self.csv = self.root / Path(csv).expanduser()
+        self.val_csv = None if val_csv is None else self.root / Path(val_csv).expanduser()
+        self.test_csv = None if test_csv is None else self.root / Path(test_csv).expanduser()
+        self.path_column = path_column
+        self.label_column = label_column
+        self.split_column = split_column
+        self.group_column = group_column
+        self._class_names: tuple[str, ...] | None = tuple(class_names) if class_names else None
+        self.ordinal = ordinal
+        self.official_metric = "kappa" if ordinal else "balanced_acc"
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+
+    @property
+    def class_names(self) -> Sequence[str]:
+        """The classes, in label order (read from the CSV files when not given)."""
+        if self._class_names is None:
+            self.setup()
+        assert self._class_names is not None
+        return self._class_names
+
+    @class_names.setter
+    def class_names(self, names: Sequence[str]) -> None:
+        self._class_names = tuple(names)
+
+    def read_splits(self) -> SplitTables:
+        require_dir(self.root, "data root of the CSV data")
+        tables = {"train": self._read(self.csv)}
+        if self.split_column is not None:
+            tables = self._split_by_column(tables["train"])
+        for name, path in (("val", self.val_csv), ("test", self.test_csv)):
+            if path is not None:
+                tables[name] = self._read(path)
+        if self._class_names is None:
+            self._class_names = class_names_of(
+                label for table in tables.values() for label in table["raw_label"]
+            )
+            log.info("classes (label order): %s", list(self._class_names))
+        sources = {
+            "train": self.csv,
+            "val": self.val_csv or self.csv,
+            "test": self.test_csv or self.csv,
+        }
+        encoded = {name: self._encode(table, sources[name]) for name, table in tables.items()}
+        return assemble_splits(
+            encoded["train"],
+            val=encoded.get("val"),
+            test=encoded.get("test"),
+            val_fraction=self.val_fraction,
+            test_fraction=self.test_fraction,
+            seed=self.seed,
+            group_column="group" if self.group_column else None,
+        )
+
+    def _read(self, path: Path) -> pd.DataFrame:
+        columns = [self.path_column, self.label_column]
+        for extra in (self.split_column, self.group_column):
+            if extra is not None and extra not in columns:
+                columns.append(extra)
+        table = read_csv_columns(path, columns, "image list CSV")
+        raw_paths = table[self.path_column].str.strip()
+        labels = table[self.label_column].str.strip()
+        blank = raw_paths.eq("") | labels.eq("")
+        if blank.any():
+            rows = [str(i + 2) for i in blank[blank].index[:5]]  # +2: header, 1-based
+            raise DataLayoutError(
+                f"{int(blank.sum())} row(s) of {str(path)!r} have an empty {self.path_column!r} "
+                f"or {self.label_column!r} cell, e.g. line(s) {', '.join(rows)}"
+            )
+        frame = pd.DataFrame(
+            {"id": raw_paths, "raw_label": labels, "path": [self._locate(p) for p in raw_paths]}
+        )
+        if self.split_column is not None:
+            frame["split"] = table[self.split_column].str.strip().str.lower()
+        if self.group_column is not None:
+            frame["group"] = table[self.group_column].str.strip()
+        duplicated = frame["id"].duplicated()
+        if duplicated.any():
+            raise DataLayoutError(
+                f"{int(duplicated.sum())} image path(s) appear twice in {str(path)!r}, e.g. "
+                f"{frame.loc[duplicated, 'id'].iloc[0]!r}"
+            )
+        return self.drop_missing(
+            frame, source=path, expected=f"files relative to {str(self.root)!r}"
+        )
+
+    def _locate(self, raw: str) -> str | None:
+        path = self.root / Path(raw).expanduser()
+        if path.is_file():
+            return str(path)
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            for extension in IMAGE_EXTENSIONS:
+                candidate = path.with_name(path.name + extension)
+                if candidate.is_file():
+                    return str(candidate)
+        return None
+
+    def _split_by_column(self, table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        known = table["split"].map(SPLIT_NAMES)
+        if known.isna().any():
+            bad = sorted(set(table.loc[known.isna(), "split"]))
+            raise DataLayoutError(
+                f"{str(self.csv)!r} has unknown value(s) {bad[:5]} in its split column "
+                f"{self.split_column!r}: expected train, val (or valid, validation) or test"
+            )
+        tables = {name: table[known == name] for name in ("train", "val", "test")}
+        return {name: t for name, t in tables.items() if not t.empty or name == "train"}
+
+    def _encode(self, table: pd.DataFrame, source: Path) -> pd.DataFrame:
+        labels = encode_labels(
+            table["raw_label"].tolist(),
+            self.class_names,
+            ids=table["id"].tolist(),
+            source=repr(str(source)),
+        )
+        return table.assign(label=labels).drop(columns="raw_label")

@@ -1,0 +1,79 @@
+"""Filling a data module's image cache ahead of training (what ``fgssl-prepare`` runs)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fgssl.data.base import ImageClassificationDataModule
+from fgssl.data.cache import ImageCache
+from fgssl.errors import ConfigError
+
+__all__ = ["CacheReport", "fill_cache"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CacheReport:
+    """What :func:`fill_cache` did."""
+
+    images: int
+    """Distinct images of the data module (all splits), after any left out."""
+    already_cached: int
+    built: int
+    left_out: int
+    """Images left out as unreadable (``missing_images="skip"``)."""
+    megabytes: float
+    """Size of the cache entries of these images."""
+    seconds: float
+
+
+def fill_cache(
+    datamodule: ImageClassificationDataModule,
+    *,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> CacheReport:
+    """Read and check the data module's files and decode every image once into its cache.
+
+    Decoding is the most thorough check of the images: unreadable ones raise
+    :class:`~fgssl.errors.ImageReadError` naming them, or are left out under
+    ``missing_images="skip"``. Entries already in the cache are only read back.
+    """
+    cache = datamodule.cache
+    if cache is None:
+        raise ConfigError(
+            "the data config has no image cache: set data.cache_dir=/path/to/cache "
+            "(any folder; one cache serves every dataset)"
+        )
+    started = time.perf_counter()
+    hits, builds = cache.hits, cache.builds
+    datamodule.splits = None
+    datamodule.verify_images = "decode"
+    datamodule.verify_workers = workers
+    datamodule.verify_progress = progress
+    try:
+        datamodule.setup()
+    finally:
+        datamodule.verify_progress = None
+    assert datamodule.splits is not None
+    kept = {p for table in datamodule.splits.values() for p in table["path"]}
+    size = sum(cache.entry(p).stat().st_size for p in kept if _is_cached(cache, p))
+    return CacheReport(
+        images=len(kept),
+        already_cached=cache.hits - hits,
+        built=cache.builds - builds,
+        left_out=len(datamodule.unreadable),
+        megabytes=size / 2**20,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _is_cached(cache: ImageCache, path: str) -> bool:
+    try:
+        return cache.entry(path).is_file()
+    except OSError:  # the source itself is gone
+        return False
