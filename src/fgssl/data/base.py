@@ -17,8 +17,9 @@ from torch.utils.data import DataLoader, Sampler
 
 from fgssl.data.cache import CacheFormat, ImageCache
 from fgssl.data.dataset import ImageDataset
-from fgssl.data.imbalance import balancing_sampler, class_weights
+from fgssl.data.imbalance import balancing_weights, class_weights
 from fgssl.data.io import read_rgb
+from fgssl.data.sampling import EpochSampler, shared_epoch
 from fgssl.data.splits import label_subset
 from fgssl.data.tables import index_images
 from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, finalize, load_pipelines
@@ -254,6 +255,7 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
             self.transforms[pipeline],
             view,
             reader=self.reader,
+            seed=self.seed if split == "train" else None,
         )
 
     def class_counts(self) -> np.ndarray:
@@ -270,13 +272,17 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         return class_weights(method, self.class_counts(), self.class_names)
 
     def train_dataloader(self) -> DataLoader:
+        """Shuffled (or class-balanced) anew each epoch from (seed, epoch) alone, with
+        augmentations seeded per image: a resumed run sees the same data as an
+        uninterrupted one."""
         dataset = self.dataset("train")
-        sampler = None
+        trainer = getattr(self, "trainer", None)
+        dataset.epoch = shared_epoch(trainer.current_epoch if trainer is not None else 0)
+        weights = None
         if self.sampler == "weighted" and self.phase == "finetune":
-            sampler = balancing_sampler(dataset.labels.tolist(), seed=self.seed)
-        return self._loader(
-            dataset, self.batch_size, shuffle=sampler is None, drop_last=True, sampler=sampler
-        )
+            weights = balancing_weights(dataset.labels.tolist())
+        sampler = EpochSampler(len(dataset), seed=self.seed, epoch=dataset.epoch, weights=weights)
+        return self._loader(dataset, self.batch_size, drop_last=True, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.dataset("val"), self.eval_batch_size)
@@ -367,7 +373,6 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         dataset: ImageDataset,
         batch_size: int,
         *,
-        shuffle: bool = False,
         drop_last: bool = False,
         sampler: Sampler[int] | None = None,
     ) -> DataLoader:
@@ -376,15 +381,12 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
                 f"the training split has {len(dataset)} images, fewer than batch_size="
                 f"{batch_size}: lower data.batch_size"
             )
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
             sampler=sampler,
             drop_last=drop_last,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
-            generator=generator,
         )

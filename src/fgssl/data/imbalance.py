@@ -6,12 +6,10 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
-import torch
-from torch.utils.data import WeightedRandomSampler
 
 from fgssl.errors import ConfigError
 
-__all__ = ["balancing_sampler", "class_weights"]
+__all__ = ["balancing_weights", "class_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +45,9 @@ def class_weights(
     return weights_list
 
 
-def balancing_sampler(labels: Sequence[int], *, seed: int) -> WeightedRandomSampler:
-    """Draws ``len(labels)`` indices with replacement, each with a probability inverse to the
-    frequency of its class, so every class is drawn about equally often."""
+def balancing_weights(labels: Sequence[int]) -> list[float]:
+    """Sampling weight of each image, inverse to the frequency of its class, so that every
+    class is drawn about equally often (see :class:`fgssl.data.sampling.EpochSampler`)."""
     labels_array = np.asarray(labels)
     counts = np.bincount(labels_array)
-    weights = 1.0 / counts[labels_array]
-    return WeightedRandomSampler(
-        weights.tolist(),
-        num_samples=len(labels_array),
-        replacement=True,
-        generator=torch.Generator().manual_seed(seed),
-    )
+    return (1.0 / counts[labels_array]).tolist()

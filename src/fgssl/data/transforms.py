@@ -81,6 +81,10 @@ class _Finalized:
     def __call__(self, image: np.ndarray) -> torch.Tensor:
         return self.pipeline(image=image)["image"]
 
+    def reseed(self, seed: int) -> None:
+        """Make the next call's random choices a function of ``seed``."""
+        self.pipeline.set_random_seed(seed)
+
 
 def finalize(
     pipelines: Mapping[str, Callable[..., Any]],
