@@ -28,3 +28,6 @@ def test_benchmark_quick_run_writes_every_section(tmp_path: Path) -> None:
     assert set(steps) >= {"full_pass", "progressive_finetune", "fused_pretrain"}
     assert all(step["seconds"] > 0 for step in steps.values())
     assert "## training steps" in result.stdout
+    assert {"data", "ddp", "options"} <= set(results)
+    assert len(results["ddp"]["rows"]) == 3
+    assert {row["option"] for row in results["options"]["options"]} >= {"plain", "channels_last"}

@@ -147,6 +147,8 @@ def measure_step(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         }
 
     step_mode, phase = kind.split("_")
+    if args.devices > 1:  # the same global batch, split over the processes
+        x, view, labels = (t[: batch // args.devices] for t in (x, view, labels))
     module = FGSSLModule(
         FGSSLNet(backbone, num_classes=5, activation_checkpointing=args.checkpointing),
         phase=phase,  # type: ignore[arg-type]
@@ -172,7 +174,8 @@ def measure_step(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     warmup = 2
     trainer = pl.Trainer(
         accelerator="gpu" if device.type == "cuda" else "cpu",
-        devices=1,
+        devices=args.devices,
+        strategy="ddp_find_unused_parameters_true" if args.devices > 1 else "auto",
         precision=args.precision,
         max_epochs=warmup + args.repeats,
         logger=False,
@@ -202,8 +205,11 @@ def _main() -> None:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--checkpointing", action="store_true")
+    parser.add_argument("--devices", type=int, default=1)
     args = parser.parse_args()
-    print(json.dumps(measure_step(args.kind, args)))
+    result = measure_step(args.kind, args)
+    if int(os.environ.get("LOCAL_RANK", 0)) == 0:
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":
