@@ -311,7 +311,10 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         """
         index = index_images(folders, ignore=ignore)
         ids = table["id"].tolist()
-        frame = table.assign(path=[str(index[i]) if i in index else None for i in ids])
+        paths = pd.Series(
+            [str(index[i]) if i in index else None for i in ids], index=table.index, dtype=object
+        )
+        frame = table.assign(path=paths)
         unlisted = len(set(index) - set(ids))
         if unlisted:
             log.info(
