@@ -6,6 +6,7 @@ The command-line tools print these as one clear message instead of a traceback.
 from __future__ import annotations
 
 __all__ = [
+    "CheckpointError",
     "ConfigError",
     "DataLayoutError",
     "DataNotFoundError",
@@ -47,3 +48,7 @@ class PretrainedWeightsError(FgsslError, RuntimeError):
 
 class NonFiniteLossError(FgsslError, FloatingPointError):
     """A stage's loss became NaN or infinite."""
+
+
+class CheckpointError(FgsslError, ValueError):
+    """A file is missing or is not an fgssl checkpoint."""
