@@ -93,6 +93,8 @@ def tiny_run(aptos_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
     run_dir = tmp_path_factory.mktemp("tiny-run")
     GlobalHydra.instance().clear()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # on a shared CPU, two threads can be many times slower
     with initialize_config_module("fgssl.conf", version_base="1.3"):
         cfg = compose(
             "train",
@@ -102,5 +104,8 @@ def tiny_run(aptos_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
         HydraConfig.instance().set_config(cfg)
         with open_dict(cfg):
             del cfg["hydra"]
-        run_training(cfg, run_dir)
+        try:
+            run_training(cfg, run_dir)
+        finally:
+            torch.set_num_threads(threads)
     return run_dir

@@ -17,9 +17,12 @@ import torch
 from fgssl.cli import eval as eval_cli
 from fgssl.cli import predict as predict_cli
 from fgssl.cli import ssl_eval as ssl_eval_cli
+from helpers import one_thread
 
 BIN = Path(sys.executable).parent
 CLASSES = ["No DR", "Mild", "Moderate", "Severe", "Proliferative DR"]
+
+single_thread = pytest.fixture(autouse=True)(one_thread)
 
 
 @pytest.fixture

@@ -29,9 +29,11 @@ from fgssl.evaluation import (
 )
 from fgssl.evaluation.evaluate import build_eval_datamodule
 from fgssl.evaluation.predict import eval_transform
-from helpers import RandomDataModule, tiny_net, tiny_trainer
+from helpers import RandomDataModule, one_thread, tiny_net, tiny_trainer
 
 # ------------------------------------------------------------------ checkpoint loading
+
+single_thread = pytest.fixture(autouse=True)(one_thread)
 
 
 def test_load_run_rebuilds_the_trained_network(tiny_run: Path) -> None:
@@ -259,3 +261,22 @@ def test_eval_transform_needs_a_config_or_an_image_size() -> None:
         eval_transform(None)
     image = np.zeros((50, 70, 3), dtype=np.uint8)
     assert tuple(eval_transform(None, image_size=32)(image).shape) == (3, 32, 32)
+
+
+def test_early_stopping_ends_finetuning(compose_config, aptos_root: Path, tmp_path: Path) -> None:
+    """With a min_delta no score can beat, the epoch after the first one stops training."""
+    from conftest import TINY_RUN_OVERRIDES
+    from fgssl.pipeline import run_training
+
+    cfg = compose_config(
+        *TINY_RUN_OVERRIDES,
+        f"data.root={aptos_root}",
+        "pretrain_epochs=0",
+        "finetune_epochs=6",
+        "early_stopping.patience=1",
+        "early_stopping.min_delta=10",
+        "figures.enabled=false",
+    )
+    run_training(cfg, tmp_path)
+    metrics = pd.read_csv(tmp_path / "finetune" / "metrics.csv")
+    assert metrics["val/combined/kappa"].notna().sum() == 2

@@ -21,7 +21,9 @@ from fgssl.plots import (
 )
 from fgssl.plots.gradcam import HeadLogits
 from fgssl.plots.run import pick_images
-from helpers import tiny_net
+from helpers import one_thread, tiny_net
+
+single_thread = pytest.fixture(autouse=True)(one_thread)
 
 
 def image_size(path: Path) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -132,7 +133,12 @@ def test_method_sweep_and_its_report(aptos_root: Path, tmp_path: Path) -> None:
         "figures.enabled=false",
         f"hydra.sweep.dir={sweep_dir}",
     ]
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    # One thread: on a CPU shared with other processes, two OpenMP threads can be many times
+    # slower than one.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = collect_runs(sweep_dir)
     assert len(runs) == 6
