@@ -26,6 +26,10 @@ class ConfigError(FgsslError, ValueError):
     """A configuration value is missing, unknown or out of range."""
 
 
+class CheckpointError(FgsslError, ValueError):
+    """A checkpoint is missing, unreadable, or does not fit the run or the code."""
+
+
 class DataNotFoundError(FgsslError, FileNotFoundError):
     """A dataset folder or file is not where it should be."""
 
@@ -48,7 +52,3 @@ class PretrainedWeightsError(FgsslError, RuntimeError):
 
 class NonFiniteLossError(FgsslError, FloatingPointError):
     """A stage's loss became NaN or infinite."""
-
-
-class CheckpointError(FgsslError, ValueError):
-    """A file is missing or is not an fgssl checkpoint."""
