@@ -156,6 +156,10 @@ def test_ssl_eval_of_the_pretrained_checkpoint(run_copy: Path, capsys) -> None:
         assert 0.0 <= results[protocol]["balanced_acc"] <= 1.0
         assert -1.0 <= results[protocol]["kappa"] <= 1.0
     assert "linear_probe" in capsys.readouterr().out
+    assert ssl_eval_cli.main([str(run_copy), "data.num_workers=0", "--random-init"]) == 0
+    reference = json.loads((run_copy / "ssl_eval_random_init.json").read_text())
+    assert reference["random_init"] is True and not results["random_init"]
+    assert reference["knn"] != results["knn"]  # other weights, other neighbours
 
 
 def test_console_scripts_are_registered() -> None:

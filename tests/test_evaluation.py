@@ -48,6 +48,9 @@ def test_load_run_rebuilds_the_trained_network(tiny_run: Path) -> None:
     assert resolve_checkpoint(tiny_run, phase="pretrain") == (
         tiny_run / "pretrain/checkpoints/last.ckpt"
     )
+    fresh = load_run(tiny_run, random_init=True).module.state_dict()
+    assert fresh.keys() == saved.keys()
+    assert not torch.equal(fresh["net.classifiers.0.weight"], saved["net.classifiers.0.weight"])
 
 
 def test_load_checkpoint_never_downloads_imagenet_weights(tiny_run: Path, tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from fgssl.cli.common import add_common_options, resolve_device, run_command
 from fgssl.errors import ConfigError
 from fgssl.evaluation.checkpoints import load_run
@@ -61,17 +63,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--probe-c", type=float, default=1.0, help="inverse L2 strength of the probe (default: 1)"
     )
+    parser.add_argument(
+        "--random-init",
+        action="store_true",
+        help="score the checkpoint's network with random weights instead (seeded by --seed): "
+        "the reference that pretrained features should beat",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of --random-init (default: 0)")
     parser.add_argument("--config", help="the run's config.yaml (default: found in the run)")
     parser.add_argument(
-        "--output", help="JSON file for the results (default: <run dir>/ssl_eval_<phase>.json)"
+        "--output",
+        help="JSON file for the results (default: <run dir>/ssl_eval_<phase or random_init>.json)",
     )
     add_common_options(parser)
     return parser
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    torch.manual_seed(args.seed)
     loaded = load_run(
-        args.path, phase=args.phase, config=args.config, trusted=args.trust_checkpoint
+        args.path,
+        phase=args.phase,
+        config=args.config,
+        trusted=args.trust_checkpoint,
+        random_init=args.random_init,
     )
     if loaded.config is None:
         raise ConfigError(
@@ -90,13 +105,16 @@ def _evaluate(args: argparse.Namespace) -> int:
         probe_c=args.probe_c,
     )
     results["checkpoint"] = str(loaded.checkpoint)
+    results["random_init"] = args.random_init
     folder = loaded.run_dir or loaded.checkpoint.parent
-    output = Path(args.output) if args.output else folder / f"ssl_eval_{args.phase}.json"
+    name = "random_init" if args.random_init else args.phase
+    output = Path(args.output) if args.output else folder / f"ssl_eval_{name}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n")
     protocols = [p for p in PROTOCOLS if p in results]
+    weights = "random weights in the network" if args.random_init else "frozen features"
     print(
-        f"frozen features ({results['feature_dim']} dims) of {loaded.checkpoint}: fitted on "
+        f"{weights} ({results['feature_dim']} dims) of {loaded.checkpoint}: fitted on "
         f"{results['train_images']} train images, scored on {results['eval_images']} "
         f"{args.split} images"
     )

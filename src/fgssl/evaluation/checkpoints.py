@@ -81,14 +81,19 @@ def find_run_dir(checkpoint: Path) -> Path | None:
 
 
 def load_checkpoint(
-    path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu", trusted: bool = False
+    path: str | os.PathLike[str],
+    *,
+    map_location: str | torch.device = "cpu",
+    trusted: bool = False,
+    random_init: bool = False,
 ) -> FGSSLModule:
     """Rebuild the FGSSLModule saved in ``path``, in eval mode, without downloading anything.
 
     The network is rebuilt from the config saved in the checkpoint's hyper-parameters with
     ``pretrained=False`` (the trained weights replace ImageNet's anyway). The file is read
     with ``torch.load(weights_only=True)``; a checkpoint that needs full unpickling is refused
-    unless ``trusted`` (unpickling runs code stored in the file).
+    unless ``trusted`` (unpickling runs code stored in the file). ``random_init`` keeps the
+    freshly built (randomly initialised) weights: the reference point of the SSL protocols.
 
     Raises:
         CheckpointError: the file is missing, is not a PyTorch checkpoint, or was not written
@@ -115,7 +120,8 @@ def load_checkpoint(
         log.warning("%s: ignoring hyper-parameters this fgssl does not know: %s", path, unknown)
     try:
         module = FGSSLModule(**{k: v for k, v in kwargs.items() if k in accepted})
-        module.load_state_dict(checkpoint["state_dict"])
+        if not random_init:
+            module.load_state_dict(checkpoint["state_dict"])
     except (RuntimeError, KeyError, TypeError, ValueError) as error:
         raise CheckpointError(
             f"cannot rebuild the network of {str(path)!r} from its saved config: {error}"
@@ -129,13 +135,15 @@ def load_run(
     phase: str = "finetune",
     config: str | os.PathLike[str] | None = None,
     trusted: bool = False,
+    random_init: bool = False,
 ) -> LoadedRun:
     """Load a checkpoint file or a run directory's checkpoint of ``phase``, with its config.
 
-    ``config`` is a ``config.yaml`` to use instead of the one found in the run directory.
+    ``config`` is a ``config.yaml`` to use instead of the one found in the run directory;
+    ``random_init``: see :func:`load_checkpoint`.
     """
     checkpoint = resolve_checkpoint(path, phase=phase)
-    module = load_checkpoint(checkpoint, trusted=trusted)
+    module = load_checkpoint(checkpoint, trusted=trusted, random_init=random_init)
     run_dir = find_run_dir(checkpoint)
     config_path = Path(config).expanduser() if config else None
     if config_path is None and run_dir is not None:
