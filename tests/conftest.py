@@ -80,3 +80,46 @@ def compose_config() -> Iterator[Callable[..., DictConfig]]:
 
     with initialize_config_module("fgssl.conf", version_base="1.3"):
         yield _compose
+
+
+TINY_RUN_OVERRIDES = [
+    "+experiment=demo",
+    *TINY_TRAINING,
+    "data._target_=fgssl.data.APTOS2019DataModule",
+    "~data.num_train",
+    "~data.num_test",
+    "~data.generated_size",
+    "data.test_fraction=0.2",
+    "pretrain_epochs=1",
+    "finetune_epochs=2",
+    "trainer.limit_train_batches=2",
+]
+"""A run of the whole pipeline on :func:`aptos_root` in seconds (needs ``data.root``)."""
+
+
+@pytest.fixture(scope="session")
+def tiny_run(aptos_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished fgssl-train run directory (pretrain + finetune + test + figures) on
+    :func:`aptos_root`, shared by the evaluation tests: treat it as read-only."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from fgssl.pipeline import run_training
+
+    run_dir = tmp_path_factory.mktemp("tiny-run")
+    GlobalHydra.instance().clear()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # on a shared CPU, two threads can be many times slower
+    with initialize_config_module("fgssl.conf", version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[*TINY_RUN_OVERRIDES, f"data.root={aptos_root}"],
+            return_hydra_config=True,
+        )
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        try:
+            run_training(cfg, run_dir)
+        finally:
+            torch.set_num_threads(threads)
+    return run_dir

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -71,3 +73,14 @@ def tiny_module(**kwargs: object) -> FGSSLModule:
     options.update(kwargs)
     net = options.pop("net", None) or tiny_net()
     return FGSSLModule(net, **options)  # type: ignore[arg-type]
+
+
+def one_thread() -> Iterator[None]:
+    """Run a test with one intra-op thread: on a CPU shared with other processes, two
+    OpenMP threads can be many times slower than one (use as an autouse fixture)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

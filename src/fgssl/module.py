@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from pytorch_lightning.core.optimizer import LightningOptimizer
 from torch import nn
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 
 from fgssl.errors import ConfigError, NonFiniteLossError
 from fgssl.losses import BarlowTwinsLoss
-from fgssl.metrics import classification_metrics
+from fgssl.metrics import classification_metrics, confusion_matrix_metric
 from fgssl.models.base import NetOutput, StagedNet, StageOutput
 from fgssl.nonfinite import NonFiniteWatch
 from fgssl.ops.jigsaw import jigsaw
@@ -29,6 +29,8 @@ __all__ = ["FGSSLModule"]
 Phase = Literal["pretrain", "finetune"]
 StepMode = Literal["progressive", "fused"]
 OptimizerFactory = Callable[[Iterable[dict[str, Any]]], torch.optim.Optimizer]
+EVAL_HEADS = ("combined", "concat")
+"""The predictions evaluated: the sum of all heads' logits, and the concat head alone."""
 
 
 def _default_optimizer(params: Iterable[dict[str, Any]]) -> torch.optim.Optimizer:
@@ -64,6 +66,8 @@ class FGSSLModule(pl.LightningModule):
             batch-normalised layers and slows finetuning down. 1/D is a sensible choice
             when the pretrain phase uses the finetune phase's learning rate.
         ordinal: the labels are grades (adds quadratic weighted kappa to the metrics).
+        class_names: one name per class; ISIC 2017's ``melanoma`` and ``seborrheic_keratosis``
+            add their one-vs-rest AUROCs and ``mean_auroc`` to the metrics.
         seed: seeds the jigsaw permutations (with epoch, batch and process rank).
         channels_last: run the network on channels-last tensors (faster convolutions on
             recent GPUs with mixed precision).
@@ -132,14 +136,21 @@ class FGSSLModule(pl.LightningModule):
         self.register_buffer("class_weights", weights, persistent=False)
         self.num_classes: int = self.net.num_classes
         self.class_names = list(class_names) if class_names else None
-        metrics = classification_metrics(self.num_classes, ordinal=ordinal)
+        metrics = classification_metrics(
+            self.num_classes, ordinal=ordinal, class_names=self.class_names
+        )
         self.eval_metrics = nn.ModuleDict(
             {
                 f"{split}_{head}": metrics.clone(prefix=f"{split}/{head}/")
                 for split in ("val", "test")
-                for head in ("combined", "concat")
+                for head in EVAL_HEADS
             }
         )
+        self.test_confusion = nn.ModuleDict(
+            {head: confusion_matrix_metric(self.num_classes) for head in EVAL_HEADS}
+        )
+        self.test_confusion_matrices: dict[str, list[list[int]]] = {}
+        """Confusion matrices (rows true, columns predicted) of the last test epoch, by head."""
 
     # ----------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> Any:
@@ -371,17 +382,35 @@ class FGSSLModule(pl.LightningModule):
         output = self._full_pass(batch["image"])
         labels = batch["label"]
         for head, logits in (("combined", output.combined), ("concat", output.concat)):
+            probabilities = logits.float().softmax(dim=1)
             metrics = cast(MetricCollection, self.eval_metrics[f"{split}_{head}"])
-            metrics.update(logits.float().softmax(dim=1), labels)
+            metrics.update(probabilities, labels)
             self.log_dict(metrics, on_step=False, on_epoch=True)
+            if split == "test":
+                cast(Metric, self.test_confusion[head]).update(probabilities, labels)
         loss = F.cross_entropy(output.concat.float(), labels)
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
+
+    def on_test_epoch_start(self) -> None:
+        for metric in self.test_confusion.values():
+            cast(Metric, metric).reset()
+
+    def on_test_epoch_end(self) -> None:
+        # compute() gathers the counts of every process (a collective: every rank runs it).
+        self.test_confusion_matrices = {
+            head: cast(Metric, metric).compute().long().tolist()
+            for head, metric in self.test_confusion.items()
+        }
 
     def predict_step(
         self, batch: Mapping[str, torch.Tensor], batch_idx: int
     ) -> dict[str, torch.Tensor]:
+        """Class probabilities of the combined prediction and of the concat head."""
         output = self._full_pass(batch["image"])
-        return {"probabilities": output.combined.float().softmax(dim=1)}
+        return {
+            "probabilities": output.combined.float().softmax(dim=1),
+            "concat_probabilities": output.concat.float().softmax(dim=1),
+        }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         from fgssl import __version__

@@ -10,6 +10,7 @@ Run directory layout::
     finetune/checkpoints/best.ckpt   best validation score (``monitor``)
     finetune/checkpoints/last.ckpt
     results.json                     test metrics of the best checkpoint, and run facts
+    training_curves.png, jigsaw_schedule.png, gradcam.png, confusion_matrix.png
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from fgssl.checkpointing import (
@@ -38,6 +39,8 @@ from fgssl.checkpointing import (
 )
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.errors import ConfigError
+from fgssl.evaluation.inference import device_for_accelerator
+from fgssl.evaluation.ssl import evaluate_frozen
 from fgssl.instantiation import instantiate_unwrapped, plain
 from fgssl.module import FGSSLModule
 from fgssl.resume import ResumePoint, find_resume_point
@@ -72,6 +75,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     timings: dict[str, float] = {}
 
     pretrained_state = None
+    ssl_results = None
     if cfg.pretrain_epochs > 0 and resume.finetune is None:
         datamodule.phase = "pretrain"
         module = build_module(cfg, datamodule, phase="pretrain")
@@ -81,6 +85,8 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume.pretrain, weights_only=True)
         pretrained_state = module.net.state_dict()
         timings["pretrain_seconds"] = time.perf_counter() - started
+        if cfg.ssl_eval.enabled and trainer.is_global_zero:
+            ssl_results = _evaluate_pretrained(cfg, module, datamodule)
 
     datamodule.phase = "finetune"
     module = build_module(cfg, datamodule, phase="finetune")
@@ -96,8 +102,18 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         save_last=True,
         auto_insert_metric_name=False,
     )
+    callbacks: list[pl.Callback] = [checkpoint]
+    if cfg.early_stopping.patience is not None:
+        callbacks.append(
+            EarlyStopping(
+                monitor=monitor,
+                mode=checkpoint.mode,
+                patience=cfg.early_stopping.patience,
+                min_delta=cfg.early_stopping.min_delta,
+            )
+        )
     finetune_started = time.perf_counter()
-    trainer = _build_trainer(cfg, run_dir / "finetune", cfg.finetune_epochs, callbacks=[checkpoint])
+    trainer = _build_trainer(cfg, run_dir / "finetune", cfg.finetune_epochs, callbacks=callbacks)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume.finetune, weights_only=True)
     timings["finetune_seconds"] = time.perf_counter() - finetune_started
 
@@ -112,11 +128,68 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "best_val_score": _to_float(checkpoint.best_model_score),
         "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
         "class_names": list(datamodule.class_names),
+        "confusion_matrix": module.test_confusion_matrices,
         "timings": timings,
     }
+    if ssl_results is not None:
+        results["ssl_eval"] = ssl_results
     if trainer.is_global_zero:
         _write_atomically(run_dir / "results.json", json.dumps(results, indent=2) + "\n")
+        if cfg.figures.enabled:
+            _write_figures(cfg, run_dir, module, datamodule, monitor)
     return results
+
+
+def _evaluate_pretrained(
+    cfg: DictConfig, module: FGSSLModule, datamodule: ImageClassificationDataModule
+) -> dict[str, Any]:
+    """Linear probe and k-NN on the frozen features of the pretrained network."""
+    results = evaluate_frozen(
+        module.net,
+        datamodule,
+        split=cfg.ssl_eval.split,
+        device=device_for_accelerator(cfg.trainer.accelerator),
+        knn_k=cfg.ssl_eval.knn_k,
+        knn_temperature=cfg.ssl_eval.knn_temperature,
+        probe_c=cfg.ssl_eval.probe_c,
+    )
+    metric = datamodule.official_metric
+    log.info(
+        "frozen pretrained features on the %s split: linear probe %s %.4f, k-NN %s %.4f",
+        results["split"],
+        metric,
+        results["linear_probe"].get(metric, float("nan")),
+        metric,
+        results["knn"].get(metric, float("nan")),
+    )
+    return results
+
+
+def _write_figures(
+    cfg: DictConfig,
+    run_dir: Path,
+    module: FGSSLModule,
+    datamodule: ImageClassificationDataModule,
+    monitor: str,
+) -> None:
+    """The run's PNGs. Training is finished and results.json written, so a failure here is
+    logged rather than raised."""
+    from fgssl.plots.run import write_run_figures
+
+    try:
+        written = write_run_figures(
+            run_dir,
+            net=module.net.to(device_for_accelerator(cfg.trainer.accelerator)),
+            datamodule=datamodule,
+            schedule=list(cfg.schedule.grids),
+            monitor=monitor,
+            confusion=module.test_confusion_matrices,
+            num_images=cfg.figures.num_images,
+        )
+    except Exception:
+        log.exception("could not write the figures of %s (the results are saved)", run_dir)
+        return
+    log.info("figures: %s", ", ".join(path.name for path in written))
 
 
 def build_datamodule(cfg: DictConfig) -> ImageClassificationDataModule:
@@ -245,6 +318,27 @@ def _check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"finetune_epochs must be >= 1, got {cfg.finetune_epochs}")
     if cfg.step_mode not in ("progressive", "fused"):
         raise ConfigError(f"step_mode must be 'progressive' or 'fused', got {cfg.step_mode!r}")
+    _check_method(cfg)
+
+
+def _check_method(cfg: DictConfig) -> None:
+    """A ``+method=`` config must still hold after the other groups were merged (a later
+    ``+experiment=`` on the command line overrides its model)."""
+    method = cfg.get("method")
+    if method is None:
+        return
+    target = str(cfg.model.net.get("_target_", ""))
+    if target.endswith("BaselineNet"):
+        trains = "baseline"
+    else:
+        trains = "fgssl" if cfg.pretrain_epochs > 0 else "pmg"
+    if trains != method:
+        raise ConfigError(
+            f"method={method} but the composed config trains {trains} (model.net._target_="
+            f"{target}, pretrain_epochs={cfg.pretrain_epochs}): put +method=... after "
+            "+experiment=... on the command line (the later one wins) and do not override "
+            "what the method sets"
+        )
 
 
 def _check_schedule_fits(cfg: DictConfig, datamodule: ImageClassificationDataModule) -> None:

@@ -1,0 +1,68 @@
+"""What the argparse-based console commands share: error handling, logging, devices."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+import torch
+
+from fgssl.errors import FgsslError
+from fgssl.evaluation.inference import default_device
+
+__all__ = ["add_common_options", "resolve_device", "run_command"]
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """--device, --trust-checkpoint and --verbose."""
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="torch device to run on, e.g. cpu, cuda, cuda:1 (default: cuda if available)",
+    )
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow full unpickling of a checkpoint that weights-only loading refuses "
+        "(runs code stored in the file: only for files you trust)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """``name`` as a torch device (``None``: CUDA if available, else the CPU)."""
+    if name is None:
+        return default_device()
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise FgsslError(f"--device {name!r} is not a torch device: {error}") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FgsslError(f"--device {name!r}: CUDA is not available on this machine")
+    return device
+
+
+def run_command(
+    prog: str, parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int]
+) -> Callable[[Sequence[str] | None], int]:
+    """An entry point that parses arguments, runs ``body`` and turns fgssl's errors into one
+    line on stderr and exit status 2 (``body`` returns the exit status otherwise)."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        args = parser.parse_intermixed_args(argv)
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+        try:
+            return body(args)
+        except FgsslError as error:
+            print(f"{prog}: error: {error}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"{prog}: interrupted", file=sys.stderr)
+            return 130
+
+    return main

@@ -1,0 +1,125 @@
+"""fgssl-eval: score a trained checkpoint on a labelled split of its dataset."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from fgssl.cli.common import add_common_options, resolve_device, run_command
+from fgssl.errors import ConfigError
+from fgssl.evaluation.checkpoints import load_run
+from fgssl.evaluation.evaluate import (
+    Evaluation,
+    build_eval_datamodule,
+    check_split_matches,
+    evaluate_split,
+    write_evaluation,
+)
+from fgssl.metrics import METRIC_DESCRIPTIONS
+
+PROG = "fgssl-eval"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Evaluate a trained fgssl checkpoint on a labelled split of its dataset: writes "
+            "results.json (every metric of the combined prediction and of the concat head, "
+            "and the confusion matrices), per_class.csv, predictions.csv and "
+            "confusion_matrix.png."
+        ),
+        epilog=(
+            "examples:\n"
+            "  fgssl-eval outputs/aptos/2024-05-01_10-00-00\n"
+            "  fgssl-eval outputs/aptos/2024-05-01_10-00-00 --split val --tta\n"
+            "  fgssl-eval run/finetune/checkpoints/last.ckpt data.root=/mnt/aptos2019\n"
+            "  fgssl-eval model.ckpt --config run/config.yaml --output eval-test"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "path",
+        help="a run directory of fgssl-train (uses finetune/checkpoints/best.ckpt) or a .ckpt",
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="changes to the run's config, e.g. data.root=/data/aptos data.num_workers=0",
+    )
+    parser.add_argument("--split", default="test", help="split to score (default: test)")
+    parser.add_argument(
+        "--config",
+        help="the run's config.yaml (default: the one in the checkpoint's run directory)",
+    )
+    parser.add_argument(
+        "--output",
+        help="folder for the outputs (default: <run dir>/eval/<split>)",
+    )
+    parser.add_argument(
+        "--tta", action="store_true", help="average the probabilities over 4 flips of each image"
+    )
+    parser.add_argument(
+        "--ignore-split-file",
+        action="store_true",
+        help="evaluate even if the rebuilt split differs from the run's split.csv",
+    )
+    add_common_options(parser)
+    return parser
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    loaded = load_run(args.path, config=args.config, trusted=args.trust_checkpoint)
+    if loaded.config is None:
+        raise ConfigError(
+            f"no config.yaml found above {str(loaded.checkpoint)!r}: pass the run's config "
+            "with --config to say which data to evaluate on"
+        )
+    datamodule = build_eval_datamodule(loaded.config, args.overrides)
+    datamodule.setup()
+    split_csv = loaded.run_dir / "split.csv" if loaded.run_dir else None
+    if split_csv is not None and split_csv.is_file() and not args.ignore_split_file:
+        assert datamodule.splits is not None
+        if args.split in datamodule.splits:
+            check_split_matches(datamodule, args.split, split_csv)
+    evaluation = evaluate_split(
+        loaded, datamodule, args.split, device=resolve_device(args.device), tta=args.tta
+    )
+    base = loaded.run_dir / "eval" if loaded.run_dir else loaded.checkpoint.parent / "eval"
+    out_dir = Path(args.output) if args.output else base / args.split
+    paths = write_evaluation(evaluation, out_dir)
+    print(summary(evaluation))
+    print(f"\nwritten: {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def summary(evaluation: Evaluation) -> str:
+    """The metrics of both heads as a plain-text table."""
+    lines = [
+        f"{evaluation.split} split, {len(evaluation.predictions)} images "
+        f"(official metric: {evaluation.official_metric})",
+        f"{'metric':<28}{'combined':>10}{'concat':>10}",
+    ]
+    for name in evaluation.metrics["combined"]:
+        label = f"{name}{' *' if name == evaluation.official_metric else ''}"
+        values = [evaluation.metrics[head][name] for head in ("combined", "concat")]
+        lines.append(f"{label:<28}{values[0]:>10.4f}{values[1]:>10.4f}")
+    names = list(evaluation.metrics["combined"])
+    width = max(len(n) for n in names)
+    legend = [f"  {n:<{width}}  {METRIC_DESCRIPTIONS.get(n, '')}" for n in names]
+    return "\n".join([*lines, "", *legend])
+
+
+main = run_command(PROG, build_parser(), _evaluate)
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    """Console entry point of ``fgssl-eval``."""
+    sys.exit(main(argv))
+
+
+if __name__ == "__main__":
+    cli()

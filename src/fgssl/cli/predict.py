@@ -1,0 +1,146 @@
+"""fgssl-predict: the class of every image of a folder or a CSV, from a trained checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from fgssl.cli.common import add_common_options, resolve_device, run_command
+from fgssl.errors import DataNotFoundError
+from fgssl.evaluation.checkpoints import load_run
+from fgssl.evaluation.predict import (
+    EXCLUDED_BY_DEFAULT,
+    eval_transform,
+    images_from_csv,
+    images_from_folder,
+    predict_images,
+    write_kaggle_submission,
+)
+
+PROG = "fgssl-predict"
+SHOWN_FAILURES = 20
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Predict new images with a trained fgssl checkpoint. Writes a CSV with one row per "
+            "image: id, path, prediction (class index), class (its name) and prob_<class> for "
+            "every class (the combined prediction's probabilities). Images that cannot be "
+            "read are listed (and written to <output>_failed.csv); the others are still "
+            "predicted, and the exit status is then 1."
+        ),
+        epilog=(
+            "examples:\n"
+            "  fgssl-predict outputs/aptos/2024-05-01_10-00-00 new_photos/ -o predictions.csv\n"
+            "  fgssl-predict RUN aptos/test.csv --image-dir aptos/test_images --tta \\\n"
+            "      --submission submission.csv\n"
+            "  fgssl-predict model.ckpt images/ --image-size 224   # no run config at hand"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "path",
+        help="a run directory of fgssl-train (uses finetune/checkpoints/best.ckpt) or a .ckpt",
+    )
+    parser.add_argument(
+        "input",
+        help="a folder of images (.png, .jpg, .jpeg, .bmp, .tif), or a CSV with a 'path' column "
+        "or an id column (id_code, image_id, image, id) naming files in --image-dir",
+    )
+    parser.add_argument(
+        "-o", "--output", default="predictions.csv", help="CSV to write (default: %(default)s)"
+    )
+    parser.add_argument("--image-dir", help="folder of the images a CSV lists by id")
+    parser.add_argument("--id-column", help="the CSV's id column (default: found by name)")
+    parser.add_argument(
+        "--submission",
+        help="also write an APTOS 2019 Kaggle submission (id_code,diagnosis) to this file",
+    )
+    parser.add_argument(
+        "--tta", action="store_true", help="average the probabilities over 4 flips of each image"
+    )
+    parser.add_argument(
+        "--config",
+        help="the run's config.yaml, for its image size and transforms (default: the one in "
+        "the checkpoint's run directory)",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        help="without a run config: resize the short side to 8/7 of this, centre-crop it",
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="default: %(default)s")
+    parser.add_argument(
+        "--num-workers", type=int, default=0, help="image-decoding processes (default: 0)"
+    )
+    parser.add_argument(
+        "--include-all",
+        action="store_true",
+        help=f"do not skip files named {', '.join(EXCLUDED_BY_DEFAULT)} in a folder "
+        "(ISIC 2017's superpixel maps)",
+    )
+    add_common_options(parser)
+    return parser
+
+
+def _predict(args: argparse.Namespace) -> int:
+    source = Path(args.input).expanduser()
+    if not source.exists():
+        raise DataNotFoundError(
+            f"input {str(source)!r} does not exist: expected a folder of images or a CSV"
+        )
+    loaded = load_run(args.path, config=args.config, trusted=args.trust_checkpoint)
+    transform = eval_transform(loaded.config, image_size=args.image_size)
+    if source.is_dir():
+        inputs = images_from_folder(source, exclude=() if args.include_all else EXCLUDED_BY_DEFAULT)
+    else:
+        inputs = images_from_csv(source, image_dir=args.image_dir, id_column=args.id_column)
+    predictions = predict_images(
+        loaded.module.net,
+        inputs,
+        transform,
+        loaded.class_names,
+        device=resolve_device(args.device),
+        tta=args.tta,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+    )
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    predictions.table.to_csv(output, index=False, float_format="%.6g")
+    print(f"{len(predictions.table)} of {len(inputs.ids)} images predicted: {output}")
+    if args.submission:
+        path = write_kaggle_submission(predictions.table, loaded.class_names, args.submission)
+        print(f"Kaggle submission: {path}")
+    if not predictions.failures:
+        return 0
+    failed_csv = output.with_name(f"{output.stem}_failed.csv")
+    pd.DataFrame(predictions.failures, columns=["id", "reason"]).to_csv(failed_csv, index=False)
+    print(
+        f"{PROG}: error: {len(predictions.failures)} image(s) could not be read and were not "
+        f"predicted (all listed in {failed_csv}):",
+        file=sys.stderr,
+    )
+    for image_id, reason in predictions.failures[:SHOWN_FAILURES]:
+        print(f"  {image_id}: {reason}", file=sys.stderr)
+    if len(predictions.failures) > SHOWN_FAILURES:
+        print(f"  ... and {len(predictions.failures) - SHOWN_FAILURES} more", file=sys.stderr)
+    return 1
+
+
+main = run_command(PROG, build_parser(), _predict)
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    """Console entry point of ``fgssl-predict``."""
+    sys.exit(main(argv))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,137 @@
+"""fgssl-ssl-eval: linear probe and k-NN on the frozen features of a (pretrained) checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from fgssl.cli.common import add_common_options, resolve_device, run_command
+from fgssl.errors import ConfigError
+from fgssl.evaluation.checkpoints import load_run
+from fgssl.evaluation.evaluate import build_eval_datamodule
+from fgssl.evaluation.ssl import PROTOCOLS, evaluate_frozen
+
+PROG = "fgssl-ssl-eval"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "The standard self-supervised evaluation protocols on frozen features: a "
+            "logistic-regression linear probe and a weighted k-NN classifier, fitted on the "
+            "training split and scored on --split with the task metrics."
+        ),
+        epilog=(
+            "examples:\n"
+            "  fgssl-ssl-eval outputs/demo/2024-05-01_10-00-00            # the pretrained net\n"
+            "  fgssl-ssl-eval RUN --phase finetune --protocol knn --knn-k 10\n"
+            "  fgssl-ssl-eval pretrain.ckpt --config RUN/config.yaml data.root=/data/aptos"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "path",
+        help="a run directory (uses the checkpoint of --phase) or a .ckpt of either phase",
+    )
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="changes to the run's config"
+    )
+    parser.add_argument(
+        "--phase",
+        choices=["pretrain", "finetune"],
+        default="pretrain",
+        help="which checkpoint of a run directory (default: %(default)s)",
+    )
+    parser.add_argument("--split", default="test", help="split to score (default: test)")
+    parser.add_argument(
+        "--protocol",
+        nargs="+",
+        choices=PROTOCOLS,
+        default=list(PROTOCOLS),
+        help="protocols to run (default: both)",
+    )
+    parser.add_argument("--knn-k", type=int, default=20, help="neighbours (default: 20)")
+    parser.add_argument(
+        "--knn-temperature", type=float, default=0.07, help="vote temperature (default: 0.07)"
+    )
+    parser.add_argument(
+        "--probe-c", type=float, default=1.0, help="inverse L2 strength of the probe (default: 1)"
+    )
+    parser.add_argument(
+        "--random-init",
+        action="store_true",
+        help="score the checkpoint's network with random weights instead (seeded by --seed): "
+        "the reference that pretrained features should beat",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of --random-init (default: 0)")
+    parser.add_argument("--config", help="the run's config.yaml (default: found in the run)")
+    parser.add_argument(
+        "--output",
+        help="JSON file for the results (default: <run dir>/ssl_eval_<phase or random_init>.json)",
+    )
+    add_common_options(parser)
+    return parser
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    torch.manual_seed(args.seed)
+    loaded = load_run(
+        args.path,
+        phase=args.phase,
+        config=args.config,
+        trusted=args.trust_checkpoint,
+        random_init=args.random_init,
+    )
+    if loaded.config is None:
+        raise ConfigError(
+            f"no config.yaml found above {str(loaded.checkpoint)!r}: pass the run's config "
+            "with --config to say which data to evaluate on"
+        )
+    datamodule = build_eval_datamodule(loaded.config, args.overrides)
+    results = evaluate_frozen(
+        loaded.module.net,
+        datamodule,
+        split=args.split,
+        protocols=tuple(args.protocol),
+        device=resolve_device(args.device),
+        knn_k=args.knn_k,
+        knn_temperature=args.knn_temperature,
+        probe_c=args.probe_c,
+    )
+    results["checkpoint"] = str(loaded.checkpoint)
+    results["random_init"] = args.random_init
+    folder = loaded.run_dir or loaded.checkpoint.parent
+    name = "random_init" if args.random_init else args.phase
+    output = Path(args.output) if args.output else folder / f"ssl_eval_{name}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    protocols = [p for p in PROTOCOLS if p in results]
+    weights = "random weights in the network" if args.random_init else "frozen features"
+    print(
+        f"{weights} ({results['feature_dim']} dims) of {loaded.checkpoint}: fitted on "
+        f"{results['train_images']} train images, scored on {results['eval_images']} "
+        f"{args.split} images"
+    )
+    print(f"{'metric':<28}" + "".join(f"{p:>14}" for p in protocols))
+    for name in results[protocols[0]]:
+        print(f"{name:<28}" + "".join(f"{results[p][name]:>14.4f}" for p in protocols))
+    print(f"\nwritten: {output}")
+    return 0
+
+
+main = run_command(PROG, build_parser(), _evaluate)
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    """Console entry point of ``fgssl-ssl-eval``."""
+    sys.exit(main(argv))
+
+
+if __name__ == "__main__":
+    cli()

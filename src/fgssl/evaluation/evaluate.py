@@ -1,0 +1,193 @@
+"""Evaluating a trained checkpoint on a labelled split: metrics, per-class report, figures."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from torch.utils.data import DataLoader
+
+from fgssl.data.base import ImageClassificationDataModule
+from fgssl.errors import ConfigError
+from fgssl.evaluation.checkpoints import LoadedRun
+from fgssl.evaluation.inference import HEADS, predict_probabilities
+from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score
+
+__all__ = [
+    "Evaluation",
+    "build_eval_datamodule",
+    "check_split_matches",
+    "evaluate_split",
+    "write_evaluation",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate_split` measured on one split."""
+
+    split: str
+    class_names: list[str]
+    official_metric: str
+    metrics: dict[str, dict[str, float]]
+    """By head (``combined``, ``concat``): metric name -> value."""
+    confusion: dict[str, list[list[int]]]
+    """By head: counts, rows = true class, columns = predicted class."""
+    per_class: pd.DataFrame
+    predictions: pd.DataFrame
+    """One row per image: id, label, prediction and the combined probability of each class."""
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "split": self.split,
+            "num_images": len(self.predictions),
+            "official_metric": self.official_metric,
+            "class_names": self.class_names,
+            "metrics": self.metrics,
+            "confusion_matrix": self.confusion,
+            **self.facts,
+        }
+
+
+def build_eval_datamodule(
+    config: DictConfig, overrides: Sequence[str] = ()
+) -> ImageClassificationDataModule:
+    """The data module of a run's ``config`` with ``KEY=VALUE`` overrides (e.g. ``data.root``).
+
+    Only existing keys may be overridden.
+    """
+    from fgssl.pipeline import build_datamodule
+
+    cfg = config.copy()
+    OmegaConf.set_struct(cfg, True)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. data.root=/data/aptos)")
+    try:
+        merged = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as error:
+        reason = str(error).strip().splitlines()[0]
+        raise ConfigError(f"cannot apply overrides {list(overrides)}: {reason}") from error
+    if not isinstance(merged, DictConfig) or "data" not in merged:
+        raise ConfigError("the run config has no 'data' section: is it an fgssl-train config?")
+    return build_datamodule(merged)
+
+
+def check_split_matches(
+    datamodule: ImageClassificationDataModule, split: str, split_csv: Path
+) -> None:
+    """Refuse to evaluate ``split`` if its images differ from those ``split.csv`` recorded.
+
+    A split rebuilt from changed data (or another seed) could hold training images.
+    """
+    recorded = pd.read_csv(split_csv, dtype={"id": str})
+    expected = set(recorded.loc[recorded["split"] == split, "id"])
+    assert datamodule.splits is not None
+    found = set(datamodule.splits[split]["id"].astype(str))
+    if expected != found:
+        raise ConfigError(
+            f"the {split!r} split rebuilt from the data ({len(found)} images) differs from the "
+            f"one the run recorded in {str(split_csv)!r} ({len(expected)} images, "
+            f"{len(expected - found)} of them missing now): the data or data.seed changed "
+            "since training. Pass --ignore-split-file to evaluate anyway."
+        )
+
+
+def evaluate_split(
+    loaded: LoadedRun,
+    datamodule: ImageClassificationDataModule,
+    split: str = "test",
+    *,
+    device: torch.device | str = "cpu",
+    tta: bool = False,
+) -> Evaluation:
+    """Predict every image of ``split`` and score the combined prediction and the concat head."""
+    datamodule.setup()
+    assert datamodule.splits is not None
+    if split not in datamodule.splits:
+        raise ConfigError(
+            f"{type(datamodule).__name__} has no {split!r} split: choose one of "
+            f"{sorted(datamodule.splits)}"
+        )
+    table = datamodule.splits[split]
+    if (table["label"] < 0).any():
+        raise ConfigError(
+            f"the {split!r} split has no labels to score against: use fgssl-predict for it"
+        )
+    class_names = list(datamodule.class_names)
+    if len(class_names) != loaded.module.num_classes:
+        raise ConfigError(
+            f"the checkpoint predicts {loaded.module.num_classes} classes but the data has "
+            f"{len(class_names)} ({class_names})"
+        )
+    loader = DataLoader(
+        datamodule.dataset(split, pipeline="eval"),
+        batch_size=datamodule.eval_batch_size,
+        num_workers=datamodule.num_workers,
+    )
+    outputs = predict_probabilities(loaded.module.net, loader, device=device, tta=tta)
+    labels = outputs["label"]
+    ordinal = bool(datamodule.ordinal)
+    metrics = {
+        head: score(outputs[head], labels, ordinal=ordinal, class_names=class_names)
+        for head in HEADS
+    }
+    per_class = pd.concat(
+        [per_class_report(outputs[head], labels, class_names).assign(head=head) for head in HEADS],
+        ignore_index=True,
+    )[["head", "class", "precision", "recall", "f1", "auroc", "support"]]
+    combined = outputs["combined"]
+    predictions = pd.DataFrame(
+        {
+            "id": table["id"].astype(str).tolist(),
+            "label": labels.tolist(),
+            "prediction": combined.argmax(dim=1).tolist(),
+            **{f"prob_{name}": combined[:, c].tolist() for c, name in enumerate(class_names)},
+        }
+    )
+    return Evaluation(
+        split=split,
+        class_names=class_names,
+        official_metric=datamodule.official_metric,
+        metrics=metrics,
+        confusion={head: confusion_matrix(outputs[head], labels) for head in HEADS},
+        per_class=per_class,
+        predictions=predictions,
+        facts={"checkpoint": str(loaded.checkpoint), "tta": tta},
+    )
+
+
+def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``results.json``, ``per_class.csv``, ``predictions.csv`` and
+    ``confusion_matrix.png`` into ``out_dir``; returns their paths by name."""
+    from fgssl.plots.confusion import plot_confusion_matrices
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "results": out_dir / "results.json",
+        "per_class": out_dir / "per_class.csv",
+        "predictions": out_dir / "predictions.csv",
+        "confusion_matrix": out_dir / "confusion_matrix.png",
+    }
+    paths["results"].write_text(json.dumps(evaluation.to_json(), indent=2) + "\n")
+    evaluation.per_class.to_csv(paths["per_class"], index=False, float_format="%.6g")
+    evaluation.predictions.to_csv(paths["predictions"], index=False, float_format="%.6g")
+    plot_confusion_matrices(
+        evaluation.confusion,
+        evaluation.class_names,
+        paths["confusion_matrix"],
+        title=f"{evaluation.split} split",
+    )
+    return paths

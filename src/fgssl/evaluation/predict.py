@@ -1,0 +1,260 @@
+"""Predicting the class of new images: inputs from a folder or a CSV, unreadable images
+reported (the rest still predicted), an APTOS Kaggle submission."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.dataloader import default_collate
+
+from fgssl.data.aptos import APTOS2019DataModule
+from fgssl.data.io import read_rgb
+from fgssl.data.tables import find_images, read_csv_columns
+from fgssl.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    TensorTransform,
+    default_pipelines,
+    finalize,
+)
+from fgssl.errors import ConfigError, DataLayoutError, DataNotFoundError, FgsslError
+from fgssl.evaluation.inference import predict_probabilities
+from fgssl.models.base import StagedNet
+
+__all__ = [
+    "EXCLUDED_BY_DEFAULT",
+    "IMAGE_EXTENSIONS",
+    "ImageInputs",
+    "Predictions",
+    "eval_transform",
+    "images_from_csv",
+    "images_from_folder",
+    "predict_images",
+    "write_kaggle_submission",
+]
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+EXCLUDED_BY_DEFAULT = ("*_superpixels.png",)
+"""ISIC 2017's superpixel maps lie among its images but are not photographs."""
+ID_COLUMNS = ("id_code", "image_id", "image", "id", "isic_id")
+
+
+@dataclass
+class ImageInputs:
+    """The images to predict: an id and a file (None when no file was found) for each."""
+
+    ids: list[str]
+    paths: list[Path | None]
+
+    def __post_init__(self) -> None:
+        if len(self.ids) != len(self.paths):
+            raise ValueError(f"{len(self.ids)} ids but {len(self.paths)} paths")
+
+
+@dataclass
+class Predictions:
+    """One row per predicted image, and the images that could not be predicted."""
+
+    table: pd.DataFrame
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    """(id, reason) of every image that was missing or could not be read."""
+
+
+def images_from_folder(
+    folder: str | os.PathLike[str], *, exclude: Sequence[str] = EXCLUDED_BY_DEFAULT
+) -> ImageInputs:
+    """The image files directly in ``folder`` (by extension, sorted by name); the id of an
+    image is its file name without extension. Names matching ``exclude`` are skipped."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise DataNotFoundError(f"image folder {str(folder)!r} does not exist")
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in IMAGE_EXTENSIONS
+        and p.is_file()
+        and not any(fnmatch.fnmatch(p.name, pattern) for pattern in exclude)
+    )
+    if not files:
+        raise DataNotFoundError(
+            f"no images in {str(folder)!r}: expected files ending in {', '.join(IMAGE_EXTENSIONS)}"
+        )
+    return ImageInputs([p.stem for p in files], list(files))
+
+
+def images_from_csv(
+    csv_path: str | os.PathLike[str],
+    *,
+    image_dir: str | os.PathLike[str] | None = None,
+    id_column: str | None = None,
+) -> ImageInputs:
+    """Images listed in a CSV: a ``path`` column (relative paths are relative to the CSV's
+    folder), or an id column (``id_code``, ``image_id``, ``image``, ``id``, or ``id_column``)
+    naming ``<id>.png/.jpg/...`` files in ``image_dir`` (e.g. APTOS's ``test.csv`` with
+    ``test_images/``)."""
+    csv_path = Path(csv_path).expanduser()
+    table = read_csv_columns(csv_path, [id_column] if id_column else [], "image list")
+    if id_column is None and "path" in table.columns:
+        paths = [Path(p) if Path(p).is_absolute() else csv_path.parent / p for p in table["path"]]
+        ids = [p.stem for p in paths]
+        return ImageInputs(ids, [p if p.is_file() else None for p in paths])
+    column = id_column or next((c for c in ID_COLUMNS if c in table.columns), None)
+    if column is None:
+        raise DataLayoutError(
+            f"{str(csv_path)!r} has neither a 'path' column nor an id column "
+            f"({', '.join(ID_COLUMNS)}): found {list(table.columns)}"
+        )
+    if image_dir is None:
+        raise ConfigError(
+            f"{str(csv_path)!r} lists image ids (column {column!r}): give the folder that "
+            "holds <id>.png/.jpg with --image-dir"
+        )
+    folder = Path(image_dir).expanduser()
+    if not folder.is_dir():
+        raise DataNotFoundError(f"image folder {str(folder)!r} does not exist")
+    ids = table[column].str.strip().tolist()
+    found, _ = find_images(folder, ids, extensions=IMAGE_EXTENSIONS)
+    return ImageInputs(ids, list(found))
+
+
+def eval_transform(config: DictConfig | None, *, image_size: int | None = None) -> TensorTransform:
+    """The evaluation transform of a run: its config's ``data.transforms.eval`` pipeline (or
+    resize + centre crop at ``data.image_size``), then its normalisation.
+
+    Without a config, ``image_size`` gives resize (short side to 8/7 of it) + centre crop
+    with ImageNet normalisation, the data modules' default.
+    """
+    data: Any = config.get("data") if config is not None else None
+    if image_size is None and data is None:
+        raise ConfigError(
+            "no run config to take the image size and transforms from: pass the run "
+            "directory, --config <run>/config.yaml, or --image-size"
+        )
+    size = int(image_size or data.image_size)
+    resize = round(size * 8 / 7)
+    if image_size is None and data.get("resize_size"):
+        resize = int(data.resize_size)
+    pipeline: Callable[..., Any] = default_pipelines(size, resize)["eval"]
+    if image_size is None and data.get("transforms") and "eval" in data.transforms:
+        pipeline = instantiate(data.transforms.eval)
+    mean = data.get("mean", IMAGENET_MEAN) if data is not None else IMAGENET_MEAN
+    std = data.get("std", IMAGENET_STD) if data is not None else IMAGENET_STD
+    return finalize({"eval": pipeline}, mean=list(mean), std=list(std))["eval"]
+
+
+class _TolerantImages(Dataset[dict[str, Any]]):
+    """Images with their position; an unreadable one yields its error instead of a tensor."""
+
+    def __init__(self, inputs: ImageInputs, transform: TensorTransform):
+        self.inputs = inputs
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.inputs.ids)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        path = self.inputs.paths[index]
+        if path is None:
+            return {"index": index, "error": "no image file found"}
+        try:
+            image: np.ndarray = read_rgb(path)
+            return {"index": index, "image": self.transform(image)}
+        except FgsslError as error:
+            return {"index": index, "error": str(error)}
+        except Exception as error:  # a decodable but malformed image failing in a transform
+            return {"index": index, "error": f"cannot transform {str(path)!r}: {error}"}
+
+
+def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    good = [item for item in items if "image" in item]
+    return {
+        "batch": default_collate(good) if good else None,
+        "failures": [(item["index"], item["error"]) for item in items if "error" in item],
+    }
+
+
+def _good_batches(
+    loader: DataLoader, failures: list[tuple[int, str]]
+) -> Iterator[Mapping[str, Any]]:
+    for batch in loader:
+        failures.extend(batch["failures"])
+        if batch["batch"] is not None:
+            yield batch["batch"]
+
+
+def predict_images(
+    net: StagedNet,
+    inputs: ImageInputs,
+    transform: TensorTransform,
+    class_names: Sequence[str],
+    *,
+    device: torch.device | str = "cpu",
+    tta: bool = False,
+    batch_size: int = 32,
+    num_workers: int = 0,
+) -> Predictions:
+    """Predict every image that can be read. The table has one row per predicted image:
+    ``id``, ``path``, ``prediction`` (class index), ``class`` (its name) and ``prob_<class>``
+    for every class (the combined prediction's probabilities, summing to one)."""
+    loader = DataLoader(
+        _TolerantImages(inputs, transform),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=_collate,
+    )
+    failed: list[tuple[int, str]] = []
+    batches = _good_batches(loader, failed)
+    outputs = predict_probabilities(net, batches, device=device, tta=tta)
+    failures = [(inputs.ids[i], reason) for i, reason in sorted(failed)]
+    if not outputs:
+        return Predictions(_empty_table(class_names), failures)
+    order = outputs["index"].tolist()
+    probabilities = outputs["combined"]
+    predicted = probabilities.argmax(dim=1).tolist()
+    table = pd.DataFrame(
+        {
+            "id": [inputs.ids[i] for i in order],
+            "path": [str(inputs.paths[i]) for i in order],
+            "prediction": predicted,
+            "class": [class_names[c] for c in predicted],
+            **{f"prob_{name}": probabilities[:, c].tolist() for c, name in enumerate(class_names)},
+        }
+    )
+    return Predictions(table, failures)
+
+
+def _empty_table(class_names: Sequence[str]) -> pd.DataFrame:
+    columns = ["id", "path", "prediction", "class", *(f"prob_{n}" for n in class_names)]
+    return pd.DataFrame(columns=columns)
+
+
+def write_kaggle_submission(
+    predictions: pd.DataFrame, class_names: Sequence[str], path: str | os.PathLike[str]
+) -> Path:
+    """The APTOS 2019 submission file: header ``id_code,diagnosis``, one row per image."""
+    if list(class_names) != list(APTOS2019DataModule.class_names):
+        raise ConfigError(
+            f"a Kaggle submission is for APTOS 2019 grading: the checkpoint's classes "
+            f"{list(class_names)} are not APTOS's {list(APTOS2019DataModule.class_names)}"
+        )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    submission = pd.DataFrame(
+        {"id_code": predictions["id"], "diagnosis": predictions["prediction"].astype(int)}
+    )
+    submission.to_csv(path, index=False)
+    return path

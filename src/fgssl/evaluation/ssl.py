@@ -1,0 +1,93 @@
+"""Self-supervised evaluation: linear probe and k-NN on the frozen features of a network."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from fgssl.data.base import ImageClassificationDataModule
+from fgssl.errors import ConfigError
+from fgssl.evaluation.features import extract_features
+from fgssl.evaluation.knn import knn_predict
+from fgssl.evaluation.probe import linear_probe_predict
+from fgssl.evaluation.scoring import score
+from fgssl.models.base import StagedNet
+
+__all__ = ["PROTOCOLS", "evaluate_frozen"]
+
+PROTOCOLS = ("linear_probe", "knn")
+
+
+def evaluate_frozen(
+    net: StagedNet,
+    datamodule: ImageClassificationDataModule,
+    *,
+    split: str = "test",
+    protocols: tuple[str, ...] = PROTOCOLS,
+    device: torch.device | str = "cpu",
+    knn_k: int = 20,
+    knn_temperature: float = 0.07,
+    probe_c: float = 1.0,
+) -> dict[str, Any]:
+    """Fit each protocol on the frozen features of the training split, score it on ``split``.
+
+    Both splits go through the evaluation transforms (no augmentation). The features are
+    the concatenated whole-image embeddings of every head (see
+    :func:`~fgssl.evaluation.features.extract_features`). Returns the metrics of each
+    protocol (same names as the finetuned model's) with the facts of the evaluation.
+    """
+    unknown = set(protocols) - set(PROTOCOLS)
+    if unknown:
+        raise ConfigError(f"unknown protocol(s) {sorted(unknown)}: expected {list(PROTOCOLS)}")
+    started = time.perf_counter()
+    datamodule.setup()
+    assert datamodule.splits is not None
+    if split not in datamodule.splits or split == "train":
+        raise ConfigError(
+            f"cannot evaluate frozen features on split {split!r}: choose one of "
+            f"{sorted(set(datamodule.splits) - {'train', 'predict'})}"
+        )
+
+    def features(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        loader = DataLoader(
+            datamodule.dataset(name, pipeline="eval"),
+            batch_size=datamodule.eval_batch_size,
+            num_workers=datamodule.num_workers,
+        )
+        return extract_features(net, loader, device=device)
+
+    train_x, train_y = features("train")
+    test_x, test_y = features(split)
+    if (test_y < 0).any():
+        raise ConfigError(f"the {split!r} split has no labels to score frozen features against")
+    num_classes = datamodule.num_classes
+    predictions = {}
+    if "linear_probe" in protocols:
+        predictions["linear_probe"] = linear_probe_predict(
+            train_x, train_y, test_x, num_classes, c=probe_c
+        )
+    if "knn" in protocols:
+        predictions["knn"] = knn_predict(
+            train_x, train_y, test_x, num_classes, k=knn_k, temperature=knn_temperature
+        )
+    results: dict[str, Any] = {
+        name: score(
+            probabilities,
+            test_y,
+            ordinal=datamodule.ordinal,
+            class_names=list(datamodule.class_names),
+        )
+        for name, probabilities in predictions.items()
+    }
+    results.update(
+        split=split,
+        train_images=int(train_x.shape[0]),
+        eval_images=int(test_x.shape[0]),
+        feature_dim=int(train_x.shape[1]),
+        settings={"knn_k": knn_k, "knn_temperature": knn_temperature, "probe_c": probe_c},
+        seconds=time.perf_counter() - started,
+    )
+    return results

@@ -1,0 +1,89 @@
+"""Training curves from the metrics.csv files Lightning's CSVLogger writes in a run directory."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from fgssl.errors import DataNotFoundError
+
+__all__ = ["plot_training_curves", "read_epoch_series"]
+
+_STAGE_LOSS = re.compile(r"^(?P<phase>pretrain|finetune)/(?P<stage>.+)_loss_epoch$")
+
+
+def read_epoch_series(metrics_csv: Path, columns: list[str]) -> pd.DataFrame:
+    """Per-epoch values of ``columns`` (those present), indexed by epoch (rows logged at
+    step level or without a value are dropped)."""
+    table = pd.read_csv(metrics_csv)
+    present = [c for c in columns if c in table.columns]
+    if not present or "epoch" not in table.columns:
+        return pd.DataFrame()
+    rows = table.dropna(subset=["epoch"])[["epoch", *present]].dropna(how="all", subset=present)
+    return rows.groupby("epoch")[present].last()
+
+
+def _plot_stage_losses(ax: Axes, metrics_csv: Path, phase: str) -> bool:
+    columns = list(pd.read_csv(metrics_csv, nrows=0).columns)
+    stage_columns = [c for c in columns if (m := _STAGE_LOSS.match(c)) and m["phase"] == phase]
+    stage_columns.sort(key=lambda c: (c.endswith("/concat_loss_epoch"), c))  # concat last
+    series = read_epoch_series(metrics_csv, stage_columns)
+    if series.empty:
+        return False
+    for column in series.columns:
+        stage = _STAGE_LOSS.match(column)
+        assert stage is not None
+        ax.plot(series.index, series[column], marker=".", label=stage["stage"])
+    kind = "Barlow Twins" if phase == "pretrain" else "cross-entropy"
+    ax.set_title(f"{phase}: {kind} loss per stage", fontsize=9)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=7)
+    return True
+
+
+def plot_training_curves(
+    run_dir: str | Path, path: str | Path, *, monitor: str = "val/combined/kappa"
+) -> Path:
+    """Stage losses of each phase and the validation metric ``monitor`` (and the concat
+    head's value of the same metric) per epoch, from ``<run_dir>/<phase>/metrics.csv``."""
+    run_dir = Path(run_dir)
+    csvs = {
+        phase: run_dir / phase / "metrics.csv"
+        for phase in ("pretrain", "finetune")
+        if (run_dir / phase / "metrics.csv").is_file()
+    }
+    if not csvs:
+        raise DataNotFoundError(
+            f"no pretrain/metrics.csv or finetune/metrics.csv in {str(run_dir)!r}: training "
+            "curves need the CSV logger (logger=csv)"
+        )
+    panels = len(csvs) + ("finetune" in csvs)
+    figure = Figure(figsize=(4.2 * panels, 3.4), layout="constrained")
+    axes = list(figure.subplots(1, panels, squeeze=False)[0])
+    for ax, (phase, csv) in zip(axes, csvs.items(), strict=False):
+        if not _plot_stage_losses(ax, csv, phase):
+            ax.set_visible(False)
+    if "finetune" in csvs:
+        ax = axes[-1]
+        keys = [monitor]
+        if monitor.startswith("val/combined/"):
+            keys.append(monitor.replace("val/combined/", "val/concat/", 1))
+        series = read_epoch_series(csvs["finetune"], keys)
+        for column in series.columns:
+            ax.plot(series.index, series[column], marker=".", label=column)
+        ax.set_title(f"validation: {monitor.rsplit('/', 1)[-1]}", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if not series.empty:
+            ax.legend(fontsize=7)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path

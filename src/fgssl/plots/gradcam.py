@@ -1,0 +1,120 @@
+"""Grad-CAM heatmaps of each head of a network and of its combined prediction.
+
+Head ``k`` of an :class:`~fgssl.models.FGSSLNet` sees only tapped backbone stage ``k``
+through its granularity block, so its heatmap is taken at that block's last activation
+(before max pooling); the concat head and the combined prediction use every block's.
+A :class:`~fgssl.models.BaselineNet` is explained at its backbone's last stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import cast
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.image import show_cam_on_image
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import nn
+
+from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from fgssl.models.base import StagedNet
+from fgssl.models.baseline import BaselineNet
+from fgssl.models.fgssl_net import FGSSLNet
+from fgssl.plots.jigsaw import to_display
+
+__all__ = ["HeadLogits", "gradcam_heads", "gradcam_maps", "plot_gradcam"]
+
+
+class HeadLogits(nn.Module):
+    """``net`` returning one head's logits (``head`` = a stage name or ``"combined"``)."""
+
+    def __init__(self, net: StagedNet, head: str):
+        super().__init__()
+        names = list(net.stage_names)
+        if head != "combined" and head not in names:
+            raise ValueError(f"unknown head {head!r}: expected one of {[*names, 'combined']}")
+        self.net = net
+        self.index = None if head == "combined" else names.index(head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        output = self.net(x)
+        return output.combined if self.index is None else output.logits[self.index]
+
+
+def gradcam_heads(net: StagedNet) -> dict[str, list[nn.Module]]:
+    """The heads to explain and the layers Grad-CAM reads for each, in display order."""
+    if isinstance(net, FGSSLNet):
+        last_activation = [cast(nn.Sequential, block)[-1] for block in net.blocks]
+        heads: dict[str, list[nn.Module]] = {
+            name: [last_activation[k]] for k, name in enumerate(net.stage_names[:-1])
+        }
+        heads[net.stage_names[-1]] = last_activation
+        heads["combined"] = last_activation
+        return heads
+    if isinstance(net, BaselineNet):
+        model = net.model
+        last_stage = model.get_submodule(model.feature_info[-1]["module"])
+        return {"combined": [last_stage]}
+    raise TypeError(f"no Grad-CAM target layers known for {type(net).__name__}")
+
+
+def gradcam_maps(
+    net: StagedNet, images: torch.Tensor, targets: Sequence[int]
+) -> dict[str, np.ndarray]:
+    """Grad-CAM maps (N, H, W) in [0, 1] of every head for class ``targets[i]`` of image i.
+
+    The network runs in eval mode (its embedding heads use batch normalisation).
+    """
+    net.eval()
+    device = next(net.parameters()).device
+    images = images.to(device)
+    maps = {}
+    for head, layers in gradcam_heads(net).items():
+        with GradCAM(model=HeadLogits(net, head), target_layers=layers) as cam:
+            maps[head] = cam(
+                input_tensor=images, targets=[ClassifierOutputTarget(int(t)) for t in targets]
+            )
+    return maps
+
+
+def plot_gradcam(
+    net: StagedNet,
+    images: torch.Tensor,
+    path: str | Path,
+    *,
+    labels: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> Path:
+    """One row per image: the image, then the Grad-CAM heatmap of each head and of the
+    combined prediction, all for the class the combined prediction chose."""
+    net.eval()
+    with torch.no_grad():
+        combined = net(images.to(next(net.parameters()).device)).combined
+    predicted = combined.argmax(dim=1).tolist()
+    maps = gradcam_maps(net, images, predicted)
+    names = list(class_names or [str(c) for c in range(combined.shape[1])])
+    columns = ["image", *maps]
+    rows = images.shape[0]
+    figure = Figure(figsize=(2.1 * len(columns), 2.3 * rows), layout="constrained")
+    axes = figure.subplots(rows, len(columns), squeeze=False)
+    for row in range(rows):
+        rgb = to_display(images[row], mean, std).astype(np.float32)
+        axes[row, 0].imshow(rgb)
+        truth = f"true {names[labels[row]]}, " if labels is not None else ""
+        axes[row, 0].set_title(f"{truth}pred {names[predicted[row]]}", fontsize=7)
+        for col, head in enumerate(maps, start=1):
+            axes[row, col].imshow(show_cam_on_image(rgb, maps[head][row], use_rgb=True))
+            if row == 0:
+                axes[row, col].set_title(f"Grad-CAM: {head}", fontsize=8)
+        for ax in axes[row]:
+            ax.set_axis_off()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path

@@ -1,0 +1,202 @@
+"""Results tables of a Hydra multirun: each configuration's metrics, mean ± std over seeds."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from fgssl.errors import DataLayoutError, DataNotFoundError
+
+__all__ = [
+    "collect_runs",
+    "default_metrics",
+    "resolve_metrics",
+    "summarize",
+    "to_markdown",
+    "write_report",
+]
+
+log = logging.getLogger(__name__)
+
+SEED_KEYS = ("seed",)
+"""Overrides that tell repetitions of one configuration apart."""
+
+
+def _flatten(node: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    flat: dict[str, float] = {}
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, name + "/"))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            flat[name] = float(value)
+    return flat
+
+
+def _job_dirs(multirun_dir: Path) -> list[Path]:
+    jobs = [p for p in multirun_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir()]
+    return sorted(jobs, key=lambda p: (not p.name.isdigit(), p.name.zfill(12)))
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def collect_runs(multirun_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """One row per finished job of ``multirun_dir``: ``job``, ``overrides`` (the job's
+    command-line overrides without the seed), ``seed``, ``monitor`` and every number of its
+    ``results.json``, flattened (``test/combined/kappa``, ``ssl_eval/knn/kappa``, ...).
+
+    Jobs without ``results.json`` (failed or still running) are skipped with a warning.
+    """
+    root = Path(multirun_dir).expanduser()
+    if not root.is_dir():
+        raise DataNotFoundError(f"multirun directory {str(root)!r} does not exist")
+    jobs = _job_dirs(root)
+    if not jobs:
+        raise DataLayoutError(
+            f"{str(root)!r} holds no Hydra job folders (<n>/.hydra/): expected the directory "
+            "of an `fgssl-train -m ...` sweep, e.g. multirun/demo/2024-05-01_10-00-00"
+        )
+    rows, unfinished = [], []
+    for job in jobs:
+        results_path = job / "results.json"
+        if not results_path.is_file():
+            unfinished.append(job.name)
+            continue
+        overrides_path = job / ".hydra" / "overrides.yaml"
+        overrides = yaml.safe_load(overrides_path.read_text()) if overrides_path.is_file() else []
+        results = json.loads(results_path.read_text())
+        seed = next((o.split("=", 1)[1] for o in overrides if _override_key(o) in SEED_KEYS), None)
+        if seed is None:
+            config = yaml.safe_load((job / "config.yaml").read_text()) or {}
+            seed = config.get("seed")
+        rows.append(
+            {
+                "job": job.name,
+                "overrides": [o for o in overrides if _override_key(o) not in SEED_KEYS],
+                "seed": seed,
+                "monitor": results.get("monitor"),
+                **_flatten(results),
+            }
+        )
+    if unfinished:
+        log.warning("skipping %d job(s) without results.json: %s", len(unfinished), unfinished)
+    if not rows:
+        raise DataNotFoundError(f"no job of {str(root)!r} has a results.json yet")
+    runs = pd.DataFrame(rows)
+    common = set.intersection(*(set(o) for o in runs["overrides"]))
+    runs["configuration"] = [
+        " ".join(o for o in overrides if o not in common) or "(all)"
+        for overrides in runs["overrides"]
+    ]
+    runs.attrs["common_overrides"] = [o for o in runs["overrides"].iloc[0] if o in common]
+    runs.attrs["unfinished"] = unfinished
+    return runs
+
+
+def default_metrics(runs: pd.DataFrame) -> list[str]:
+    """The official metric (from the runs' monitor) of both heads, then accuracy, balanced
+    accuracy, macro F1 and AUROC of the combined prediction, the linear-probe and k-NN
+    official metric when any run has them, and the wall time."""
+    monitor = str(runs["monitor"].dropna().iloc[0]) if runs["monitor"].notna().any() else ""
+    official = monitor.rsplit("/", 1)[-1] if monitor.startswith("val/") else "acc"
+    candidates = [
+        f"test/combined/{official}",
+        f"test/concat/{official}",
+        *(f"test/combined/{m}" for m in ("acc", "balanced_acc", "f1", "auroc") if m != official),
+        f"ssl_eval/linear_probe/{official}",
+        f"ssl_eval/knn/{official}",
+        "timings/total_seconds",
+    ]
+    return [c for c in candidates if c in runs.columns]
+
+
+def resolve_metrics(runs: pd.DataFrame, names: Sequence[str]) -> list[str]:
+    """Column names of ``names``; ``combined/kappa`` is short for ``test/combined/kappa``."""
+    resolved = []
+    for name in names:
+        column = name if name in runs.columns else f"test/{name}"
+        if column not in runs.columns:
+            numeric = [c for c in runs.columns if c not in ("job", "overrides", "seed", "monitor")]
+            raise DataLayoutError(
+                f"no metric {name!r} in the runs' results.json: choose from {numeric}"
+            )
+        resolved.append(column)
+    return resolved
+
+
+def summarize(runs: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """One row per configuration (in job order): ``configuration``, ``seeds`` (the number of
+    runs) and, per metric, ``<metric> mean`` and ``<metric> std`` (sample standard deviation,
+    ddof=1; NaN for a single run). Runs without a metric are left out of its statistics."""
+    grouped = runs.groupby("configuration", sort=False)
+    table = pd.DataFrame({"seeds": grouped.size()})
+    for metric in metrics:
+        table[f"{metric} mean"] = grouped[metric].mean()
+        table[f"{metric} std"] = grouped[metric].std(ddof=1)
+    return table.reset_index()
+
+
+def _cell(mean: float, std: float, seconds: bool) -> str:
+    if math.isnan(mean):
+        return "–"
+    digits = 0 if seconds else 3
+    text = f"{mean:.{digits}f}"
+    return text if math.isnan(std) else f"{text} ± {std:.{digits}f}"
+
+
+def _label(metric: str) -> str:
+    if metric == "timings/total_seconds":
+        return "wall time (s)"
+    return metric.removeprefix("test/")
+
+
+def to_markdown(summary: pd.DataFrame, metrics: Sequence[str]) -> str:
+    """A Markdown table: one row per configuration, ``mean ± std`` cells."""
+    header = ["configuration", "seeds", *(_label(m) for m in metrics)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in summary.to_dict("records"):
+        cells = [f"`{row['configuration']}`", str(row["seeds"])]
+        cells += [
+            _cell(row[f"{m} mean"], row[f"{m} std"], m.startswith("timings/")) for m in metrics
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(
+    multirun_dir: str | os.PathLike[str],
+    *,
+    metrics: Sequence[str] | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Path]:
+    """Write ``report.md``, ``report.csv`` (mean and std per configuration) and ``runs.csv``
+    (one row per job) for a multirun directory; returns their paths by name."""
+    runs = collect_runs(multirun_dir)
+    columns = resolve_metrics(runs, metrics) if metrics else default_metrics(runs)
+    summary = summarize(runs, columns)
+    out = Path(output_dir or multirun_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    common = runs.attrs["common_overrides"]
+    text = [
+        f"Results of `{Path(multirun_dir)}`: test metrics, mean ± sample standard deviation "
+        "over seeds.",
+        f"Common overrides: `{' '.join(common)}`." if common else "",
+        "",
+        to_markdown(summary, columns),
+        "",
+    ]
+    paths = {"markdown": out / "report.md", "csv": out / "report.csv", "runs": out / "runs.csv"}
+    paths["markdown"].write_text("\n".join(line for line in text if line is not None))
+    summary.to_csv(paths["csv"], index=False, float_format="%.6g")
+    runs.drop(columns=["overrides"]).to_csv(paths["runs"], index=False, float_format="%.6g")
+    return paths
