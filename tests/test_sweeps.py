@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from hydra import compose, initialize_config_module
@@ -56,6 +57,12 @@ def test_sweep_gives_one_directory_per_run(tmp_path: Path) -> None:
         seen.add((tuple(config["schedule"]["grids"]), config["seed"]))
         assert json.loads((run / "results.json").read_text())["test"]["combined"]["acc"] >= 0
     assert seen == {((8, 4, 2), 0), ((8, 4, 2), 1), ((16, 8, 4), 0), ((16, 8, 4), 1)}
+    # the summary: one row per schedule, two seeds each, accuracy within [0, 1]
+    summary = pd.read_csv(tmp_path / "sweep" / "report.csv")
+    assert sorted(summary["configuration"]) == ["schedule=16_8_4", "schedule=8_4_2"]
+    assert list(summary["seeds"]) == [2, 2]
+    assert summary["test/combined/acc mean"].between(0, 1).all()
+    assert "| `schedule=8_4_2` | 2 |" in (tmp_path / "sweep" / "report.md").read_text()
 
 
 @pytest.mark.slow
