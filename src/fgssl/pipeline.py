@@ -45,7 +45,7 @@ from fgssl.instantiation import instantiate_unwrapped, plain
 from fgssl.module import FGSSLModule
 from fgssl.resume import ResumePoint, find_resume_point
 
-__all__ = ["build_datamodule", "build_module", "run_training"]
+__all__ = ["build_datamodule", "build_module", "instantiate_datamodule", "run_training"]
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +192,8 @@ def _write_figures(
     log.info("figures: %s", ", ".join(path.name for path in written))
 
 
-def build_datamodule(cfg: DictConfig) -> ImageClassificationDataModule:
-    """Instantiate ``cfg.data``, create any generated data, and read and check the splits."""
+def instantiate_datamodule(cfg: DictConfig) -> ImageClassificationDataModule:
+    """Instantiate ``cfg.data`` and create any generated data (``prepare_data``)."""
     datamodule = instantiate_unwrapped(cfg.data)
     if not isinstance(datamodule, ImageClassificationDataModule):
         raise ConfigError(
@@ -201,6 +201,12 @@ def build_datamodule(cfg: DictConfig) -> ImageClassificationDataModule:
             "fgssl.data.ImageClassificationDataModule"
         )
     datamodule.prepare_data()
+    return datamodule
+
+
+def build_datamodule(cfg: DictConfig) -> ImageClassificationDataModule:
+    """Instantiate ``cfg.data``, create any generated data, and read and check the splits."""
+    datamodule = instantiate_datamodule(cfg)
     datamodule.setup()
     return datamodule
 

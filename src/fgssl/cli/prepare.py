@@ -21,10 +21,9 @@ from omegaconf import DictConfig
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from fgssl.cli.train import quote_schedule_choices
-from fgssl.data.base import ImageClassificationDataModule
 from fgssl.data.prepare import CacheReport, fill_cache
-from fgssl.errors import ConfigError, FgsslError
-from fgssl.instantiation import instantiate_unwrapped
+from fgssl.errors import FgsslError
+from fgssl.pipeline import instantiate_datamodule
 
 __all__ = ["cli", "main"]
 
@@ -41,13 +40,7 @@ def prepare(
     cfg: DictConfig, *, workers: int | None = None, show_progress: bool = True
 ) -> CacheReport:
     """Build ``cfg.data`` and fill its cache (see :func:`fgssl.data.prepare.fill_cache`)."""
-    datamodule = instantiate_unwrapped(cfg.data)
-    if not isinstance(datamodule, ImageClassificationDataModule):
-        raise ConfigError(
-            f"data._target_ built a {type(datamodule).__name__}: expected a subclass of "
-            "fgssl.data.ImageClassificationDataModule"
-        )
-    datamodule.prepare_data()
+    datamodule = instantiate_datamodule(cfg)
     if not show_progress:
         return fill_cache(datamodule, workers=workers)
     columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())

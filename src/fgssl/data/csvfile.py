@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from fgssl.data.base import ImageClassificationDataModule, SplitTables
+from fgssl.data.base import SplitTables
 from fgssl.data.labels import class_names_of, encode_labels
-from fgssl.data.splits import assemble_splits, check_fractions
+from fgssl.data.splits import assemble_splits
 from fgssl.data.tables import IMAGE_EXTENSIONS, read_csv_columns, require_dir
+from fgssl.data.user import UserDataModule
 from fgssl.errors import ConfigError, DataLayoutError
 
 __all__ = ["CSVDataModule"]
@@ -24,7 +24,7 @@ SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "va
 """Accepted values of ``split_column`` (case-insensitive) -> split."""
 
 
-class CSVDataModule(ImageClassificationDataModule):
+class CSVDataModule(UserDataModule):
     """Images listed in a CSV file with a path column and a label column::
 
         root/labels.csv        path,label            (any other columns are kept aside)
@@ -44,14 +44,13 @@ class CSVDataModule(ImageClassificationDataModule):
     Args:
         csv: the CSV of (training) images.
         path_column, label_column: the names of its image-path and label columns.
-        class_names: the classes in label order (default: the distinct labels, sorted;
-            numerically when they are all integers).
-        ordinal: the classes are grades (the official metric is then quadratic weighted
-            kappa, else balanced accuracy).
-        **kwargs: see :class:`ImageClassificationDataModule`.
+        val_csv, test_csv: CSV files of the validation and test images (same columns).
+        split_column: a column of ``csv`` naming each image's split instead.
+        group_column: a column (e.g. a patient id) whose groups drawn splits keep together.
+        **kwargs: see :class:`UserDataModule` (``class_names`` defaults to the distinct
+            labels, sorted; numerically when they are all integers) and
+            :class:`ImageClassificationDataModule`.
     """
-
-    transforms_preset = "default"
 
     def __init__(
         self,
@@ -64,42 +63,20 @@ class CSVDataModule(ImageClassificationDataModule):
         test_csv: str | os.PathLike[str] | None = None,
         split_column: str | None = None,
         group_column: str | None = None,
-        class_names: Sequence[str] | None = None,
-        ordinal: bool = False,
-        val_fraction: float | None = None,
-        test_fraction: float = 0.0,
         **kwargs: Any,
     ):
         super().__init__(root, **kwargs)
-        check_fractions(val_fraction, test_fraction)
         if split_column is not None and (val_csv is not None or test_csv is not None):
             raise ConfigError(
                 "give either split_column or val_csv/test_csv for the splits, not both"
             )
         self.csv = self.root / Path(csv).expanduser()
-        self.val_csv = None if val_csv is None else self.root / Path(val_csv).expanduser()
-        self.test_csv = None if test_csv is None else self.root / Path(test_csv).expanduser()
+        self.val_csv = self.beside_root(val_csv)
+        self.test_csv = self.beside_root(test_csv)
         self.path_column = path_column
         self.label_column = label_column
         self.split_column = split_column
         self.group_column = group_column
-        self._class_names: tuple[str, ...] | None = tuple(class_names) if class_names else None
-        self.ordinal = ordinal
-        self.official_metric = "kappa" if ordinal else "balanced_acc"
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
-
-    @property
-    def class_names(self) -> Sequence[str]:
-        """The classes, in label order (read from the CSV files when not given)."""
-        if self._class_names is None:
-            self.setup()
-        assert self._class_names is not None
-        return self._class_names
-
-    @class_names.setter
-    def class_names(self, names: Sequence[str]) -> None:
-        self._class_names = tuple(names)
 
     def read_splits(self) -> SplitTables:
         require_dir(self.root, "data root of the CSV data")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from fgssl.data.base import ImageClassificationDataModule, SplitTables
-from fgssl.data.splits import assemble_splits, check_fractions
+from fgssl.data.base import SplitTables
+from fgssl.data.splits import assemble_splits
 from fgssl.data.tables import IMAGE_EXTENSIONS, require_dir
+from fgssl.data.user import UserDataModule
 from fgssl.errors import DataLayoutError
 
 __all__ = ["FolderDataModule"]
@@ -20,7 +20,7 @@ __all__ = ["FolderDataModule"]
 log = logging.getLogger(__name__)
 
 
-class FolderDataModule(ImageClassificationDataModule):
+class FolderDataModule(UserDataModule):
     """Images sorted into one sub-folder per class::
 
         root/<class name>/<any sub-folders>/<image>.png|.jpg|.jpeg|.bmp|.tif|.tiff|.webp
@@ -32,14 +32,11 @@ class FolderDataModule(ImageClassificationDataModule):
     files that are not images are counted in a log message.
 
     Args:
-        class_names: the classes in label order (default: the sub-folder names of ``root``,
-            sorted). Every sub-folder must be one of them.
-        ordinal: the classes are grades (the official metric is then quadratic weighted
-            kappa, else balanced accuracy).
-        **kwargs: see :class:`ImageClassificationDataModule`.
+        val_root, test_root: folders in the same layout (relative to ``root`` or absolute).
+        **kwargs: see :class:`UserDataModule` (``class_names`` defaults to the sub-folder
+            names of ``root``, sorted; every sub-folder must be one of them) and
+            :class:`ImageClassificationDataModule`.
     """
-
-    transforms_preset = "default"
 
     def __init__(
         self,
@@ -47,37 +44,11 @@ class FolderDataModule(ImageClassificationDataModule):
         *,
         val_root: str | os.PathLike[str] | None = None,
         test_root: str | os.PathLike[str] | None = None,
-        class_names: Sequence[str] | None = None,
-        ordinal: bool = False,
-        val_fraction: float | None = None,
-        test_fraction: float = 0.0,
         **kwargs: Any,
     ):
         super().__init__(root, **kwargs)
-        check_fractions(val_fraction, test_fraction)
-        self.val_root = self._beside_root(val_root)
-        self.test_root = self._beside_root(test_root)
-        self._class_names: tuple[str, ...] | None = tuple(class_names) if class_names else None
-        self.ordinal = ordinal
-        self.official_metric = "kappa" if ordinal else "balanced_acc"
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
-
-    @property
-    def class_names(self) -> Sequence[str]:
-        """The classes, in label order (read from the folders when not given)."""
-        if self._class_names is None:
-            self.setup()
-        assert self._class_names is not None
-        return self._class_names
-
-    @class_names.setter
-    def class_names(self, names: Sequence[str]) -> None:
-        self._class_names = tuple(names)
-
-    def _beside_root(self, path: str | os.PathLike[str] | None) -> Path | None:
-        """``path`` as given (absolute) or relative to ``root``."""
-        return None if path is None else self.root / Path(path).expanduser()
+        self.val_root = self.beside_root(val_root)
+        self.test_root = self.beside_root(test_root)
 
     def read_splits(self) -> SplitTables:
         train = self._scan(self.root, "image folder (one sub-folder per class)")
