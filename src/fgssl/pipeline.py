@@ -15,9 +15,9 @@ Run directory layout::
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
+from fgssl.atomic import write_text_atomically
 from fgssl.checkpointing import (
     AtomicCheckpointIO,
     SaveOnInterrupt,
@@ -39,9 +40,9 @@ from fgssl.checkpointing import (
 )
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.errors import ConfigError
-from fgssl.evaluation.inference import device_for_accelerator
 from fgssl.evaluation.ssl import evaluate_frozen
 from fgssl.instantiation import instantiate_unwrapped, plain
+from fgssl.models.base import StagedNet
 from fgssl.module import FGSSLModule
 from fgssl.resume import ResumePoint, find_resume_point
 
@@ -68,14 +69,13 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     datamodule = build_datamodule(cfg)
     _check_schedule_fits(cfg, datamodule)
     if _is_rank_zero():
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        write_text_atomically(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         datamodule.write_split(run_dir / "split.csv")
     monitor = _monitor_key(cfg, datamodule)
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
     pretrained_state = None
-    ssl_results = None
     if cfg.pretrain_epochs > 0 and resume.finetune is None:
         datamodule.phase = "pretrain"
         module = build_module(cfg, datamodule, phase="pretrain")
@@ -83,10 +83,9 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         _check_resumable(resume.pretrain, module)
         trainer = _build_trainer(cfg, run_dir / "pretrain", cfg.pretrain_epochs, validate=False)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume.pretrain, weights_only=True)
-        pretrained_state = module.net.state_dict()
+        weights = module.net.state_dict()
+        pretrained_state = {k: v.detach().to("cpu", copy=True) for k, v in weights.items()}
         timings["pretrain_seconds"] = time.perf_counter() - started
-        if cfg.ssl_eval.enabled and trainer.is_global_zero:
-            ssl_results = _evaluate_pretrained(cfg, module, datamodule)
 
     datamodule.phase = "finetune"
     module = build_module(cfg, datamodule, phase="finetune")
@@ -131,28 +130,61 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "confusion_matrix": module.test_confusion_matrices,
         "timings": timings,
     }
-    if ssl_results is not None:
-        results["ssl_eval"] = ssl_results
-    if trainer.is_global_zero:
-        _write_atomically(run_dir / "results.json", json.dumps(results, indent=2) + "\n")
-        if cfg.figures.enabled:
-            _write_figures(cfg, run_dir, module, datamodule, monitor)
+    if not trainer.is_global_zero:
+        return results
+    # Training and testing are over: what follows runs on the first process alone (no
+    # collectives), and a failure is logged, not raised, once results.json is written.
+    write_text_atomically(run_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    device = trainer.strategy.root_device
+    if cfg.figures.enabled:
+        _write_figures(cfg, run_dir, module, datamodule, monitor, device)
+    if cfg.ssl_eval.enabled and cfg.pretrain_epochs > 0:
+        if pretrained_state is None:  # resumed in the finetune phase
+            pretrained_state = _pretrained_state_on_disk(run_dir)
+        if pretrained_state is not None:
+            pretrained = copy.deepcopy(module.net).cpu()
+            pretrained.load_state_dict(pretrained_state)
+            ssl_results = _evaluate_pretrained(cfg, pretrained, datamodule, device)
+            if ssl_results is not None:
+                results["ssl_eval"] = ssl_results
+                write_text_atomically(
+                    run_dir / "results.json", json.dumps(results, indent=2) + "\n"
+                )
     return results
 
 
+def _pretrained_state_on_disk(run_dir: Path) -> dict[str, torch.Tensor] | None:
+    """The network weights of the run's pretrain checkpoint, if it has one."""
+    path = run_dir / "pretrain" / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        log.warning("no %s: the SSL evaluation of the pretrained network is skipped", path)
+        return None
+    state = read_checkpoint(path)["state_dict"]
+    return {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
+
+
 def _evaluate_pretrained(
-    cfg: DictConfig, module: FGSSLModule, datamodule: ImageClassificationDataModule
-) -> dict[str, Any]:
-    """Linear probe and k-NN on the frozen features of the pretrained network."""
-    results = evaluate_frozen(
-        module.net,
-        datamodule,
-        split=cfg.ssl_eval.split,
-        device=device_for_accelerator(cfg.trainer.accelerator),
-        knn_k=cfg.ssl_eval.knn_k,
-        knn_temperature=cfg.ssl_eval.knn_temperature,
-        probe_c=cfg.ssl_eval.probe_c,
-    )
+    cfg: DictConfig,
+    net: StagedNet,
+    datamodule: ImageClassificationDataModule,
+    device: torch.device,
+) -> dict[str, Any] | None:
+    """Linear probe and k-NN on the frozen features of the pretrained network ``net``,
+    fitted on the finetune phase's (labelled) training images; None if it fails."""
+    datamodule.phase = "finetune"
+    try:
+        results = evaluate_frozen(
+            net,
+            datamodule,
+            split=cfg.ssl_eval.split,
+            device=device,
+            knn_k=cfg.ssl_eval.knn_k,
+            knn_temperature=cfg.ssl_eval.knn_temperature,
+            probe_c=cfg.ssl_eval.probe_c,
+        )
+    except Exception:
+        log.exception("the SSL evaluation of the pretrained network failed (results are saved)")
+        return None
     metric = datamodule.official_metric
     log.info(
         "frozen pretrained features on the %s split: linear probe %s %.4f, k-NN %s %.4f",
@@ -171,6 +203,7 @@ def _write_figures(
     module: FGSSLModule,
     datamodule: ImageClassificationDataModule,
     monitor: str,
+    device: torch.device,
 ) -> None:
     """The run's PNGs. Training is finished and results.json written, so a failure here is
     logged rather than raised."""
@@ -179,7 +212,7 @@ def _write_figures(
     try:
         written = write_run_figures(
             run_dir,
-            net=module.net.to(device_for_accelerator(cfg.trainer.accelerator)),
+            net=module.net.to(device),
             datamodule=datamodule,
             schedule=list(cfg.schedule.grids),
             monitor=monitor,
@@ -286,12 +319,6 @@ def _build_trainer(
 def _is_rank_zero() -> bool:
     """True in the process that writes files (rank 0 of a distributed run)."""
     return getattr(rank_zero_only, "rank", 0) == 0
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def _check_room_for_checkpoints(run_dir: Path, module: FGSSLModule) -> None:

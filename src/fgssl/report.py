@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from fgssl.atomic import write_csv_atomically, write_text_atomically
 from fgssl.errors import DataLayoutError, DataNotFoundError
 
 __all__ = [
@@ -72,13 +73,21 @@ def collect_runs(multirun_dir: str | os.PathLike[str]) -> pd.DataFrame:
         if not results_path.is_file():
             unfinished.append(job.name)
             continue
-        overrides_path = job / ".hydra" / "overrides.yaml"
-        overrides = yaml.safe_load(overrides_path.read_text()) if overrides_path.is_file() else []
-        results = json.loads(results_path.read_text())
-        seed = next((o.split("=", 1)[1] for o in overrides if _override_key(o) in SEED_KEYS), None)
-        if seed is None:
-            config = yaml.safe_load((job / "config.yaml").read_text()) or {}
-            seed = config.get("seed")
+        try:
+            overrides_path = job / ".hydra" / "overrides.yaml"
+            overrides = (
+                yaml.safe_load(overrides_path.read_text()) if overrides_path.is_file() else []
+            )
+            results = json.loads(results_path.read_text())
+            seed = next(
+                (o.split("=", 1)[1] for o in overrides if _override_key(o) in SEED_KEYS), None
+            )
+            if seed is None and (job / "config.yaml").is_file():
+                seed = (yaml.safe_load((job / "config.yaml").read_text()) or {}).get("seed")
+        except (OSError, ValueError, yaml.YAMLError) as error:
+            raise DataLayoutError(
+                f"cannot read the results of job {str(job)!r}: {error}"
+            ) from error
         rows.append(
             {
                 "job": job.name,
@@ -196,7 +205,7 @@ def write_report(
         "",
     ]
     paths = {"markdown": out / "report.md", "csv": out / "report.csv", "runs": out / "runs.csv"}
-    paths["markdown"].write_text("\n".join(line for line in text if line is not None))
-    summary.to_csv(paths["csv"], index=False, float_format="%.6g")
-    runs.drop(columns=["overrides"]).to_csv(paths["runs"], index=False, float_format="%.6g")
+    write_text_atomically(paths["markdown"], "\n".join(text))
+    write_csv_atomically(paths["csv"], summary)
+    write_csv_atomically(paths["runs"], runs.drop(columns=["overrides"]))
     return paths

@@ -41,6 +41,11 @@ def resolve_device(name: str | None) -> torch.device:
         raise FgsslError(f"--device {name!r} is not a torch device: {error}") from error
     if device.type == "cuda" and not torch.cuda.is_available():
         raise FgsslError(f"--device {name!r}: CUDA is not available on this machine")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise FgsslError(
+            f"--device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+            f"cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+        )
     return device
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fgssl.atomic import write_csv_atomically
 from fgssl.cli.common import add_common_options, resolve_device, run_command
 from fgssl.errors import DataNotFoundError
 from fgssl.evaluation.checkpoints import load_run
@@ -113,15 +114,21 @@ def _predict(args: argparse.Namespace) -> int:
     )
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    predictions.table.to_csv(output, index=False, float_format="%.6g")
+    write_csv_atomically(output, predictions.table)
     print(f"{len(predictions.table)} of {len(inputs.ids)} images predicted: {output}")
-    if args.submission:
+    if args.submission and predictions.failures:
+        print(
+            f"{PROG}: the Kaggle submission {args.submission} is not written: it must hold "
+            "every image, and some could not be read (below)",
+            file=sys.stderr,
+        )
+    elif args.submission:
         path = write_kaggle_submission(predictions.table, loaded.class_names, args.submission)
         print(f"Kaggle submission: {path}")
     if not predictions.failures:
         return 0
     failed_csv = output.with_name(f"{output.stem}_failed.csv")
-    pd.DataFrame(predictions.failures, columns=["id", "reason"]).to_csv(failed_csv, index=False)
+    write_csv_atomically(failed_csv, pd.DataFrame(predictions.failures, columns=["id", "reason"]))
     print(
         f"{PROG}: error: {len(predictions.failures)} image(s) could not be read and were not "
         f"predicted (all listed in {failed_csv}):",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from fgssl.atomic import write_text_atomically
 from fgssl.cli.common import add_common_options, resolve_device, run_command
 from fgssl.errors import ConfigError
 from fgssl.evaluation.checkpoints import load_run
@@ -73,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="the run's config.yaml (default: found in the run)")
     parser.add_argument(
         "--output",
-        help="JSON file for the results (default: <run dir>/ssl_eval_<phase or random_init>.json)",
+        help="JSON file for the results "
+        "(default: <run dir>/ssl_eval_<phase or random_init>_<split>.json)",
     )
     add_common_options(parser)
     return parser
@@ -108,9 +110,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     results["random_init"] = args.random_init
     folder = loaded.run_dir or loaded.checkpoint.parent
     name = "random_init" if args.random_init else args.phase
-    output = Path(args.output) if args.output else folder / f"ssl_eval_{name}.json"
+    output = Path(args.output) if args.output else folder / f"ssl_eval_{name}_{args.split}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2) + "\n")
+    write_text_atomically(output, json.dumps(results, indent=2) + "\n")
     protocols = [p for p in PROTOCOLS if p in results]
     weights = "random weights in the network" if args.random_init else "frozen features"
     print(

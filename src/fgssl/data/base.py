@@ -114,6 +114,7 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         self.seed = seed
         pipelines = load_pipelines(self.transforms_preset, self.image_size, self.resize_size)
         pipelines.update(transforms or {})
+        self.mean, self.std = tuple(mean), tuple(std)
         self.transforms = finalize(pipelines, mean=mean, std=std)
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.persistent_workers = persistent_workers and num_workers > 0

@@ -149,7 +149,10 @@ def load_run(
     if config_path is not None:
         if not config_path.is_file():
             raise CheckpointError(f"config {str(config_path)!r} does not exist")
-        node = OmegaConf.load(config_path)
+        try:
+            node = OmegaConf.load(config_path)
+        except Exception as error:  # YAML syntax errors come in several types
+            raise CheckpointError(f"cannot read {str(config_path)!r} as YAML: {error}") from error
         if not isinstance(node, DictConfig):
             raise CheckpointError(f"{str(config_path)!r} is not a config mapping")
         loaded_config = node

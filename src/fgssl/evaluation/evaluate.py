@@ -15,7 +15,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch.utils.data import DataLoader
 
+from fgssl.atomic import write_csv_atomically, write_text_atomically
 from fgssl.data.base import ImageClassificationDataModule
+from fgssl.data.tables import read_csv_columns
 from fgssl.errors import ConfigError
 from fgssl.evaluation.checkpoints import LoadedRun
 from fgssl.evaluation.inference import HEADS, predict_probabilities
@@ -91,16 +93,18 @@ def check_split_matches(
 
     A split rebuilt from changed data (or another seed) could hold training images.
     """
-    recorded = pd.read_csv(split_csv, dtype={"id": str})
+    recorded = read_csv_columns(split_csv, ["id", "split"], "split file of the run")
     expected = set(recorded.loc[recorded["split"] == split, "id"])
     assert datamodule.splits is not None
     found = set(datamodule.splits[split]["id"].astype(str))
     if expected != found:
+        missing, new = sorted(expected - found), sorted(found - expected)
         raise ConfigError(
             f"the {split!r} split rebuilt from the data ({len(found)} images) differs from the "
-            f"one the run recorded in {str(split_csv)!r} ({len(expected)} images, "
-            f"{len(expected - found)} of them missing now): the data or data.seed changed "
-            "since training. Pass --ignore-split-file to evaluate anyway."
+            f"one the run recorded in {str(split_csv)!r} ({len(expected)} images): "
+            f"{len(missing)} missing now (e.g. {missing[:3]}), {len(new)} new (e.g. {new[:3]}); "
+            "the data or data.seed changed since training. Pass --ignore-split-file to "
+            "evaluate anyway."
         )
 
 
@@ -120,7 +124,13 @@ def evaluate_split(
             f"{type(datamodule).__name__} has no {split!r} split: choose one of "
             f"{sorted(datamodule.splits)}"
         )
-    table = datamodule.splits[split]
+    table = datamodule.table(split)
+    if datamodule.unreadable:
+        log.warning(
+            "%d unreadable image(s) are left out (data.missing_images=skip), e.g. %s",
+            len(datamodule.unreadable),
+            next(iter(datamodule.unreadable)),
+        )
     if (table["label"] < 0).any():
         raise ConfigError(
             f"the {split!r} split has no labels to score against: use fgssl-predict for it"
@@ -164,7 +174,12 @@ def evaluate_split(
         confusion={head: confusion_matrix(outputs[head], labels) for head in HEADS},
         per_class=per_class,
         predictions=predictions,
-        facts={"checkpoint": str(loaded.checkpoint), "tta": tta},
+        facts={
+            "checkpoint": str(loaded.checkpoint),
+            "tta": tta,
+            "images": len(table),
+            "unreadable_images_left_out": len(datamodule.unreadable),
+        },
     )
 
 
@@ -181,9 +196,9 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> dict[str, P
         "predictions": out_dir / "predictions.csv",
         "confusion_matrix": out_dir / "confusion_matrix.png",
     }
-    paths["results"].write_text(json.dumps(evaluation.to_json(), indent=2) + "\n")
-    evaluation.per_class.to_csv(paths["per_class"], index=False, float_format="%.6g")
-    evaluation.predictions.to_csv(paths["predictions"], index=False, float_format="%.6g")
+    write_text_atomically(paths["results"], json.dumps(evaluation.to_json(), indent=2) + "\n")
+    write_csv_atomically(paths["per_class"], evaluation.per_class)
+    write_csv_atomically(paths["predictions"], evaluation.predictions)
     plot_confusion_matrices(
         evaluation.confusion,
         evaluation.class_names,

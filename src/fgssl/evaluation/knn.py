@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from fgssl.errors import ConfigError
+
 __all__ = ["knn_predict"]
 
 
@@ -25,11 +27,11 @@ def knn_predict(
     to one. ``k`` is capped at the number of training samples.
     """
     if train_features.shape[0] != train_labels.shape[0]:
-        raise ValueError(
+        raise ConfigError(
             f"{train_features.shape[0]} training features but {train_labels.shape[0]} labels"
         )
     if k < 1 or temperature <= 0:
-        raise ValueError(f"k must be >= 1 and temperature > 0, got k={k}, {temperature=}")
+        raise ConfigError(f"k must be >= 1 and temperature > 0, got k={k}, {temperature=}")
     train = F.normalize(train_features.float(), dim=1)
     test = F.normalize(test_features.float(), dim=1)
     k = min(k, train.shape[0])

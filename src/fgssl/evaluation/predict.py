@@ -4,7 +4,6 @@ reported (the rest still predicted), an APTOS Kaggle submission."""
 from __future__ import annotations
 
 import fnmatch
-import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.dataloader import default_collate
 
+from fgssl.atomic import write_csv_atomically
 from fgssl.data.aptos import APTOS2019DataModule
 from fgssl.data.io import read_rgb
 from fgssl.data.tables import find_images, read_csv_columns
@@ -45,7 +45,6 @@ __all__ = [
     "write_kaggle_submission",
 ]
 
-log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 EXCLUDED_BY_DEFAULT = ("*_superpixels.png",)
@@ -256,5 +255,4 @@ def write_kaggle_submission(
     submission = pd.DataFrame(
         {"id_code": predictions["id"], "diagnosis": predictions["prediction"].astype(int)}
     )
-    submission.to_csv(path, index=False)
-    return path
+    return write_csv_atomically(path, submission)

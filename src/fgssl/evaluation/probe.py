@@ -8,6 +8,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from fgssl.errors import ConfigError
+
 __all__ = ["linear_probe_predict"]
 
 
@@ -26,7 +28,7 @@ def linear_probe_predict(
     Classes absent from the training labels get probability 0.
     """
     if train_labels.unique().numel() < 2:
-        raise ValueError("a linear probe needs training images of at least two classes")
+        raise ConfigError("a linear probe needs training images of at least two classes")
     model = make_pipeline(
         StandardScaler(), LogisticRegression(C=c, max_iter=max_iter, random_state=0)
     )

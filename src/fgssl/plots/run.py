@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
 
 from fgssl.data.base import ImageClassificationDataModule
-from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from fgssl.models.base import StagedNet
 from fgssl.plots.confusion import plot_confusion_matrices
 from fgssl.plots.curves import plot_training_curves
@@ -44,11 +43,25 @@ def write_run_figures(
 ) -> list[Path]:
     """Write ``training_curves.png``, ``jigsaw_schedule.png`` (networks with puzzle stages),
     ``gradcam.png`` (``num_images`` images of ``split``, one per class first) and
-    ``confusion_matrix.png`` (when ``confusion`` is given) into ``run_dir``."""
+    ``confusion_matrix.png`` (when ``confusion`` is given) into ``run_dir``.
+
+    A figure that cannot be drawn (e.g. no CSV log for the curves) is logged and skipped;
+    the others are still written. Returns the paths written.
+    """
     run_dir = Path(run_dir)
-    mean = getattr(datamodule, "mean", IMAGENET_MEAN)
-    std = getattr(datamodule, "std", IMAGENET_STD)
-    written = [plot_training_curves(run_dir, run_dir / "training_curves.png", monitor=monitor)]
+    mean, std = datamodule.mean, datamodule.std
+    written: list[Path] = []
+
+    def draw(name: str, plot: Callable[[], Path]) -> None:
+        try:
+            written.append(plot())
+        except Exception:
+            log.exception("could not draw %s of %s", name, run_dir)
+
+    draw(
+        "the training curves",
+        lambda: plot_training_curves(run_dir, run_dir / "training_curves.png", monitor=monitor),
+    )
     dataset = datamodule.dataset(split, pipeline="eval")
     chosen = pick_images(dataset.labels.tolist(), num_images)
     items = [dataset[i] for i in chosen]
@@ -56,19 +69,21 @@ def write_run_figures(
     labels = [int(item["label"]) for item in items]
     stage_names = list(net.stage_names)
     if len(stage_names) > 1:
-        written.append(
-            plot_jigsaw_schedule(
+        draw(
+            "the jigsaw schedule",
+            lambda: plot_jigsaw_schedule(
                 images[:2],
                 schedule,
                 run_dir / "jigsaw_schedule.png",
                 stage_names=stage_names[:-1],
                 mean=mean,
                 std=std,
-            )
+            ),
         )
     class_names = list(datamodule.class_names)
-    written.append(
-        plot_gradcam(
+    draw(
+        "the Grad-CAM maps",
+        lambda: plot_gradcam(
             net,
             images,
             run_dir / "gradcam.png",
@@ -76,12 +91,13 @@ def write_run_figures(
             class_names=class_names,
             mean=mean,
             std=std,
-        )
+        ),
     )
     if confusion:
-        written.append(
-            plot_confusion_matrices(
+        draw(
+            "the confusion matrices",
+            lambda: plot_confusion_matrices(
                 confusion, class_names, run_dir / "confusion_matrix.png", title=f"{split} split"
-            )
+            ),
         )
     return written
