@@ -110,6 +110,7 @@ def test_predict_folder_with_an_unreadable_image(
     assert predict_cli.main([*argv, "--tta", "--device", "cpu"]) == 1
     err = capsys.readouterr().err
     assert "1 image(s) could not be read" in err and "broken" in err
+    assert "submission" in err and not submission.exists()  # Kaggle needs every image
     table = pd.read_csv(output, dtype={"id": str})
     num_images = len(list((aptos_root / "test_images").iterdir()))
     assert len(table) == num_images and "broken" not in set(table["id"])
@@ -117,19 +118,22 @@ def test_predict_folder_with_an_unreadable_image(
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
     failed = pd.read_csv(output.with_name("predictions_failed.csv"))
     assert failed["id"].tolist() == ["broken"]
-    kaggle = pd.read_csv(submission, dtype={"id_code": str})
-    assert list(kaggle.columns) == ["id_code", "diagnosis"]
-    assert kaggle["id_code"].tolist() == table["id"].tolist()
-    assert kaggle["diagnosis"].between(0, 4).all()
 
 
 def test_predict_aptos_test_csv(run_copy: Path, aptos_root: Path, tmp_path: Path) -> None:
     output = tmp_path / "p.csv"
+    submission = tmp_path / "submission.csv"
     argv = [str(run_copy), str(aptos_root / "test.csv"), "-o", str(output)]
-    assert predict_cli.main([*argv, "--image-dir", str(aptos_root / "test_images")]) == 0
+    argv += ["--image-dir", str(aptos_root / "test_images"), "--submission", str(submission)]
+    assert predict_cli.main(argv) == 0
     table = pd.read_csv(output, dtype={"id": str})
     expected = pd.read_csv(aptos_root / "test.csv", dtype=str)["id_code"]
     assert sorted(table["id"]) == sorted(expected)
+    kaggle = pd.read_csv(submission, dtype={"id_code": str})
+    assert list(kaggle.columns) == ["id_code", "diagnosis"]
+    assert kaggle["id_code"].tolist() == table["id"].tolist()
+    assert kaggle["diagnosis"].tolist() == table["prediction"].tolist()
+    assert kaggle["diagnosis"].between(0, 4).all()
 
 
 @pytest.mark.parametrize(

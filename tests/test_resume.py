@@ -68,3 +68,6 @@ def test_resumed_run_matches_the_uninterrupted_run(
         assert torch.equal(value, final[1]["state_dict"][name]), name
     saved = json.loads((tmp_path / "parts" / "results.json").read_text())
     assert saved["test"] == whole["test"]
+    # the SSL evaluation of the pretrained weights, read back from the pretrain checkpoint
+    for protocol in ("linear_probe", "knn"):
+        assert saved["ssl_eval"][protocol] == whole["ssl_eval"][protocol]

@@ -51,6 +51,14 @@ def _override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def _unquoted(override: str) -> str:
+    """``schedule='8_4_2'`` (as fgssl-train quotes it for Hydra) -> ``schedule=8_4_2``."""
+    key, sep, value = override.partition("=")
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]
+    return key + sep + value
+
+
 def collect_runs(multirun_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """One row per finished job of ``multirun_dir``: ``job``, ``overrides`` (the job's
     command-line overrides without the seed), ``seed``, ``monitor`` and every number of its
@@ -75,9 +83,10 @@ def collect_runs(multirun_dir: str | os.PathLike[str]) -> pd.DataFrame:
             continue
         try:
             overrides_path = job / ".hydra" / "overrides.yaml"
-            overrides = (
+            recorded = (
                 yaml.safe_load(overrides_path.read_text()) if overrides_path.is_file() else []
             )
+            overrides = [_unquoted(str(o)) for o in recorded or []]
             results = json.loads(results_path.read_text())
             seed = next(
                 (o.split("=", 1)[1] for o in overrides if _override_key(o) in SEED_KEYS), None
