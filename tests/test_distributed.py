@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import torch.distributed as dist
@@ -105,7 +106,7 @@ def test_two_process_ddp_demo_end_to_end(tmp_path: Path, step_mode: str) -> None
             f"step_mode={step_mode}",
             "pretrain_epochs=1",
             "finetune_epochs=1",
-            "data.num_train=40",
+            "data.num_train=45",
             "data.num_test=2",
             "data.generated_size=48",
             f"hydra.run.dir={run_dir}",
@@ -121,5 +122,11 @@ def test_two_process_ddp_demo_end_to_end(tmp_path: Path, step_mode: str) -> None
     results = json.loads((run_dir / "results.json").read_text())
     assert 0.0 <= results["test"]["combined"]["acc"] <= 1.0
     assert (run_dir / "finetune" / "checkpoints" / "best.ckpt").is_file()
+    # every test image counted once, though the odd count does not split evenly over 2 ranks
+    splits = pd.read_csv(run_dir / "split.csv")
+    num_test = int((splits["split"] == "test").sum())
+    assert num_test % 2 == 1
+    for head in ("combined", "concat"):
+        assert sum(map(sum, results["confusion_matrix"][head])) == num_test
     # one run directory for both processes: no stray timestamped folder from rank 1
     assert not (tmp_path / "outputs").exists()

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Sampler
 
 from fgssl.data.cache import CacheFormat, ImageCache
@@ -289,7 +290,10 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         return self._loader(self.dataset("val"), self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("test"), self.eval_batch_size)
+        """Under DDP each image is tested exactly once (Lightning's default sampler pads the
+        last batch with repeated images, which would count them twice in the metrics)."""
+        dataset = self.dataset("test")
+        return self._loader(dataset, self.eval_batch_size, sampler=_unrepeated_sampler(dataset))
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.dataset("predict"), self.eval_batch_size)
@@ -394,3 +398,13 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
         )
+
+
+def _unrepeated_sampler(dataset: ImageDataset) -> Sampler[int] | None:
+    """A sampler giving each process a disjoint share of ``dataset`` (no padding) when
+    torch.distributed runs several processes, else None (Lightning's default)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return None
+    if torch.distributed.get_world_size() == 1:
+        return None
+    return UnrepeatedDistributedSampler(dataset, shuffle=False)
