@@ -18,7 +18,7 @@ from torchmetrics import Metric, MetricCollection
 from fgssl.errors import ConfigError, NonFiniteLossError
 from fgssl.losses import BarlowTwinsLoss
 from fgssl.metrics import classification_metrics, confusion_matrix_metric
-from fgssl.models.base import NetOutput, StagedNet, StageOutput
+from fgssl.models.base import EVAL_HEADS, NetOutput, StagedNet, StageOutput
 from fgssl.nonfinite import NonFiniteWatch
 from fgssl.ops.jigsaw import jigsaw
 from fgssl.optim import parameter_groups, warmup_cosine
@@ -29,8 +29,6 @@ __all__ = ["FGSSLModule"]
 Phase = Literal["pretrain", "finetune"]
 StepMode = Literal["progressive", "fused"]
 OptimizerFactory = Callable[[Iterable[dict[str, Any]]], torch.optim.Optimizer]
-EVAL_HEADS = ("combined", "concat")
-"""The predictions evaluated: the sum of all heads' logits, and the concat head alone."""
 
 
 def _default_optimizer(params: Iterable[dict[str, Any]]) -> torch.optim.Optimizer:

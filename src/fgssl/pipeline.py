@@ -130,27 +130,40 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "confusion_matrix": module.test_confusion_matrices,
         "timings": timings,
     }
-    if not trainer.is_global_zero:
-        return results
-    # Training and testing are over: what follows runs on the first process alone (no
-    # collectives), and a failure is logged, not raised, once results.json is written.
-    write_text_atomically(run_dir / "results.json", json.dumps(results, indent=2) + "\n")
-    device = trainer.strategy.root_device
-    if cfg.figures.enabled:
-        _write_figures(cfg, run_dir, module, datamodule, monitor, device)
-    if cfg.ssl_eval.enabled and cfg.pretrain_epochs > 0:
-        if pretrained_state is None:  # resumed in the finetune phase
-            pretrained_state = _pretrained_state_on_disk(run_dir)
-        if pretrained_state is not None:
-            pretrained = copy.deepcopy(module.net).cpu()
-            pretrained.load_state_dict(pretrained_state)
-            ssl_results = _evaluate_pretrained(cfg, pretrained, datamodule, device)
-            if ssl_results is not None:
-                results["ssl_eval"] = ssl_results
-                write_text_atomically(
-                    run_dir / "results.json", json.dumps(results, indent=2) + "\n"
-                )
+    if trainer.is_global_zero:
+        device = trainer.strategy.root_device
+        _write_outputs(cfg, run_dir, results, module, datamodule, pretrained_state, device)
     return results
+
+
+def _write_outputs(
+    cfg: DictConfig,
+    run_dir: Path,
+    results: dict[str, Any],
+    module: FGSSLModule,
+    datamodule: ImageClassificationDataModule,
+    pretrained_state: dict[str, torch.Tensor] | None,
+    device: torch.device,
+) -> None:
+    """On the first process, after training and testing: ``results.json``, the figures,
+    and the SSL evaluation of the pretrained weights (added to ``results``). No collectives;
+    once results.json is written, a failure in what follows is logged, not raised."""
+    results_json = run_dir / "results.json"
+    write_text_atomically(results_json, json.dumps(results, indent=2) + "\n")
+    if cfg.figures.enabled:
+        _write_figures(cfg, run_dir, module, datamodule, results["monitor"], device)
+    if not (cfg.ssl_eval.enabled and cfg.pretrain_epochs > 0):
+        return
+    if pretrained_state is None:  # resumed in the finetune phase
+        pretrained_state = _pretrained_state_on_disk(run_dir)
+    if pretrained_state is None:
+        return
+    pretrained = copy.deepcopy(module.net).cpu()
+    pretrained.load_state_dict(pretrained_state)
+    ssl_results = _evaluate_pretrained(cfg, pretrained, datamodule, device)
+    if ssl_results is not None:
+        results["ssl_eval"] = ssl_results
+        write_text_atomically(results_json, json.dumps(results, indent=2) + "\n")
 
 
 def _pretrained_state_on_disk(run_dir: Path) -> dict[str, torch.Tensor] | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from fgssl.models.base import NetOutput, StagedNet
+from fgssl.models.base import EVAL_HEADS, NetOutput, StagedNet
 
 __all__ = [
     "HEADS",
@@ -17,8 +17,7 @@ __all__ = [
     "predict_probabilities",
 ]
 
-HEADS = ("combined", "concat")
-"""The predictions scored: the sum of all heads' logits, and the concat head alone."""
+HEADS = EVAL_HEADS
 
 TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
 """Flip test-time augmentation: identity, horizontal, vertical, both."""

@@ -9,7 +9,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["NetOutput", "StageOutput", "StagedNet"]
+__all__ = ["EVAL_HEADS", "NetOutput", "StageOutput", "StagedNet"]
+
+EVAL_HEADS = ("combined", "concat")
+"""The predictions evaluated: the sum of all heads' logits (``NetOutput.combined``), and
+the concat head alone (``NetOutput.concat``)."""
 
 
 @dataclass
