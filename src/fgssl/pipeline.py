@@ -38,6 +38,7 @@ from fgssl.checkpointing import (
     check_output_location,
     read_checkpoint,
 )
+from fgssl.config_checks import check_config, check_schedule_fits
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.errors import ConfigError
 from fgssl.evaluation.ssl import evaluate_frozen
@@ -59,7 +60,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     process writes files. Returns the content of ``results.json``.
     """
     run_dir = Path(run_dir)
-    _check_config(cfg)
+    check_config(cfg)
     if _is_rank_zero():
         check_output_location(run_dir)
     pl.seed_everything(cfg.seed, workers=True)
@@ -67,7 +68,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         torch.set_float32_matmul_precision(cfg.perf.matmul_precision)
     resume = find_resume_point(run_dir) if cfg.get("resume") else ResumePoint()
     datamodule = build_datamodule(cfg)
-    _check_schedule_fits(cfg, datamodule)
+    check_schedule_fits(cfg, datamodule)
     if _is_rank_zero():
         write_text_atomically(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         datamodule.write_split(run_dir / "split.csv")
@@ -353,47 +354,6 @@ def _plain_dict(node: DictConfig) -> dict[str, Any]:
     container = OmegaConf.to_container(node, resolve=True)
     assert isinstance(container, dict)
     return {str(key): value for key, value in container.items()}
-
-
-def _check_config(cfg: DictConfig) -> None:
-    if cfg.get("resume") and not Path(cfg.resume).is_dir():
-        raise ConfigError(f"resume={cfg.resume!r} is not a run directory")
-    if cfg.pretrain_epochs < 0:
-        raise ConfigError(f"pretrain_epochs must be >= 0, got {cfg.pretrain_epochs}")
-    if cfg.finetune_epochs < 1:
-        raise ConfigError(f"finetune_epochs must be >= 1, got {cfg.finetune_epochs}")
-    if cfg.step_mode not in ("progressive", "fused"):
-        raise ConfigError(f"step_mode must be 'progressive' or 'fused', got {cfg.step_mode!r}")
-    _check_method(cfg)
-
-
-def _check_method(cfg: DictConfig) -> None:
-    """A ``+method=`` config must still hold after the other groups were merged (a later
-    ``+experiment=`` on the command line overrides its model)."""
-    method = cfg.get("method")
-    if method is None:
-        return
-    target = str(cfg.model.net.get("_target_", ""))
-    if target.endswith("BaselineNet"):
-        trains = "baseline"
-    else:
-        trains = "fgssl" if cfg.pretrain_epochs > 0 else "pmg"
-    if trains != method:
-        raise ConfigError(
-            f"method={method} but the composed config trains {trains} (model.net._target_="
-            f"{target}, pretrain_epochs={cfg.pretrain_epochs}): put +method=... after "
-            "+experiment=... on the command line (the later one wins) and do not override "
-            "what the method sets"
-        )
-
-
-def _check_schedule_fits(cfg: DictConfig, datamodule: ImageClassificationDataModule) -> None:
-    too_fine = [g for g in cfg.schedule.grids if g > datamodule.image_size]
-    if too_fine:
-        raise ConfigError(
-            f"patch schedule {list(cfg.schedule.grids)} has grids {too_fine} larger than the "
-            f"{datamodule.image_size}px images (data.image_size): choose a coarser schedule"
-        )
 
 
 def _monitor_key(cfg: DictConfig, datamodule: ImageClassificationDataModule) -> str:
