@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--random-init",
         action="store_true",
         help="score the checkpoint's network with random weights instead (seeded by --seed): "
-        "the reference that pretrained features should beat",
+        "the reference that features pretrained from scratch should beat (a run that started "
+        "from ImageNet weights should be compared with those)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of --random-init (default: 0)")
     parser.add_argument("--config", help="the run's config.yaml (default: found in the run)")
