@@ -153,7 +153,7 @@ def test_predict_errors_are_one_line(run_copy: Path, tmp_path: Path, capsys, mak
 
 def test_ssl_eval_of_the_pretrained_checkpoint(run_copy: Path, capsys) -> None:
     assert ssl_eval_cli.main([str(run_copy), "data.num_workers=0", "--knn-k", "5"]) == 0
-    results = json.loads((run_copy / "ssl_eval_pretrain_test.json").read_text())
+    results = json.loads((run_copy / "ssl_eval_pretrain_backbone_test.json").read_text())
     assert results["checkpoint"].endswith("pretrain/checkpoints/last.ckpt")
     assert results["settings"]["knn_k"] == 5
     for protocol in ("linear_probe", "knn"):
@@ -161,7 +161,7 @@ def test_ssl_eval_of_the_pretrained_checkpoint(run_copy: Path, capsys) -> None:
         assert -1.0 <= results[protocol]["kappa"] <= 1.0
     assert "linear_probe" in capsys.readouterr().out
     assert ssl_eval_cli.main([str(run_copy), "data.num_workers=0", "--random-init"]) == 0
-    reference = json.loads((run_copy / "ssl_eval_random_init_test.json").read_text())
+    reference = json.loads((run_copy / "ssl_eval_random_init_backbone_test.json").read_text())
     assert reference["random_init"] is True and not results["random_init"]
     assert reference["knn"] != results["knn"]  # other weights, other neighbours
 

@@ -173,17 +173,21 @@ def test_linear_probe_separates_clusters_and_returns_probabilities() -> None:
 def test_frozen_feature_protocols_on_a_pretrained_checkpoint(tiny_run: Path) -> None:
     loaded = load_run(tiny_run, phase="pretrain")
     datamodule = build_eval_datamodule(loaded.config, ["data.num_workers=0"])
-    results = evaluate_frozen(loaded.module.net, datamodule, split="test")
     split = pd.read_csv(tiny_run / "split.csv")
-    assert results["train_images"] == (split["split"] == "train").sum()
-    assert results["eval_images"] == (split["split"] == "test").sum()
-    assert results["feature_dim"] == 4 * 16  # K+1 heads, feat_dim 16
-    for protocol in ("linear_probe", "knn"):
-        metrics = results[protocol]
-        assert 0.0 <= metrics["acc"] <= 1.0 and 0.0 <= metrics["auroc"] <= 1.0
-        assert -1.0 <= metrics["kappa"] <= 1.0
+    # resnet18's pooled last stage (512), or the K+1 heads' embeddings (feat_dim 16 each)
+    for features, dim in (("backbone", 512), ("embeddings", 4 * 16)):
+        results = evaluate_frozen(loaded.module.net, datamodule, split="test", features=features)
+        assert results["train_images"] == (split["split"] == "train").sum()
+        assert results["eval_images"] == (split["split"] == "test").sum()
+        assert results["features"] == features and results["feature_dim"] == dim
+        for protocol in ("linear_probe", "knn"):
+            metrics = results[protocol]
+            assert 0.0 <= metrics["acc"] <= 1.0 and 0.0 <= metrics["auroc"] <= 1.0
+            assert -1.0 <= metrics["kappa"] <= 1.0
     with pytest.raises(ConfigError, match="cannot evaluate frozen features on split 'train'"):
         evaluate_frozen(loaded.module.net, datamodule, split="train")
+    with pytest.raises(ConfigError, match="features must be one of"):
+        evaluate_frozen(loaded.module.net, datamodule, split="test", features="logits")
 
 
 def test_pipeline_reports_the_protocols_after_pretraining(tiny_run: Path) -> None:

@@ -94,6 +94,19 @@ def test_projector_maps_embeddings() -> None:
     assert plain.project(embedding, 1) is embedding
 
 
+@pytest.mark.parametrize("network", [FGSSLNet, BaselineNet])
+def test_backbone_features_are_timms_pooled_features(network: type) -> None:
+    """The SSL protocols' representation: timm's own global-average-pooled features."""
+    net = network("resnet18", num_classes=3).eval()
+    reference = timm.create_model("resnet18", num_classes=0).eval()  # avg pool, no classifier
+    source = net.backbone.features.model if network is FGSSLNet else net.model
+    missing, _ = reference.load_state_dict(source.state_dict(), strict=False)
+    assert not missing
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(net.backbone_features(x), reference(x))
+
+
 def test_baseline_net() -> None:
     net = BaselineNet("resnet18", num_classes=7)
     out = net(torch.randn(3, 3, 64, 64))

@@ -195,6 +195,7 @@ def _evaluate_pretrained(
             knn_k=cfg.ssl_eval.knn_k,
             knn_temperature=cfg.ssl_eval.knn_temperature,
             probe_c=cfg.ssl_eval.probe_c,
+            features=cfg.ssl_eval.features,
         )
     except Exception:
         log.exception("the SSL evaluation of the pretrained network failed (results are saved)")

@@ -15,6 +15,7 @@ from fgssl.cli.common import add_common_options, resolve_device, run_command
 from fgssl.errors import ConfigError
 from fgssl.evaluation.checkpoints import load_run
 from fgssl.evaluation.evaluate import build_eval_datamodule
+from fgssl.evaluation.features import FEATURES
 from fgssl.evaluation.ssl import PROTOCOLS, evaluate_frozen
 
 PROG = "fgssl-ssl-eval"
@@ -57,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=list(PROTOCOLS),
         help="protocols to run (default: both)",
     )
+    parser.add_argument(
+        "--features",
+        choices=FEATURES,
+        default="backbone",
+        help="backbone: the pooled last backbone stage (the standard protocol); embeddings: "
+        "every head's whole-image embedding, concatenated (default: %(default)s)",
+    )
     parser.add_argument("--knn-k", type=int, default=20, help="neighbours (default: 20)")
     parser.add_argument(
         "--knn-temperature", type=float, default=0.07, help="vote temperature (default: 0.07)"
@@ -76,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output",
         help="JSON file for the results "
-        "(default: <run dir>/ssl_eval_<phase or random_init>_<split>.json)",
+        "(default: <run dir>/ssl_eval_<phase or random_init>_<features>_<split>.json)",
     )
     add_common_options(parser)
     return parser
@@ -106,19 +114,21 @@ def _evaluate(args: argparse.Namespace) -> int:
         knn_k=args.knn_k,
         knn_temperature=args.knn_temperature,
         probe_c=args.probe_c,
+        features=args.features,
     )
     results["checkpoint"] = str(loaded.checkpoint)
     results["random_init"] = args.random_init
     folder = loaded.run_dir or loaded.checkpoint.parent
     name = "random_init" if args.random_init else args.phase
-    output = Path(args.output) if args.output else folder / f"ssl_eval_{name}_{args.split}.json"
+    default_name = f"ssl_eval_{name}_{args.features}_{args.split}.json"
+    output = Path(args.output) if args.output else folder / default_name
     output.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(output, json.dumps(results, indent=2) + "\n")
     protocols = [p for p in PROTOCOLS if p in results]
     weights = "random weights in the network" if args.random_init else "frozen features"
     print(
-        f"{weights} ({results['feature_dim']} dims) of {loaded.checkpoint}: fitted on "
-        f"{results['train_images']} train images, scored on {results['eval_images']} "
+        f"{weights} ({args.features}, {results['feature_dim']} dims) of {loaded.checkpoint}: "
+        f"fitted on {results['train_images']} train images, scored on {results['eval_images']} "
         f"{args.split} images"
     )
     print(f"{'metric':<28}" + "".join(f"{p:>14}" for p in protocols))

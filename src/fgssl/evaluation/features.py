@@ -7,9 +7,15 @@ from typing import Any
 
 import torch
 
+from fgssl.errors import ConfigError
 from fgssl.models.base import StagedNet
 
-__all__ = ["extract_features"]
+__all__ = ["FEATURES", "extract_features"]
+
+FEATURES = ("backbone", "embeddings")
+"""What the SSL protocols evaluate: ``backbone``, the global-average-pooled last backbone
+stage (the standard protocol's representation), or ``embeddings``, every head's embedding
+of the whole image, concatenated (the vectors the Barlow Twins loss compares)."""
 
 
 @torch.no_grad()
@@ -18,19 +24,21 @@ def extract_features(
     batches: Iterable[Mapping[str, Any]],
     *,
     device: torch.device | str = "cpu",
+    features: str = "backbone",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features (N, D) and labels (N,) of every image, in eval mode, without gradients.
-
-    The features are the embeddings of all heads on the whole image, concatenated: the
-    vectors the pretrain phase trains with Barlow Twins (for a BaselineNet, its pooled
-    backbone features).
-    """
+    """Features (N, D) and labels (N,) of every image, in eval mode, without gradients;
+    ``features`` is one of :data:`FEATURES`."""
+    if features not in FEATURES:
+        raise ConfigError(f"features must be one of {list(FEATURES)}, got {features!r}")
     net.eval().to(device)
-    features, labels = [], []
+    rows, labels = [], []
     for batch in batches:
-        output = net(batch["image"].to(device))
-        features.append(torch.cat(output.embeddings, dim=1).float().cpu())
+        images = batch["image"].to(device)
+        if features == "backbone":
+            rows.append(net.backbone_features(images).float().cpu())
+        else:
+            rows.append(torch.cat(net(images).embeddings, dim=1).float().cpu())
         labels.append(batch["label"].cpu())
-    if not features:
+    if not rows:
         raise ValueError("no images to extract features from: the data loader is empty")
-    return torch.cat(features), torch.cat(labels).long()
+    return torch.cat(rows), torch.cat(labels).long()

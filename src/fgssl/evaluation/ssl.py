@@ -31,12 +31,12 @@ def evaluate_frozen(
     knn_k: int = 20,
     knn_temperature: float = 0.07,
     probe_c: float = 1.0,
+    features: str = "backbone",
 ) -> dict[str, Any]:
     """Fit each protocol on the frozen features of the training split, score it on ``split``.
 
-    Both splits go through the evaluation transforms (no augmentation). The features are
-    the concatenated whole-image embeddings of every head (see
-    :func:`~fgssl.evaluation.features.extract_features`). Returns the metrics of each
+    Both splits go through the evaluation transforms (no augmentation). ``features`` picks
+    the representation: see :data:`~fgssl.evaluation.features.FEATURES`. Returns the metrics of each
     protocol (same names as the finetuned model's) with the facts of the evaluation.
     """
     unknown = set(protocols) - set(PROTOCOLS)
@@ -51,16 +51,16 @@ def evaluate_frozen(
             f"{sorted(set(datamodule.splits) - {'train', 'predict'})}"
         )
 
-    def features(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def extract(name: str) -> tuple[torch.Tensor, torch.Tensor]:
         loader = DataLoader(
             datamodule.dataset(name, pipeline="eval"),
             batch_size=datamodule.eval_batch_size,
             num_workers=datamodule.num_workers,
         )
-        return extract_features(net, loader, device=device)
+        return extract_features(net, loader, device=device, features=features)
 
-    train_x, train_y = features("train")
-    test_x, test_y = features(split)
+    train_x, train_y = extract("train")
+    test_x, test_y = extract(split)
     if (test_y < 0).any():
         raise ConfigError(f"the {split!r} split has no labels to score frozen features against")
     num_classes = datamodule.num_classes
@@ -86,6 +86,7 @@ def evaluate_frozen(
         split=split,
         train_images=int(train_x.shape[0]),
         eval_images=int(test_x.shape[0]),
+        features=features,
         feature_dim=int(train_x.shape[1]),
         settings={"knn_k": knn_k, "knn_temperature": knn_temperature, "probe_c": probe_c},
         seconds=time.perf_counter() - started,

@@ -66,6 +66,11 @@ class StagedNet(nn.Module, abc.ABC):
     def backbone_parameters(self) -> list[nn.Parameter]:
         """The pretrained part (trained at a lower learning rate)."""
 
+    @abc.abstractmethod
+    def backbone_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C) global-average-pooled features of the backbone's last stage: the
+        representation that the standard linear-probe and k-NN protocols evaluate."""
+
     @property
     def num_stages(self) -> int:
         return len(self.stage_names)

@@ -57,6 +57,12 @@ class BaselineNet(StagedNet):
         embedding = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
         return StageOutput(logits=self.model.get_classifier()(embedding), embedding=embedding)
 
+    def backbone_features(self, x: torch.Tensor) -> torch.Tensor:
+        pooled: torch.Tensor = self.model.forward_head(
+            self.model.forward_features(x), pre_logits=True
+        )
+        return pooled
+
     def forward(self, x: torch.Tensor) -> NetOutput:
         out = self.forward_stage(x)
         return NetOutput(logits=[out.logits], embeddings=[out.embedding])

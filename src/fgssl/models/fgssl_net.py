@@ -73,6 +73,9 @@ class FGSSLNet(StagedNet):
     def backbone_parameters(self) -> list[nn.Parameter]:
         return list(self.backbone.parameters())
 
+    def backbone_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone.forward_until(x, self.num_granularities - 1).mean(dim=(2, 3))
+
     def forward(self, x: torch.Tensor) -> NetOutput:
         """All K+1 heads on ``x``, with the backbone run once."""
         pooled = [block(f) for block, f in zip(self.blocks, self.backbone(x), strict=True)]
