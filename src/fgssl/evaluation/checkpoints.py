@@ -46,6 +46,7 @@ class LoadedRun:
 
     @property
     def class_names(self) -> list[str]:
+        """The checkpoint's class names (their indices as strings if it has none)."""
         names = self.module.class_names
         return list(names) if names else [str(c) for c in range(self.module.num_classes)]
 

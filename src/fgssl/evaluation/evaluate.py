@@ -51,6 +51,7 @@ class Evaluation:
     facts: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        """What ``results.json`` holds: metrics and confusion matrices of each head, facts."""
         return {
             "split": self.split,
             "num_images": len(self.predictions),

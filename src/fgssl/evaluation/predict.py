@@ -102,9 +102,9 @@ def images_from_csv(
     id_column: str | None = None,
 ) -> ImageInputs:
     """Images listed in a CSV: a ``path`` column (relative paths are relative to the CSV's
-    folder), or an id column (``id_code``, ``image_id``, ``image``, ``id``, or ``id_column``)
-    naming ``<id>.png/.jpg/...`` files in ``image_dir`` (e.g. APTOS's ``test.csv`` with
-    ``test_images/``)."""
+    folder), or an id column (``id_code``, ``image_id``, ``image``, ``id``, ``isic_id``, or
+    ``id_column``) naming ``<id>.png/.jpg/...`` files in ``image_dir`` (e.g. APTOS's
+    ``test.csv`` with ``test_images/``)."""
     csv_path = Path(csv_path).expanduser()
     table = read_csv_columns(csv_path, [id_column] if id_column else [], "image list")
     if id_column is None and "path" in table.columns:
