@@ -15,7 +15,6 @@ Run directory layout::
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import time
@@ -41,9 +40,9 @@ from fgssl.checkpointing import (
 from fgssl.config_checks import check_config, check_schedule_fits
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.errors import ConfigError
+from fgssl.evaluation.checkpoints import RUN_CHECKPOINTS, load_checkpoint
 from fgssl.evaluation.ssl import evaluate_frozen
 from fgssl.instantiation import instantiate_unwrapped, plain
-from fgssl.models.base import StagedNet
 from fgssl.module import FGSSLModule
 from fgssl.resume import ResumePoint, find_resume_point
 
@@ -84,8 +83,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         _check_resumable(resume.pretrain, module)
         trainer = _build_trainer(cfg, run_dir / "pretrain", cfg.pretrain_epochs, validate=False)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume.pretrain, weights_only=True)
-        weights = module.net.state_dict()
-        pretrained_state = {k: v.detach().to("cpu", copy=True) for k, v in weights.items()}
+        pretrained_state = module.net.state_dict()
         timings["pretrain_seconds"] = time.perf_counter() - started
 
     datamodule.phase = "finetune"
@@ -133,7 +131,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         device = trainer.strategy.root_device
-        _write_outputs(cfg, run_dir, results, module, datamodule, pretrained_state, device)
+        _write_outputs(cfg, run_dir, results, module, datamodule, device)
     return results
 
 
@@ -143,7 +141,6 @@ def _write_outputs(
     results: dict[str, Any],
     module: FGSSLModule,
     datamodule: ImageClassificationDataModule,
-    pretrained_state: dict[str, torch.Tensor] | None,
     device: torch.device,
 ) -> None:
     """On the first process, after training and testing: ``results.json``, the figures,
@@ -155,40 +152,27 @@ def _write_outputs(
         _write_figures(cfg, run_dir, module, datamodule, results["monitor"], device)
     if not (cfg.ssl_eval.enabled and cfg.pretrain_epochs > 0):
         return
-    if pretrained_state is None:  # resumed in the finetune phase
-        pretrained_state = _pretrained_state_on_disk(run_dir)
-    if pretrained_state is None:
-        return
-    pretrained = copy.deepcopy(module.net).cpu()
-    pretrained.load_state_dict(pretrained_state)
-    ssl_results = _evaluate_pretrained(cfg, pretrained, datamodule, device)
+    # The pretrain phase's last checkpoint holds its final weights, in a resumed run too.
+    checkpoint = run_dir / RUN_CHECKPOINTS["pretrain"][0]
+    ssl_results = _evaluate_pretrained(cfg, checkpoint, datamodule, device)
     if ssl_results is not None:
         results["ssl_eval"] = ssl_results
         write_text_atomically(results_json, json.dumps(results, indent=2) + "\n")
 
 
-def _pretrained_state_on_disk(run_dir: Path) -> dict[str, torch.Tensor] | None:
-    """The network weights of the run's pretrain checkpoint, if it has one."""
-    path = run_dir / "pretrain" / "checkpoints" / "last.ckpt"
-    if not path.is_file():
-        log.warning("no %s: the SSL evaluation of the pretrained network is skipped", path)
-        return None
-    state = read_checkpoint(path)["state_dict"]
-    return {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
-
-
 def _evaluate_pretrained(
     cfg: DictConfig,
-    net: StagedNet,
+    checkpoint: Path,
     datamodule: ImageClassificationDataModule,
     device: torch.device,
 ) -> dict[str, Any] | None:
-    """Linear probe and k-NN on the frozen features of the pretrained network ``net``,
-    fitted on the finetune phase's (labelled) training images; None if it fails."""
+    """Linear probe and k-NN on the frozen features of the network pretrained in
+    ``checkpoint``, fitted on the finetune phase's (labelled) training images; None if it
+    fails."""
     datamodule.phase = "finetune"
     try:
         results = evaluate_frozen(
-            net,
+            load_checkpoint(checkpoint).net,
             datamodule,
             split=cfg.ssl_eval.split,
             device=device,
