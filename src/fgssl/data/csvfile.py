@@ -11,7 +11,6 @@ import pandas as pd
 
 from fgssl.data.base import SplitTables
 from fgssl.data.labels import class_names_of, encode_labels
-from fgssl.data.splits import assemble_splits
 from fgssl.data.tables import IMAGE_EXTENSIONS, read_csv_columns, require_dir
 from fgssl.data.user import UserDataModule
 from fgssl.errors import ConfigError, DataLayoutError
@@ -97,15 +96,7 @@ class CSVDataModule(UserDataModule):
             "test": self.test_csv or self.csv,
         }
         encoded = {name: self._encode(table, sources[name]) for name, table in tables.items()}
-        return assemble_splits(
-            encoded["train"],
-            val=encoded.get("val"),
-            test=encoded.get("test"),
-            val_fraction=self.val_fraction,
-            test_fraction=self.test_fraction,
-            seed=self.seed,
-            group_column="group" if self.group_column else None,
-        )
+        return self.assemble(encoded, group_column="group" if self.group_column else None)
 
     def _read(self, path: Path) -> pd.DataFrame:
         columns = [self.path_column, self.label_column]

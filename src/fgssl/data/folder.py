@@ -10,7 +10,6 @@ from typing import Any
 import pandas as pd
 
 from fgssl.data.base import SplitTables
-from fgssl.data.splits import assemble_splits
 from fgssl.data.tables import IMAGE_EXTENSIONS, require_dir
 from fgssl.data.user import UserDataModule
 from fgssl.errors import DataLayoutError
@@ -62,14 +61,7 @@ class FolderDataModule(UserDataModule):
         empty = [n for i, n in enumerate(self.class_names) if counts.get(i, 0) == 0]
         if empty:
             log.warning("class(es) %s have no training image in %s", empty, self.root)
-        return assemble_splits(
-            encoded["train"],
-            val=encoded.get("val"),
-            test=encoded.get("test"),
-            val_fraction=self.val_fraction,
-            test_fraction=self.test_fraction,
-            seed=self.seed,
-        )
+        return self.assemble(encoded)
 
     def _scan(self, folder: Path, what: str) -> pd.DataFrame:
         require_dir(folder, what)

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fgssl.data.base import ImageClassificationDataModule
-from fgssl.data.splits import check_fractions
+import pandas as pd
+
+from fgssl.data.base import ImageClassificationDataModule, SplitTables
+from fgssl.data.splits import assemble_splits, check_fractions
 
 __all__ = ["UserDataModule"]
 
@@ -59,6 +61,21 @@ class UserDataModule(ImageClassificationDataModule):
     @class_names.setter
     def class_names(self, names: Sequence[str]) -> None:
         self._class_names = tuple(names)
+
+    def assemble(
+        self, encoded: dict[str, pd.DataFrame], *, group_column: str | None = None
+    ) -> SplitTables:
+        """The splits from the encoded ``train`` (and any given ``val``/``test``) tables,
+        drawing what is missing with this module's fractions and seed."""
+        return assemble_splits(
+            encoded["train"],
+            val=encoded.get("val"),
+            test=encoded.get("test"),
+            val_fraction=self.val_fraction,
+            test_fraction=self.test_fraction,
+            seed=self.seed,
+            group_column=group_column,
+        )
 
     def beside_root(self, path: str | os.PathLike[str] | None) -> Path | None:
         """``path`` as given (absolute) or relative to ``root``; None stays None."""

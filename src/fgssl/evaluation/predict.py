@@ -21,7 +21,7 @@ from torch.utils.data.dataloader import default_collate
 from fgssl.atomic import write_csv_atomically
 from fgssl.data.aptos import APTOS2019DataModule
 from fgssl.data.io import read_rgb
-from fgssl.data.tables import find_images, read_csv_columns
+from fgssl.data.tables import IMAGE_EXTENSIONS, find_images, read_csv_columns
 from fgssl.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -46,7 +46,6 @@ __all__ = [
 ]
 
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 EXCLUDED_BY_DEFAULT = ("*_superpixels.png",)
 """ISIC 2017's superpixel maps lie among its images but are not photographs."""
 ID_COLUMNS = ("id_code", "image_id", "image", "id", "isic_id")
