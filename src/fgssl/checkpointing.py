@@ -1,5 +1,5 @@
-"""Checkpoints that survive interruption: atomic writes, a save on Ctrl-C/SIGTERM,
-and clear errors for checkpoints that do not fit the run."""
+"""Checkpoints that survive interruption: atomic writes, a consistent checkpoint at the end
+of every epoch, and clear errors for checkpoints that do not fit the run."""
 
 from __future__ import annotations
 
@@ -11,19 +11,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-from pytorch_lightning.utilities.exceptions import SIGTERMException
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from fgssl.errors import CheckpointError, ConfigError
 
+LAST_CHECKPOINT = Path("checkpoints", "last.ckpt")
+"""Where a phase keeps the checkpoint of its latest finished epoch (relative to the phase's
+folder)."""
+
 __all__ = [
+    "LAST_CHECKPOINT",
     "AtomicCheckpointIO",
-    "SaveOnInterrupt",
     "check_checkpoint_matches",
     "check_checkpoint_version",
     "check_output_location",
+    "every_epoch_checkpoint",
     "read_checkpoint",
 ]
 
@@ -45,18 +49,25 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             temporary.unlink(missing_ok=True)
 
 
-class SaveOnInterrupt(pl.Callback):
-    """Saves the current training state to ``path`` when Ctrl-C or SIGTERM stops training,
-    so that ``resume=<run dir>`` continues from there."""
+def every_epoch_checkpoint(path: str | os.PathLike[str]) -> ModelCheckpoint:
+    """A checkpoint callback that rewrites ``path`` at the end of every epoch (after
+    validation, when there is one).
 
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
-
-    def on_exception(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
-    ) -> None:
-        if isinstance(exception, KeyboardInterrupt | SIGTERMException) and trainer.global_step > 0:
-            trainer.save_checkpoint(self.path)
+    These end-of-epoch states are what ``resume=<run dir>`` continues from. Ctrl-C, SIGTERM
+    or a crash during an epoch leave the previous epoch's checkpoint in place (the writes
+    are atomic), and the resumed run redoes the interrupted epoch from its start. A
+    mid-epoch state would not do: Lightning continues a data loader part-way through an
+    epoch only if the loader keeps its own position (ours do not), and a Ctrl-C caught
+    between its progress counters is restored as a finished epoch.
+    """
+    path = Path(path)
+    return ModelCheckpoint(
+        dirpath=path.parent,
+        filename=path.stem,
+        every_n_epochs=1,
+        save_top_k=1,
+        enable_version_counter=False,
+    )
 
 
 def check_output_location(run_dir: Path, *, bytes_needed: int = 0) -> None:

@@ -31,10 +31,11 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from fgssl.atomic import write_text_atomically
 from fgssl.checkpointing import (
+    LAST_CHECKPOINT,
     AtomicCheckpointIO,
-    SaveOnInterrupt,
     check_checkpoint_matches,
     check_output_location,
+    every_epoch_checkpoint,
     read_checkpoint,
 )
 from fgssl.config_checks import check_config, check_schedule_fits
@@ -43,6 +44,7 @@ from fgssl.errors import ConfigError
 from fgssl.evaluation.checkpoints import RUN_CHECKPOINTS, load_checkpoint
 from fgssl.evaluation.ssl import evaluate_frozen
 from fgssl.instantiation import instantiate_unwrapped, plain
+from fgssl.metrics_log import trim_metrics_log
 from fgssl.module import FGSSLModule
 from fgssl.resume import ResumePoint, find_resume_point
 
@@ -80,8 +82,10 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         datamodule.phase = "pretrain"
         module = build_module(cfg, datamodule, phase="pretrain")
         _check_room_for_checkpoints(run_dir, module)
-        _check_resumable(resume.pretrain, module)
-        trainer = _build_trainer(cfg, run_dir / "pretrain", cfg.pretrain_epochs, validate=False)
+        resumed_epoch = _resumed_epoch(resume.pretrain, module)
+        trainer = _build_trainer(
+            cfg, run_dir / "pretrain", cfg.pretrain_epochs, resumed_epoch, validate=False
+        )
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume.pretrain, weights_only=True)
         pretrained_state = module.net.state_dict()
         timings["pretrain_seconds"] = time.perf_counter() - started
@@ -89,7 +93,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     datamodule.phase = "finetune"
     module = build_module(cfg, datamodule, phase="finetune")
     _check_room_for_checkpoints(run_dir, module)
-    _check_resumable(resume.finetune, module)
+    resumed_epoch = _resumed_epoch(resume.finetune, module)
     if pretrained_state is not None:
         module.net.load_state_dict(pretrained_state)
     checkpoint = ModelCheckpoint(
@@ -97,7 +101,6 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         filename="best",
         monitor=monitor,
         mode="min" if monitor.endswith("loss") else "max",
-        save_last=True,
         auto_insert_metric_name=False,
     )
     callbacks: list[pl.Callback] = [checkpoint]
@@ -111,13 +114,16 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             )
         )
     finetune_started = time.perf_counter()
-    trainer = _build_trainer(cfg, run_dir / "finetune", cfg.finetune_epochs, callbacks=callbacks)
+    trainer = _build_trainer(
+        cfg, run_dir / "finetune", cfg.finetune_epochs, resumed_epoch, callbacks=callbacks
+    )
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume.finetune, weights_only=True)
     timings["finetune_seconds"] = time.perf_counter() - finetune_started
 
     best = checkpoint.best_model_path or None
+    last = run_dir / "finetune" / LAST_CHECKPOINT
     (test_metrics,) = trainer.test(
-        module, datamodule=datamodule, ckpt_path=best or "last", weights_only=True
+        module, datamodule=datamodule, ckpt_path=best or str(last), weights_only=True
     )
     timings["total_seconds"] = time.perf_counter() - started
     results = {
@@ -284,20 +290,22 @@ def _build_trainer(
     cfg: DictConfig,
     phase_dir: Path,
     epochs: int,
+    resumed_epoch: int | None,
     *,
     validate: bool = True,
     callbacks: list[pl.Callback] | None = None,
 ) -> pl.Trainer:
+    """A trainer for one phase; a resumed phase continues its metrics.csv after
+    ``resumed_epoch``, a fresh one starts it anew."""
+    if _is_rank_zero():
+        trim_metrics_log(phase_dir / "metrics.csv", resumed_epoch)
     kwargs = _plain_dict(cfg.trainer)
     if not validate:
         kwargs["limit_val_batches"] = 0
-        every_epoch = ModelCheckpoint(
-            dirpath=phase_dir / "checkpoints", filename="last", enable_version_counter=False
-        )
-        callbacks = [every_epoch]
     every_callback = [
         *(callbacks or []),
-        SaveOnInterrupt(phase_dir / "checkpoints" / "last.ckpt"),
+        # after the caller's checkpoints, so that last.ckpt holds their updated state
+        every_epoch_checkpoint(phase_dir / LAST_CHECKPOINT),
         LearningRateMonitor(logging_interval="epoch"),
     ]
     loggers = [
@@ -327,11 +335,14 @@ def _check_room_for_checkpoints(run_dir: Path, module: FGSSLModule) -> None:
         check_output_location(run_dir, bytes_needed=3 * 2 * parameter_bytes)
 
 
-def _check_resumable(checkpoint_path: str | None, module: FGSSLModule) -> None:
-    """The checkpoint to continue from must be this fgssl's and this network's."""
-    if checkpoint_path is not None:
-        checkpoint = read_checkpoint(checkpoint_path)
-        check_checkpoint_matches(checkpoint, checkpoint_path, dict(module.hparams["net"]))
+def _resumed_epoch(checkpoint_path: str | None, module: FGSSLModule) -> int | None:
+    """The last finished epoch of the checkpoint to continue from (None: a fresh phase),
+    after checking that it is this fgssl's and this network's."""
+    if checkpoint_path is None:
+        return None
+    checkpoint = read_checkpoint(checkpoint_path)
+    check_checkpoint_matches(checkpoint, checkpoint_path, dict(module.hparams["net"]))
+    return int(checkpoint["epoch"])
 
 
 def _plain_dict(node: DictConfig) -> dict[str, Any]:

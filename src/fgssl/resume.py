@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from fgssl.checkpointing import LAST_CHECKPOINT
+
 __all__ = ["ResumePoint", "find_resume_point"]
 
 
@@ -23,8 +25,8 @@ def find_resume_point(run_dir: str | Path) -> ResumePoint:
     the finetune phase starts from.
     """
     run_dir = Path(run_dir)
-    pretrain = run_dir / "pretrain" / "checkpoints" / "last.ckpt"
-    finetune = run_dir / "finetune" / "checkpoints" / "last.ckpt"
+    pretrain = run_dir / "pretrain" / LAST_CHECKPOINT
+    finetune = run_dir / "finetune" / LAST_CHECKPOINT
     if finetune.is_file():
         return ResumePoint(finetune=str(finetune))
     return ResumePoint(pretrain=str(pretrain) if pretrain.is_file() else None)

@@ -47,8 +47,8 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(2)
     except SystemExit as stop:  # Ctrl-C (Lightning exits with 1) or SIGTERM
         print(
-            "fgssl-train: interrupted; the training state is saved, continue with "
-            f"fgssl-train resume={run_dir}",
+            "fgssl-train: interrupted; the checkpoint of the last finished epoch is kept: "
+            f"fgssl-train resume={run_dir} continues from it (redoing the interrupted epoch)",
             file=sys.stderr,
         )
         sys.exit(143 if isinstance(stop, SIGTERMException) else (stop.code or 1))
