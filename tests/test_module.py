@@ -108,13 +108,18 @@ def test_net_from_a_hydra_config_is_saved_in_the_checkpoint(tmp_path) -> None:
     assert torch.load(tmp_path / "model.ckpt", weights_only=False)["fgssl"]["phase"] == "finetune"
 
 
-def test_non_finite_loss_names_the_phase_and_stage() -> None:
-    module = tiny_module(phase="finetune", lr=1e30)
+@pytest.mark.parametrize("compile", [False, True])
+def test_non_finite_loss_names_the_phase_and_stage(
+    compile: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch, "compile", lambda function, **options: function)
+    module = tiny_module(phase="finetune", lr=1e30, compile=compile)
     trainer = tiny_trainer(limit_train_batches=2, limit_val_batches=0)
     with pytest.raises(
         NonFiniteLossError, match=r"finetune phase, stage stage\d|finetune phase, stage concat"
-    ):
+    ) as raised:
         trainer.fit(module, datamodule=RandomDataModule())
+    assert ("without perf.compile" in str(raised.value)) == compile
 
 
 def test_pretrain_without_second_view_is_explained() -> None:

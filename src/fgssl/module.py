@@ -364,9 +364,13 @@ class FGSSLModule(pl.LightningModule):
             stage = self.stages[failure[0]]
             kind = "whole image" if stage.grid is None else f"{stage.grid}x{stage.grid} puzzle"
             where = f"stage {stage.name} ({kind}), first at batch {failure[1]}"
+        hint = "lower the learning rate (optim.lr), set optim.grad_clip, or check the input data"
+        if self.compile_options is not None:
+            # seen on an H200 (torch 2.11): compiled passes under bf16-mixed gave NaN at once
+            hint += "; or train without perf.compile, which gave non-finite losses on CUDA"
         raise NonFiniteLossError(
             f"non-finite loss in the {self.phase} phase, {where}, epoch {self.current_epoch}: "
-            "lower the learning rate (optim.lr), set optim.grad_clip, or check the input data"
+            + hint
         )
 
     # ------------------------------------------------------------------- evaluation
