@@ -35,7 +35,9 @@ class InterruptAt(pl.Callback):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("epoch", "batch"), [(2, 0), (1, 1)], ids=["at-an-epoch-start", "mid-epoch"]
+    ("epoch", "batch", "step_mode"),
+    [(2, 0, "progressive"), (1, 1, "progressive"), (1, 1, "fused")],
+    ids=["at-an-epoch-start", "mid-epoch", "mid-epoch-fused"],
 )
 def test_resumed_run_matches_the_uninterrupted_run(
     compose_config,
@@ -44,6 +46,7 @@ def test_resumed_run_matches_the_uninterrupted_run(
     monkeypatch: pytest.MonkeyPatch,
     epoch: int,
     batch: int,
+    step_mode: str,
 ) -> None:
     overrides = [
         "+experiment=aptos",
@@ -52,6 +55,7 @@ def test_resumed_run_matches_the_uninterrupted_run(
         "pretrain_epochs=1",
         "finetune_epochs=3",
         "trainer.deterministic=true",
+        f"step_mode={step_mode}",
     ]
     whole = run_training(compose_config(*overrides), tmp_path / "whole")
 
