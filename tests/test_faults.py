@@ -11,10 +11,11 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import TINY_TRAINING
 from fgssl import FGSSLModule
-from fgssl.checkpointing import check_checkpoint_matches, read_checkpoint
+from fgssl.checkpointing import AtomicCheckpointIO, check_checkpoint_matches, read_checkpoint
 from fgssl.errors import CheckpointError, ConfigError
 from fgssl.pipeline import run_training
 from helpers import RandomDataModule, tiny_trainer
@@ -56,6 +57,29 @@ def test_checkpoint_of_another_version_names_both(checkpoint: Path, tmp_path: Pa
     loaded["fgssl"]["version"] = "9.3.0"
     with pytest.raises(CheckpointError, match=r"fgssl 9\.3\.0, this is fgssl 0\.1"):
         check_checkpoint_matches(loaded, checkpoint, NET)
+
+
+class Unwritable:
+    def __reduce__(self) -> str:
+        raise RuntimeError("cannot be saved")
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(2)}}, path)
+    with pytest.raises(RuntimeError, match="cannot be saved"):  # fails part-way through
+        AtomicCheckpointIO().save_checkpoint({"state_dict": {}, "bad": Unwritable()}, path)
+    assert torch.equal(read_checkpoint(path)["state_dict"]["w"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_a_new_checkpoint_clears_what_killed_writers_left(tmp_path: Path) -> None:
+    left_behind = tmp_path / ".last.ckpt.12345.tmp"
+    left_behind.write_bytes(b"half a checkpoint")
+    other = tmp_path / ".best.ckpt.12345.tmp"
+    other.write_bytes(b"another file's")
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {}}, tmp_path / "last.ckpt")
+    assert not left_behind.exists() and other.exists()
 
 
 def test_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:

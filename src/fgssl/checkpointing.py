@@ -34,7 +34,9 @@ __all__ = [
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes a checkpoint to a temporary file beside it and renames it into place, so
-    that an interrupted write leaves the previous checkpoint intact, never a torn one."""
+    that an interrupted write leaves the previous checkpoint intact, never a torn one.
+    The temporaries that killed writers left for the same checkpoint are removed once a
+    new one is in place."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
@@ -47,6 +49,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(temporary, path)
         finally:
             temporary.unlink(missing_ok=True)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
 
 def every_epoch_checkpoint(path: str | os.PathLike[str]) -> ModelCheckpoint:
