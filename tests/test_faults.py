@@ -74,9 +74,9 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path: Path)
 
 
 def test_a_new_checkpoint_clears_what_killed_writers_left(tmp_path: Path) -> None:
-    left_behind = tmp_path / ".last.ckpt.12345.tmp"
+    left_behind = tmp_path / ".last.ckpt.12345.tmp.ckpt"
     left_behind.write_bytes(b"half a checkpoint")
-    other = tmp_path / ".best.ckpt.12345.tmp"
+    other = tmp_path / ".best.ckpt.12345.tmp.ckpt"
     other.write_bytes(b"another file's")
     AtomicCheckpointIO().save_checkpoint({"state_dict": {}}, tmp_path / "last.ckpt")
     assert not left_behind.exists() and other.exists()
@@ -146,7 +146,7 @@ def test_sigterm_leaves_a_valid_checkpoint_and_the_run_resumes(tmp_path: Path) -
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=300)
     assert process.returncode != 0, output[-2000:]
-    assert not list(run_dir.rglob("*.tmp"))
+    assert not list(run_dir.rglob("*.tmp*"))
     interrupted = read_checkpoint(last)
     steps_per_epoch = 2 * 4  # batches x (K + 1)
     assert steps_per_epoch <= interrupted["global_step"] < 12 * steps_per_epoch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,8 @@ __all__ = ["atomic_path", "write_csv_atomically", "write_text_atomically"]
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``
-    (atomic on one file system), on failure remove it."""
+    (atomic on one file system), on failure remove it. Once ``path`` is replaced, the
+    temporaries that killed writers left for it are removed too."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
     try:
@@ -23,6 +25,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp{glob.escape(path.suffix)}"):
+        stale.unlink(missing_ok=True)
 
 
 def write_text_atomically(path: str | os.PathLike[str], text: str) -> Path:

@@ -15,6 +15,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from fgssl.atomic import atomic_path
 from fgssl.errors import CheckpointError, ConfigError
 
 LAST_CHECKPOINT = Path("checkpoints", "last.ckpt")
@@ -33,24 +34,17 @@ __all__ = [
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes a checkpoint to a temporary file beside it and renames it into place, so
-    that an interrupted write leaves the previous checkpoint intact, never a torn one.
-    The temporaries that killed writers left for the same checkpoint are removed once a
-    new one is in place."""
+    """Writes a checkpoint through :func:`fgssl.atomic.atomic_path`: to a temporary file
+    beside it, renamed into place, so that an interrupted write leaves the previous
+    checkpoint intact, never a torn one."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
     ) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        with atomic_path(path) as temporary:
             super().save_checkpoint(checkpoint, temporary, storage_options)
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):
-            stale.unlink(missing_ok=True)
 
 
 def every_epoch_checkpoint(path: str | os.PathLike[str]) -> ModelCheckpoint:
