@@ -21,8 +21,12 @@ from fgssl.errors import CheckpointError, ConfigError
 LAST_CHECKPOINT = Path("checkpoints", "last.ckpt")
 """Where a phase keeps the checkpoint of its latest finished epoch (relative to the phase's
 folder)."""
+BEST_CHECKPOINT = Path("checkpoints", "best.ckpt")
+"""Where the finetune phase keeps the checkpoint of its best validation score (relative to
+the phase's folder)."""
 
 __all__ = [
+    "BEST_CHECKPOINT",
     "LAST_CHECKPOINT",
     "AtomicCheckpointIO",
     "check_checkpoint_matches",

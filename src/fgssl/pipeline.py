@@ -31,6 +31,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from fgssl.atomic import write_text_atomically
 from fgssl.checkpointing import (
+    BEST_CHECKPOINT,
     LAST_CHECKPOINT,
     AtomicCheckpointIO,
     check_checkpoint_matches,
@@ -41,7 +42,7 @@ from fgssl.checkpointing import (
 from fgssl.config_checks import check_config, check_schedule_fits
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.errors import ConfigError
-from fgssl.evaluation.checkpoints import RUN_CHECKPOINTS, load_checkpoint
+from fgssl.evaluation.checkpoints import load_checkpoint
 from fgssl.evaluation.ssl import evaluate_frozen
 from fgssl.instantiation import instantiate_unwrapped, plain
 from fgssl.metrics_log import trim_metrics_log
@@ -96,9 +97,10 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     resumed_epoch = _resumed_epoch(resume.finetune, module)
     if pretrained_state is not None:
         module.net.load_state_dict(pretrained_state)
+    best_path = run_dir / "finetune" / BEST_CHECKPOINT
     checkpoint = ModelCheckpoint(
-        dirpath=run_dir / "finetune" / "checkpoints",
-        filename="best",
+        dirpath=best_path.parent,
+        filename=best_path.stem,
         monitor=monitor,
         mode="min" if monitor.endswith("loss") else "max",
         auto_insert_metric_name=False,
@@ -159,7 +161,7 @@ def _write_outputs(
     if not (cfg.ssl_eval.enabled and cfg.pretrain_epochs > 0):
         return
     # The pretrain phase's last checkpoint holds its final weights, in a resumed run too.
-    checkpoint = run_dir / RUN_CHECKPOINTS["pretrain"][0]
+    checkpoint = run_dir / "pretrain" / LAST_CHECKPOINT
     ssl_results = _evaluate_pretrained(cfg, checkpoint, datamodule, device)
     if ssl_results is not None:
         results["ssl_eval"] = ssl_results

@@ -12,7 +12,12 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fgssl.checkpointing import check_checkpoint_version, read_checkpoint
+from fgssl.checkpointing import (
+    BEST_CHECKPOINT,
+    LAST_CHECKPOINT,
+    check_checkpoint_version,
+    read_checkpoint,
+)
 from fgssl.errors import CheckpointError
 from fgssl.module import FGSSLModule
 
@@ -28,8 +33,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RUN_CHECKPOINTS = {
-    "finetune": ("finetune/checkpoints/best.ckpt", "finetune/checkpoints/last.ckpt"),
-    "pretrain": ("pretrain/checkpoints/last.ckpt",),
+    "finetune": (
+        (Path("finetune") / BEST_CHECKPOINT).as_posix(),
+        (Path("finetune") / LAST_CHECKPOINT).as_posix(),
+    ),
+    "pretrain": ((Path("pretrain") / LAST_CHECKPOINT).as_posix(),),
 }
 """Checkpoints of a run directory by phase, in order of preference."""
 
