@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fgssl.cli.common import add_common_options, resolve_device, run_command
-from fgssl.errors import ConfigError
 from fgssl.evaluation.checkpoints import load_run
 from fgssl.evaluation.evaluate import (
     Evaluation,
@@ -73,12 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _evaluate(args: argparse.Namespace) -> int:
     loaded = load_run(args.path, config=args.config, trusted=args.trust_checkpoint)
-    if loaded.config is None:
-        raise ConfigError(
-            f"no config.yaml found above {str(loaded.checkpoint)!r}: pass the run's config "
-            "with --config to say which data to evaluate on"
-        )
-    datamodule = build_eval_datamodule(loaded.config, args.overrides)
+    datamodule = build_eval_datamodule(loaded.require_config(), args.overrides)
     datamodule.setup()
     split_csv = loaded.run_dir / "split.csv" if loaded.run_dir else None
     if split_csv is not None and split_csv.is_file() and not args.ignore_split_file:

@@ -12,7 +12,6 @@ import torch
 
 from fgssl.atomic import write_text_atomically
 from fgssl.cli.common import add_common_options, resolve_device, run_command
-from fgssl.errors import ConfigError
 from fgssl.evaluation.checkpoints import load_run
 from fgssl.evaluation.evaluate import build_eval_datamodule
 from fgssl.evaluation.features import FEATURES
@@ -99,12 +98,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         trusted=args.trust_checkpoint,
         random_init=args.random_init,
     )
-    if loaded.config is None:
-        raise ConfigError(
-            f"no config.yaml found above {str(loaded.checkpoint)!r}: pass the run's config "
-            "with --config to say which data to evaluate on"
-        )
-    datamodule = build_eval_datamodule(loaded.config, args.overrides)
+    datamodule = build_eval_datamodule(loaded.require_config(), args.overrides)
     results = evaluate_frozen(
         loaded.module.net,
         datamodule,

@@ -18,7 +18,7 @@ from fgssl.checkpointing import (
     check_checkpoint_version,
     read_checkpoint,
 )
-from fgssl.errors import CheckpointError
+from fgssl.errors import CheckpointError, ConfigError
 from fgssl.module import FGSSLModule
 
 __all__ = [
@@ -51,6 +51,16 @@ class LoadedRun:
     run_dir: Path | None
     config: DictConfig | None
     """The run's resolved ``config.yaml``, if one was found."""
+
+    def require_config(self) -> DictConfig:
+        """The run's config; :class:`ConfigError` when none was found (the data to evaluate
+        on is only known from it)."""
+        if self.config is None:
+            raise ConfigError(
+                f"no config.yaml found above {str(self.checkpoint)!r}: pass the run's config "
+                "with --config to say which data to evaluate on"
+            )
+        return self.config
 
     @property
     def class_names(self) -> list[str]:
