@@ -298,6 +298,15 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.dataset("predict"), self.eval_batch_size)
 
+    def eval_dataloader(self, split: str) -> DataLoader:
+        """Batches of ``split`` in order, with the evaluation transforms: for evaluating a
+        network outside the Trainer (one process)."""
+        return DataLoader(
+            self.dataset(split, pipeline="eval"),
+            batch_size=self.eval_batch_size,
+            num_workers=self.num_workers,
+        )
+
     # ------------------------------------------------------------- for subclasses
     def resolve_images(
         self,

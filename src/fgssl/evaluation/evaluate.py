@@ -13,7 +13,6 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from torch.utils.data import DataLoader
 
 from fgssl.atomic import write_csv_atomically, write_text_atomically
 from fgssl.data.base import ImageClassificationDataModule
@@ -142,12 +141,9 @@ def evaluate_split(
             f"the checkpoint predicts {loaded.module.num_classes} classes but the data has "
             f"{len(class_names)} ({class_names})"
         )
-    loader = DataLoader(
-        datamodule.dataset(split, pipeline="eval"),
-        batch_size=datamodule.eval_batch_size,
-        num_workers=datamodule.num_workers,
+    outputs = predict_probabilities(
+        loaded.module.net, datamodule.eval_dataloader(split), device=device, tta=tta
     )
-    outputs = predict_probabilities(loaded.module.net, loader, device=device, tta=tta)
     labels = outputs["label"]
     ordinal = bool(datamodule.ordinal)
     metrics = {

@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.errors import ConfigError
@@ -52,11 +51,7 @@ def evaluate_frozen(
         )
 
     def extract(name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        loader = DataLoader(
-            datamodule.dataset(name, pipeline="eval"),
-            batch_size=datamodule.eval_batch_size,
-            num_workers=datamodule.num_workers,
-        )
+        loader = datamodule.eval_dataloader(name)
         return extract_features(net, loader, device=device, features=features)
 
     train_x, train_y = extract("train")
