@@ -383,7 +383,7 @@ class FGSSLModule(pl.LightningModule):
     def _evaluate(self, batch: Mapping[str, torch.Tensor], split: str) -> None:
         output = self._full_pass(batch["image"])
         labels = batch["label"]
-        for head, logits in (("combined", output.combined), ("concat", output.concat)):
+        for head, logits in output.eval_logits().items():
             probabilities = logits.float().softmax(dim=1)
             metrics = cast(MetricCollection, self.eval_metrics[f"{split}_{head}"])
             metrics.update(probabilities, labels)

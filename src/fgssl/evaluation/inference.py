@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from fgssl.models.base import EVAL_HEADS, NetOutput, StagedNet
+from fgssl.models.base import EVAL_HEADS, StagedNet
 
 __all__ = [
     "HEADS",
@@ -35,10 +35,6 @@ def device_for_accelerator(accelerator: str) -> torch.device:
     return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
 
 
-def _head_logits(output: NetOutput) -> dict[str, torch.Tensor]:
-    return {"combined": output.combined, "concat": output.concat}
-
-
 @torch.no_grad()
 def predict_probabilities(
     net: StagedNet,
@@ -62,7 +58,7 @@ def predict_probabilities(
         sums: dict[str, torch.Tensor] = {}
         for dims in flips:
             output = net(images.flip(dims) if dims else images)
-            for head, logits in _head_logits(output).items():
+            for head, logits in output.eval_logits().items():
                 probabilities = logits.float().softmax(dim=1)
                 sums[head] = sums[head] + probabilities if head in sums else probabilities
         for head, total in sums.items():

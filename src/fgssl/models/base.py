@@ -41,6 +41,10 @@ class NetOutput:
         """Logits of the concat head alone."""
         return self.logits[-1]
 
+    def eval_logits(self) -> dict[str, torch.Tensor]:
+        """The logits of each evaluated prediction, by name (:data:`EVAL_HEADS`)."""
+        return {"combined": self.combined, "concat": self.concat}
+
 
 class StagedNet(nn.Module, abc.ABC):
     """A network trained in stages: head ``k`` is trained by stage ``k``; the last head sees
