@@ -12,7 +12,29 @@ import torch
 from fgssl.errors import FgsslError
 from fgssl.evaluation.inference import default_device
 
-__all__ = ["add_common_options", "resolve_device", "run_command"]
+__all__ = [
+    "add_checkpoint_argument",
+    "add_common_options",
+    "add_tta_option",
+    "resolve_device",
+    "run_command",
+]
+
+
+def add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
+    """The positional ``path``: a run directory or a finetuned .ckpt (see
+    :func:`fgssl.evaluation.load_run`)."""
+    parser.add_argument(
+        "path",
+        help="a run directory of fgssl-train (uses finetune/checkpoints/best.ckpt) or a .ckpt",
+    )
+
+
+def add_tta_option(parser: argparse.ArgumentParser) -> None:
+    """--tta (see :data:`fgssl.evaluation.inference.TTA_FLIPS`)."""
+    parser.add_argument(
+        "--tta", action="store_true", help="average the probabilities over 4 flips of each image"
+    )
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fgssl.cli.common import add_common_options, resolve_device, run_command
+from fgssl.cli.common import (
+    add_checkpoint_argument,
+    add_common_options,
+    add_tta_option,
+    resolve_device,
+    run_command,
+)
 from fgssl.evaluation.checkpoints import load_run
 from fgssl.evaluation.evaluate import (
     Evaluation,
@@ -39,10 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "path",
-        help="a run directory of fgssl-train (uses finetune/checkpoints/best.ckpt) or a .ckpt",
-    )
+    add_checkpoint_argument(parser)
     parser.add_argument(
         "overrides",
         nargs="*",
@@ -58,9 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         help="folder for the outputs (default: <run dir>/eval/<split>)",
     )
-    parser.add_argument(
-        "--tta", action="store_true", help="average the probabilities over 4 flips of each image"
-    )
+    add_tta_option(parser)
     parser.add_argument(
         "--ignore-split-file",
         action="store_true",

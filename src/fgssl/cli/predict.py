@@ -10,7 +10,13 @@ from pathlib import Path
 import pandas as pd
 
 from fgssl.atomic import write_csv_atomically
-from fgssl.cli.common import add_common_options, resolve_device, run_command
+from fgssl.cli.common import (
+    add_checkpoint_argument,
+    add_common_options,
+    add_tta_option,
+    resolve_device,
+    run_command,
+)
 from fgssl.errors import DataNotFoundError
 from fgssl.evaluation.checkpoints import load_run
 from fgssl.evaluation.predict import (
@@ -45,10 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "path",
-        help="a run directory of fgssl-train (uses finetune/checkpoints/best.ckpt) or a .ckpt",
-    )
+    add_checkpoint_argument(parser)
     parser.add_argument(
         "input",
         help="a folder of images (.png, .jpg, .jpeg, .bmp, .tif), or a CSV with a 'path' column "
@@ -63,9 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--submission",
         help="also write an APTOS 2019 Kaggle submission (id_code,diagnosis) to this file",
     )
-    parser.add_argument(
-        "--tta", action="store_true", help="average the probabilities over 4 flips of each image"
-    )
+    add_tta_option(parser)
     parser.add_argument(
         "--config",
         help="the run's config.yaml, for its image size and transforms (default: the one in "
