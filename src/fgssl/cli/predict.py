@@ -21,6 +21,8 @@ from fgssl.errors import DataNotFoundError
 from fgssl.evaluation.checkpoints import load_run
 from fgssl.evaluation.predict import (
     EXCLUDED_BY_DEFAULT,
+    ID_COLUMNS,
+    IMAGE_EXTENSIONS,
     eval_transform,
     images_from_csv,
     images_from_folder,
@@ -54,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_checkpoint_argument(parser)
     parser.add_argument(
         "input",
-        help="a folder of images (.png, .jpg, .jpeg, .bmp, .tif), or a CSV with a 'path' column "
-        "or an id column (id_code, image_id, image, id) naming files in --image-dir",
+        help=f"a folder of images ({', '.join(IMAGE_EXTENSIONS)}), or a CSV with a 'path' "
+        f"column or an id column ({', '.join(ID_COLUMNS)}) naming files in --image-dir",
     )
     parser.add_argument(
         "-o", "--output", default="predictions.csv", help="CSV to write (default: %(default)s)"
