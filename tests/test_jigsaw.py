@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+from collections import Counter
+from collections.abc import Sequence
+
 import pytest
 import torch
+from scipy.stats import chisquare
 
 from fgssl import jigsaw
+from fgssl.ops.jigsaw import PERMUTATIONS, Permutation, random_permutations
 
 
 def tiles_of(image: torch.Tensor, grid: int) -> list[torch.Tensor]:
@@ -99,3 +105,81 @@ def test_rejects_bad_grids(grid: int) -> None:
 def test_rejects_non_4d_input() -> None:
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         jigsaw(torch.randn(3, 8, 8), 2)
+
+
+# ----------------------------------------------------------------- the permutation rules
+def fixed_point_free(perm: tuple[int, ...]) -> bool:
+    return all(source != i for i, source in enumerate(perm))
+
+
+def reference_jigsaw_permutation(order: Sequence[int]) -> tuple[int, ...]:
+    """The tile permutation of PMG's (and FG-SSL's) ``jigsaw_generator`` for one order of
+    its shuffled cell list: it swaps tile 0 with each cell in that order."""
+    tiles = list(range(len(order)))
+    for cell in order:
+        tiles[0], tiles[cell] = tiles[cell], tiles[0]
+    return tuple(tiles)
+
+
+def draw_counts(permutation: Permutation, draws: int, num_tiles: int = 4) -> Counter:
+    generator = torch.Generator().manual_seed(0)
+    perm = random_permutations(draws, num_tiles, permutation=permutation, generator=generator)
+    return Counter(tuple(p) for p in perm.tolist())
+
+
+@pytest.mark.parametrize("grid", [2, 3, 4, 8])
+def test_by_default_no_tile_stays_in_place(grid: int) -> None:
+    # tile i is filled with the value i, so an output tile holding its own index stayed put
+    tile = 2
+    size = grid * tile
+    rows = torch.arange(size).div(tile, rounding_mode="floor")
+    index = (rows[:, None] * grid + rows[None, :]).float()
+    images = index.expand(500, 1, size, size)
+    output = jigsaw(images, grid, generator=torch.Generator().manual_seed(grid))
+    assert not (output == images).any()
+
+
+def test_derangements_are_drawn_uniformly() -> None:
+    derangements = {p for p in itertools.permutations(range(4)) if fixed_point_free(p)}
+    assert len(derangements) == 9  # !4 = 9, counted by hand: 3 double swaps + 6 4-cycles
+    counts = draw_counts("derangement", 9000)
+    assert set(counts) == derangements
+    assert chisquare(list(counts.values())).pvalue > 1e-3
+
+
+def test_the_cycle_rule_is_the_reference_codes() -> None:
+    reference = {reference_jigsaw_permutation(o) for o in itertools.permutations(range(4))}
+    assert len(reference) == 6 and all(fixed_point_free(p) for p in reference)
+    counts = draw_counts("cycle", 6000)
+    assert set(counts) == reference
+    assert chisquare(list(counts.values())).pvalue > 1e-3
+    # one cycle through all tiles also for larger grids
+    perm = random_permutations(50, 16, permutation="cycle").tolist()
+    for p in perm:
+        tile, length = p[0], 1
+        while tile != 0:
+            tile, length = p[tile], length + 1
+        assert length == 16
+
+
+def test_uniform_permutations_include_the_unshuffled_image() -> None:
+    counts = draw_counts("uniform", 24000)
+    assert set(counts) == set(itertools.permutations(range(4)))
+    assert chisquare(list(counts.values())).pvalue > 1e-3
+    assert counts[(0, 1, 2, 3)] > 0
+
+
+def test_the_permutation_rule_is_checked() -> None:
+    with pytest.raises(ValueError, match="permutation must be one of"):
+        jigsaw(torch.randn(1, 3, 8, 8), 1, permutation="random")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no derangement"):
+        random_permutations(3, 1)
+
+
+@pytest.mark.parametrize("permutation", PERMUTATIONS)
+def test_every_rule_is_deterministic_given_the_generator(permutation: Permutation) -> None:
+    def draw(seed: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        return random_permutations(64, 9, permutation=permutation, generator=generator)
+
+    assert torch.equal(draw(3), draw(3)) and not torch.equal(draw(3), draw(4))

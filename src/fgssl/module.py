@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, cast
 
@@ -13,18 +14,25 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from pytorch_lightning.core.optimizer import LightningOptimizer
 from torch import nn
-from torchmetrics import Metric, MetricCollection
+from torchmetrics import Metric
 
 from fgssl.errors import ConfigError, NonFiniteLossError
 from fgssl.losses import BarlowTwinsLoss
-from fgssl.metrics import classification_metrics, confusion_matrix_metric
+from fgssl.metrics import (
+    ClassificationMetrics,
+    classification_metrics,
+    confusion_matrix_metric,
+    undefined_messages,
+)
 from fgssl.models.base import EVAL_HEADS, NetOutput, StagedNet, StageOutput
 from fgssl.nonfinite import NonFiniteWatch
-from fgssl.ops.jigsaw import jigsaw
+from fgssl.ops.jigsaw import PERMUTATIONS, Permutation, jigsaw
 from fgssl.optim import parameter_groups, warmup_cosine
 from fgssl.stages import Stage, plan_stages
 
 __all__ = ["FGSSLModule"]
+
+log = logging.getLogger(__name__)
 
 Phase = Literal["pretrain", "finetune"]
 StepMode = Literal["progressive", "fused"]
@@ -42,7 +50,9 @@ class FGSSLModule(pl.LightningModule):
     head k and the last stage feeds the whole image to the concat head (weight
     ``whole_image_weight``). In the ``pretrain`` phase a stage's loss is Barlow Twins between
     the puzzle's embedding and the same head's embedding of ``batch["view"]``; in
-    ``finetune`` it is cross-entropy of the head's logits.
+    ``finetune`` it is cross-entropy of the head's logits. ``permutation`` is how the
+    puzzles shuffle their tiles (:func:`fgssl.ops.jigsaw.random_permutations`; by default
+    every tile moves).
 
     ``step_mode="progressive"`` takes one optimizer step per stage (the paper, PMG);
     ``"fused"`` sums the stage losses and steps once per batch.
@@ -80,6 +90,7 @@ class FGSSLModule(pl.LightningModule):
         phase: Phase = "finetune",
         step_mode: StepMode = "progressive",
         schedule: Sequence[int] = (8, 4, 2),
+        permutation: Permutation = "derangement",
         whole_image_weight: float = 2.0,
         optimizer: OptimizerFactory | None = None,
         lr: float = 2e-3,
@@ -103,6 +114,10 @@ class FGSSLModule(pl.LightningModule):
             raise ConfigError(f"phase must be 'pretrain' or 'finetune', got {phase!r}")
         if step_mode not in ("progressive", "fused"):
             raise ConfigError(f"step_mode must be 'progressive' or 'fused', got {step_mode!r}")
+        if permutation not in PERMUTATIONS:
+            raise ConfigError(
+                f"schedule.permutation must be one of {list(PERMUTATIONS)}, got {permutation!r}"
+            )
         ignored = ["optimizer"] + (["net"] if isinstance(net, nn.Module) else [])
         self.save_hyperparameters(ignore=ignored)
         self.automatic_optimization = False
@@ -112,6 +127,7 @@ class FGSSLModule(pl.LightningModule):
         self.stages: list[Stage] = plan_stages(
             self.net.stage_names, list(schedule), whole_image_weight=whole_image_weight
         )
+        self.permutation: Permutation = permutation
         self.optimizer_factory = optimizer or _default_optimizer
         self.lr = lr
         self.backbone_lr_scale = backbone_lr_scale
@@ -134,16 +150,17 @@ class FGSSLModule(pl.LightningModule):
         self.register_buffer("class_weights", weights, persistent=False)
         self.num_classes: int = self.net.num_classes
         self.class_names = list(class_names) if class_names else None
-        metrics = classification_metrics(
-            self.num_classes, ordinal=ordinal, class_names=self.class_names
-        )
         self.eval_metrics = nn.ModuleDict(
             {
-                f"{split}_{head}": metrics.clone(prefix=f"{split}/{head}/")
+                f"{split}_{head}": classification_metrics(
+                    self.num_classes, ordinal=ordinal, class_names=self.class_names
+                )
                 for split in ("val", "test")
                 for head in EVAL_HEADS
             }
         )
+        self._undefined_warned: dict[str, set[str]] = {}
+        """By split: what :func:`fgssl.metrics.undefined_messages` already warned about."""
         self.test_confusion = nn.ModuleDict(
             {head: confusion_matrix_metric(self.num_classes) for head in EVAL_HEADS}
         )
@@ -207,7 +224,9 @@ class FGSSLModule(pl.LightningModule):
         images = batch["image"]
         generator = self._puzzle_generator(batch_idx)
         puzzles = [
-            images if stage.grid is None else jigsaw(images, stage.grid, generator=generator)
+            images
+            if stage.grid is None
+            else jigsaw(images, stage.grid, generator=generator, permutation=self.permutation)
             for stage in self.stages
         ]
         if self.phase == "pretrain":
@@ -385,19 +404,50 @@ class FGSSLModule(pl.LightningModule):
         labels = batch["label"]
         for head, logits in output.eval_logits().items():
             probabilities = logits.float().softmax(dim=1)
-            metrics = cast(MetricCollection, self.eval_metrics[f"{split}_{head}"])
-            metrics.update(probabilities, labels)
-            self.log_dict(metrics, on_step=False, on_epoch=True)
+            cast(Metric, self.eval_metrics[f"{split}_{head}"]).update(probabilities, labels)
             if split == "test":
                 cast(Metric, self.test_confusion[head]).update(probabilities, labels)
         loss = F.cross_entropy(output.concat.float(), labels)
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
+
+    def _log_eval_metrics(self, split: str) -> None:
+        """Log ``<split>/<head>/<metric>`` of the whole epoch and reset the metrics.
+
+        compute() gathers every process's predictions (a collective: every rank runs it), so
+        the values are equal on all ranks. Undefined values are logged as NaN, with one
+        warning per split and metric (none during the sanity check).
+        """
+        scores = {}
+        for head in EVAL_HEADS:
+            metric = cast(ClassificationMetrics, self.eval_metrics[f"{split}_{head}"])
+            if not metric.update_called:
+                continue
+            values = metric.compute()
+            self.log_dict(
+                {f"{split}/{head}/{name}": float(value) for name, value in values.items()},
+                on_step=False,
+                on_epoch=True,
+                sync_dist=True,  # equal on every rank: the mean changes nothing
+            )
+            assert metric.scores is not None
+            scores[f"{split}/{head}/"] = metric.scores
+            metric.reset()
+        if self._trainer is not None and self.trainer.sanity_checking:
+            return
+        warned = self._undefined_warned.setdefault(split, set())
+        for message in undefined_messages(split, scores, warned):
+            if self.global_rank == 0:
+                log.warning("%s", message)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_eval_metrics("val")
 
     def on_test_epoch_start(self) -> None:
         for metric in self.test_confusion.values():
             cast(Metric, metric).reset()
 
     def on_test_epoch_end(self) -> None:
+        self._log_eval_metrics("test")
         # compute() gathers the counts of every process (a collective: every rank runs it).
         self.test_confusion_matrices = {
             head: cast(Metric, metric).compute().long().tolist()

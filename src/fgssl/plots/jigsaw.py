@@ -10,7 +10,7 @@ import torch
 from matplotlib.figure import Figure
 
 from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from fgssl.ops.jigsaw import jigsaw
+from fgssl.ops.jigsaw import Permutation, jigsaw
 
 __all__ = ["plot_jigsaw_schedule", "to_display"]
 
@@ -37,14 +37,19 @@ def plot_jigsaw_schedule(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
     seed: int = 0,
+    permutation: Permutation = "derangement",
 ) -> Path:
     """One row per image of ``images`` (B, 3, H, W): the puzzle of each grid of
-    ``schedule`` (finest first, the stage that trains on it), then the whole image."""
+    ``schedule`` (finest first, the stage that trains on it), then the whole image.
+    ``permutation`` is the shuffle rule of training (:func:`fgssl.ops.jigsaw.jigsaw`)."""
     if images.ndim != 4:
         raise ValueError(f"images must be (B, 3, H, W), got shape {tuple(images.shape)}")
     names = list(stage_names or [f"stage{k + 1}" for k in range(len(schedule))])
     generator = torch.Generator().manual_seed(seed)
-    puzzles = [jigsaw(images.cpu(), int(grid), generator=generator) for grid in schedule]
+    puzzles = [
+        jigsaw(images.cpu(), int(grid), generator=generator, permutation=permutation)
+        for grid in schedule
+    ]
     columns = [
         *(f"{name}: {grid}x{grid} puzzle" for name, grid in zip(names, schedule, strict=False)),
         "whole image (concat head)",

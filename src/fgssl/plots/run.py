@@ -10,6 +10,7 @@ import torch
 
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.models.base import StagedNet
+from fgssl.ops.jigsaw import Permutation
 from fgssl.plots.confusion import plot_confusion_matrices
 from fgssl.plots.curves import plot_training_curves
 from fgssl.plots.gradcam import plot_gradcam
@@ -40,6 +41,7 @@ def write_run_figures(
     confusion: Mapping[str, Sequence[Sequence[int]]] | None = None,
     split: str = "test",
     num_images: int = 4,
+    permutation: Permutation = "derangement",
 ) -> list[Path]:
     """Write ``training_curves.png``, ``jigsaw_schedule.png`` (networks with puzzle stages),
     ``gradcam.png`` (``num_images`` images of ``split``, one per class first) and
@@ -76,6 +78,7 @@ def write_run_figures(
                 schedule,
                 run_dir / "jigsaw_schedule.png",
                 stage_names=stage_names[:-1],
+                permutation=permutation,
                 mean=mean,
                 std=std,
             ),
