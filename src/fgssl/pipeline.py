@@ -225,6 +225,7 @@ def _write_figures(
             monitor=monitor,
             confusion=module.test_confusion_matrices,
             num_images=cfg.figures.num_images,
+            permutation=cfg.schedule.get("permutation", "derangement"),
         )
     except Exception:
         log.exception("could not write the figures of %s (the results are saved)", run_dir)
@@ -262,6 +263,7 @@ def build_module(
         phase=phase,  # type: ignore[arg-type]
         step_mode=cfg.step_mode,
         schedule=list(cfg.schedule.grids),
+        permutation=cfg.schedule.get("permutation", "derangement"),
         whole_image_weight=cfg.loss.whole_image_weight,
         optimizer=instantiate(cfg.optim.optimizer),
         lr=cfg.optim.pretrain_lr if phase == "pretrain" and cfg.optim.pretrain_lr else cfg.optim.lr,
