@@ -284,6 +284,16 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         if self.sampler == "weighted" and self.phase == "finetune":
             weights = balancing_weights(dataset.labels.tolist())
         sampler = EpochSampler(len(dataset), seed=self.seed, epoch=dataset.epoch, weights=weights)
+        # An incomplete last batch is dropped: one image would make batch norm fail. Under
+        # DDP each of the W processes gets ceil(N / W) images and batch_size is per process.
+        processes = trainer.world_size if trainer is not None else 1
+        per_process = -(-len(dataset) // processes)
+        if per_process < self.batch_size:
+            shares = f" ({processes} processes get {per_process} each)" if processes > 1 else ""
+            raise ConfigError(
+                f"the training split has {len(dataset)} images{shares}, fewer than batch_size="
+                f"{self.batch_size} per process: lower data.batch_size"
+            )
         return self._loader(dataset, self.batch_size, drop_last=True, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
@@ -393,11 +403,6 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         drop_last: bool = False,
         sampler: Sampler[int] | None = None,
     ) -> DataLoader:
-        if drop_last and len(dataset) < batch_size:
-            raise ConfigError(
-                f"the training split has {len(dataset)} images, fewer than batch_size="
-                f"{batch_size}: lower data.batch_size"
-            )
         return DataLoader(
             dataset,
             batch_size=batch_size,
