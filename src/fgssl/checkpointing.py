@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -29,6 +30,7 @@ __all__ = [
     "BEST_CHECKPOINT",
     "LAST_CHECKPOINT",
     "AtomicCheckpointIO",
+    "BestCheckpoint",
     "check_checkpoint_matches",
     "check_checkpoint_version",
     "check_output_location",
@@ -49,6 +51,22 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as temporary:
             super().save_checkpoint(checkpoint, temporary, storage_options)
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, except that an epoch whose monitored value is NaN (an
+    undefined metric) is never kept: Lightning's saves it, scored -inf (mode max) or +inf
+    (min), while it holds fewer than ``save_top_k`` checkpoints, so the first epoch became
+    the best with an undefined score. If no epoch has a defined value, no checkpoint is kept
+    and ``best_model_path`` stays empty."""
+
+    def check_monitor_top_k(self, trainer: pl.Trainer, current: torch.Tensor | None = None) -> bool:
+        if current is not None:
+            defined = not bool(torch.isnan(current))
+            # all processes must agree (the values are synchronised, so they do)
+            if not trainer.strategy.reduce_boolean_decision(defined, all=True):
+                return False
+        return super().check_monitor_top_k(trainer, current)
 
 
 def every_epoch_checkpoint(path: str | os.PathLike[str]) -> ModelCheckpoint:

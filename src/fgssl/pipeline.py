@@ -26,7 +26,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor
 from pytorch_lightning.utilities import rank_zero_only
 
 from fgssl.atomic import write_text_atomically
@@ -34,6 +34,7 @@ from fgssl.checkpointing import (
     BEST_CHECKPOINT,
     LAST_CHECKPOINT,
     AtomicCheckpointIO,
+    BestCheckpoint,
     check_checkpoint_matches,
     check_output_location,
     every_epoch_checkpoint,
@@ -45,11 +46,18 @@ from fgssl.errors import ConfigError
 from fgssl.evaluation.checkpoints import load_checkpoint
 from fgssl.evaluation.ssl import evaluate_frozen
 from fgssl.instantiation import instantiate_unwrapped, plain
+from fgssl.metrics import undefined_to_null
 from fgssl.metrics_log import trim_metrics_log
 from fgssl.module import FGSSLModule
 from fgssl.resume import ResumePoint, find_resume_point
 
-__all__ = ["build_datamodule", "build_module", "instantiate_datamodule", "run_training"]
+__all__ = [
+    "build_datamodule",
+    "build_module",
+    "instantiate_datamodule",
+    "monitor_callbacks",
+    "run_training",
+]
 
 log = logging.getLogger(__name__)
 
@@ -97,24 +105,12 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     resumed_epoch = _resumed_epoch(resume.finetune, module)
     if pretrained_state is not None:
         module.net.load_state_dict(pretrained_state)
-    best_path = run_dir / "finetune" / BEST_CHECKPOINT
-    checkpoint = ModelCheckpoint(
-        dirpath=best_path.parent,
-        filename=best_path.stem,
-        monitor=monitor,
-        mode="min" if monitor.endswith("loss") else "max",
-        auto_insert_metric_name=False,
+    checkpoint, callbacks = monitor_callbacks(
+        monitor,
+        run_dir / "finetune" / BEST_CHECKPOINT,
+        patience=cfg.early_stopping.patience,
+        min_delta=cfg.early_stopping.min_delta,
     )
-    callbacks: list[pl.Callback] = [checkpoint]
-    if cfg.early_stopping.patience is not None:
-        callbacks.append(
-            EarlyStopping(
-                monitor=monitor,
-                mode=checkpoint.mode,
-                patience=cfg.early_stopping.patience,
-                min_delta=cfg.early_stopping.min_delta,
-            )
-        )
     finetune_started = time.perf_counter()
     trainer = _build_trainer(
         cfg, run_dir / "finetune", cfg.finetune_epochs, resumed_epoch, callbacks=callbacks
@@ -124,19 +120,28 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
 
     best = checkpoint.best_model_path or None
     last = run_dir / "finetune" / LAST_CHECKPOINT
+    if best is None and _is_rank_zero():
+        log.warning(
+            "no validation epoch gave a defined %s (see the warnings above): testing the last "
+            "checkpoint, and best_val_score is null",
+            monitor,
+        )
     (test_metrics,) = trainer.test(
         module, datamodule=datamodule, ckpt_path=best or str(last), weights_only=True
     )
     timings["total_seconds"] = time.perf_counter() - started
-    results = {
-        "test": _nest(test_metrics, prefix="test/"),
-        "monitor": monitor,
-        "best_val_score": _to_float(checkpoint.best_model_score),
-        "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
-        "class_names": list(datamodule.class_names),
-        "confusion_matrix": module.test_confusion_matrices,
-        "timings": timings,
-    }
+    # undefined metrics (NaN) become None: null in results.json
+    results: dict[str, Any] = undefined_to_null(
+        {
+            "test": _nest(test_metrics, prefix="test/"),
+            "monitor": monitor,
+            "best_val_score": _to_float(checkpoint.best_model_score),
+            "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
+            "class_names": list(datamodule.class_names),
+            "confusion_matrix": module.test_confusion_matrices,
+            "timings": timings,
+        }
+    )
     if trainer.is_global_zero:
         device = trainer.strategy.root_device
         _write_outputs(cfg, run_dir, results, module, datamodule, device)
@@ -155,7 +160,7 @@ def _write_outputs(
     and the SSL evaluation of the pretrained weights (added to ``results``). No collectives;
     once results.json is written, a failure in what follows is logged, not raised."""
     results_json = run_dir / "results.json"
-    write_text_atomically(results_json, json.dumps(results, indent=2) + "\n")
+    write_text_atomically(results_json, json.dumps(results, indent=2, allow_nan=False) + "\n")
     if cfg.figures.enabled:
         _write_figures(cfg, run_dir, module, datamodule, results["monitor"], device)
     if not (cfg.ssl_eval.enabled and cfg.pretrain_epochs > 0):
@@ -164,8 +169,8 @@ def _write_outputs(
     checkpoint = run_dir / "pretrain" / LAST_CHECKPOINT
     ssl_results = _evaluate_pretrained(cfg, checkpoint, datamodule, device)
     if ssl_results is not None:
-        results["ssl_eval"] = ssl_results
-        write_text_atomically(results_json, json.dumps(results, indent=2) + "\n")
+        results["ssl_eval"] = undefined_to_null(ssl_results)
+        write_text_atomically(results_json, json.dumps(results, indent=2, allow_nan=False) + "\n")
 
 
 def _evaluate_pretrained(
@@ -231,6 +236,37 @@ def _write_figures(
         log.exception("could not write the figures of %s (the results are saved)", run_dir)
         return
     log.info("figures: %s", ", ".join(path.name for path in written))
+
+
+def monitor_callbacks(
+    monitor: str, best_path: Path, *, patience: int | None = None, min_delta: float = 0.0
+) -> tuple[BestCheckpoint, list[pl.Callback]]:
+    """The callbacks that follow the validation metric ``monitor`` (maximised, or minimised
+    when it ends in ``loss``): the checkpoint of its best epoch at ``best_path``, and with a
+    ``patience``, early stopping. Returns the checkpoint callback and all of them.
+
+    An epoch where ``monitor`` is undefined (NaN) is never the best, and counts as an epoch
+    without improvement (Lightning's EarlyStopping would stop at once).
+    """
+    checkpoint = BestCheckpoint(
+        dirpath=best_path.parent,
+        filename=best_path.stem,
+        monitor=monitor,
+        mode="min" if monitor.endswith("loss") else "max",
+        auto_insert_metric_name=False,
+    )
+    callbacks: list[pl.Callback] = [checkpoint]
+    if patience is not None:
+        callbacks.append(
+            EarlyStopping(
+                monitor=monitor,
+                mode=checkpoint.mode,
+                patience=patience,
+                min_delta=min_delta,
+                check_finite=False,
+            )
+        )
+    return checkpoint, callbacks
 
 
 def instantiate_datamodule(cfg: DictConfig) -> ImageClassificationDataModule:

@@ -16,6 +16,7 @@ from fgssl.evaluation.checkpoints import load_run
 from fgssl.evaluation.evaluate import build_eval_datamodule
 from fgssl.evaluation.features import FEATURES
 from fgssl.evaluation.ssl import PROTOCOLS, evaluate_frozen
+from fgssl.metrics import undefined_to_null
 
 PROG = "fgssl-ssl-eval"
 
@@ -117,7 +118,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     default_name = f"ssl_eval_{name}_{args.features}_{args.split}.json"
     output = Path(args.output) if args.output else folder / default_name
     output.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(output, json.dumps(results, indent=2) + "\n")
+    # undefined metrics (NaN) are null: JSON has no NaN
+    write_text_atomically(output, json.dumps(undefined_to_null(results), indent=2) + "\n")
     protocols = [p for p in PROTOCOLS if p in results]
     weights = "random weights in the network" if args.random_init else "frozen features"
     print(

@@ -20,7 +20,8 @@ from fgssl.data.tables import read_csv_columns
 from fgssl.errors import ConfigError
 from fgssl.evaluation.checkpoints import LoadedRun
 from fgssl.evaluation.inference import HEADS, predict_probabilities
-from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score
+from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score_heads
+from fgssl.metrics import undefined_to_null
 
 __all__ = [
     "Evaluation",
@@ -41,25 +42,31 @@ class Evaluation:
     class_names: list[str]
     official_metric: str
     metrics: dict[str, dict[str, float]]
-    """By head (``combined``, ``concat``): metric name -> value."""
+    """By head (``combined``, ``concat``): metric name -> value (NaN where undefined)."""
     confusion: dict[str, list[list[int]]]
     """By head: counts, rows = true class, columns = predicted class."""
     per_class: pd.DataFrame
+    """One row per head and class: precision, recall, F1, AUROC (NaN where undefined),
+    support."""
     predictions: pd.DataFrame
     """One row per image: id, label, prediction and the combined probability of each class."""
     facts: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """What ``results.json`` holds: metrics and confusion matrices of each head, facts."""
-        return {
-            "split": self.split,
-            "num_images": len(self.predictions),
-            "official_metric": self.official_metric,
-            "class_names": self.class_names,
-            "metrics": self.metrics,
-            "confusion_matrix": self.confusion,
-            **self.facts,
-        }
+        """What ``results.json`` holds: metrics (None where undefined) and confusion matrices
+        of each head, facts."""
+        json_tree: dict[str, Any] = undefined_to_null(
+            {
+                "split": self.split,
+                "num_images": len(self.predictions),
+                "official_metric": self.official_metric,
+                "class_names": self.class_names,
+                "metrics": self.metrics,
+                "confusion_matrix": self.confusion,
+                **self.facts,
+            }
+        )
+        return json_tree
 
 
 def build_eval_datamodule(
@@ -146,10 +153,13 @@ def evaluate_split(
     )
     labels = outputs["label"]
     ordinal = bool(datamodule.ordinal)
-    metrics = {
-        head: score(outputs[head], labels, ordinal=ordinal, class_names=class_names)
-        for head in HEADS
-    }
+    metrics = score_heads(
+        {head: outputs[head] for head in HEADS},
+        labels,
+        split=split,
+        ordinal=ordinal,
+        class_names=class_names,
+    )
     per_class = pd.concat(
         [per_class_report(outputs[head], labels, class_names).assign(head=head) for head in HEADS],
         ignore_index=True,
@@ -182,7 +192,8 @@ def evaluate_split(
 
 def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> dict[str, Path]:
     """Write ``results.json``, ``per_class.csv``, ``predictions.csv`` and
-    ``confusion_matrix.png`` into ``out_dir``; returns their paths by name."""
+    ``confusion_matrix.png`` into ``out_dir``; returns their paths by name. Undefined values
+    are ``null`` in the JSON and empty cells in the CSVs."""
     from fgssl.plots.confusion import plot_confusion_matrices
 
     out_dir = Path(out_dir)
@@ -193,7 +204,9 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> dict[str, P
         "predictions": out_dir / "predictions.csv",
         "confusion_matrix": out_dir / "confusion_matrix.png",
     }
-    write_text_atomically(paths["results"], json.dumps(evaluation.to_json(), indent=2) + "\n")
+    write_text_atomically(
+        paths["results"], json.dumps(evaluation.to_json(), indent=2, allow_nan=False) + "\n"
+    )
     write_csv_atomically(paths["per_class"], evaluation.per_class)
     write_csv_atomically(paths["predictions"], evaluation.predictions)
     plot_confusion_matrices(

@@ -2,15 +2,51 @@
 
 from __future__ import annotations
 
+import logging
+import math
+import warnings
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import torch
-from torchmetrics.classification import MulticlassAUROC
+from sklearn import metrics as skm
 
-from fgssl.metrics import classification_metrics, confusion_matrix_metric
+from fgssl.metrics import (
+    Scores,
+    compute_scores,
+    confusion_matrix_metric,
+    one_vs_rest_auroc,
+    undefined_messages,
+)
 
-__all__ = ["confusion_matrix", "per_class_report", "score"]
+__all__ = ["confusion_matrix", "per_class_report", "score", "score_heads"]
+
+log = logging.getLogger(__name__)
+
+
+def score_heads(
+    probabilities: dict[str, torch.Tensor],
+    labels: torch.Tensor,
+    *,
+    split: str,
+    ordinal: bool = False,
+    class_names: Sequence[str] | None = None,
+) -> dict[str, dict[str, float]]:
+    """The metrics of :func:`fgssl.metrics.compute_scores` of each (N, C) probability tensor
+    of ``probabilities`` (by name, e.g. head or protocol) against (N,) ``labels``: name ->
+    metric -> value, NaN where undefined. Logs one warning per undefined metric naming the
+    ``split``, the names concerned and why, and one naming the classes absent from it."""
+    y = labels.long().cpu().numpy()
+    scores: dict[str, Scores] = {
+        name: compute_scores(p.double().cpu().numpy(), y, ordinal=ordinal, class_names=class_names)
+        for name, p in probabilities.items()
+    }
+    for message in undefined_messages(
+        split, {f"{name}/" if name else "": s for name, s in scores.items()}
+    ):
+        log.warning("%s", message)
+    return {name: dict(sorted(s.values.items())) for name, s in scores.items()}
 
 
 def score(
@@ -19,13 +55,14 @@ def score(
     *,
     ordinal: bool = False,
     class_names: Sequence[str] | None = None,
+    split: str = "scored",
 ) -> dict[str, float]:
-    """The metrics of :func:`fgssl.metrics.classification_metrics` on (N, C) probabilities."""
-    metrics = classification_metrics(
-        probabilities.shape[1], ordinal=ordinal, class_names=class_names
-    )
-    values = metrics(probabilities.float(), labels.long())
-    return {name: float(value) for name, value in sorted(values.items())}
+    """The metrics of :func:`fgssl.metrics.compute_scores` of (N, C) probabilities against
+    (N,) labels, NaN where undefined (with a warning naming ``split``, see
+    :func:`score_heads`)."""
+    return score_heads(
+        {"": probabilities}, labels, split=split, ordinal=ordinal, class_names=class_names
+    )[""]
 
 
 def confusion_matrix(probabilities: torch.Tensor, labels: torch.Tensor) -> list[list[int]]:
@@ -40,27 +77,27 @@ def per_class_report(
 ) -> pd.DataFrame:
     """One row per class: precision, recall, F1, one-vs-rest AUROC and support (true count).
 
-    Precision (recall) is 0 for a class never predicted (never present), as scikit-learn's
-    ``zero_division=0``.
+    Undefined values are NaN (empty cells in a CSV): precision of a class never predicted,
+    recall of a class absent from the targets, F1 of a class in neither (scikit-learn's
+    ``precision_recall_fscore_support(zero_division=nan)``), and the AUROC of a class that
+    no target, or every target, is (:func:`fgssl.metrics.one_vs_rest_auroc`).
     """
-    counts = torch.tensor(confusion_matrix(probabilities, labels), dtype=torch.float64)
-    true_positives = counts.diagonal()
-    predicted = counts.sum(dim=0)
-    support = counts.sum(dim=1)
-    precision = torch.where(predicted > 0, true_positives / predicted.clamp(min=1), 0.0)
-    recall = torch.where(support > 0, true_positives / support.clamp(min=1), 0.0)
-    denominator = precision + recall
-    f1 = torch.where(denominator > 0, 2 * precision * recall / denominator.clamp(min=1e-12), 0.0)
-    auroc = MulticlassAUROC(probabilities.shape[1], average=None)(
-        probabilities.float(), labels.long()
-    )
+    p = probabilities.double().cpu().numpy()
+    y = labels.long().cpu().numpy()
+    classes = list(range(p.shape[1]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # undefined values are NaN by design
+        precision, recall, f1, support = skm.precision_recall_fscore_support(
+            y, p.argmax(axis=1), labels=classes, zero_division=np.nan
+        )
+    auroc = [one_vs_rest_auroc(y, p, c) if len(y) else math.nan for c in classes]
     return pd.DataFrame(
         {
             "class": list(class_names),
-            "precision": precision.tolist(),
-            "recall": recall.tolist(),
-            "f1": f1.tolist(),
-            "auroc": auroc.double().tolist(),
-            "support": support.long().tolist(),
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "auroc": auroc,
+            "support": support.astype(np.int64),
         }
     )

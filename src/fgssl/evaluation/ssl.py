@@ -12,7 +12,7 @@ from fgssl.errors import ConfigError
 from fgssl.evaluation.features import extract_features
 from fgssl.evaluation.knn import knn_predict
 from fgssl.evaluation.probe import linear_probe_predict
-from fgssl.evaluation.scoring import score
+from fgssl.evaluation.scoring import score_heads
 from fgssl.models.base import StagedNet
 
 __all__ = ["PROTOCOLS", "evaluate_frozen"]
@@ -36,7 +36,8 @@ def evaluate_frozen(
 
     Both splits go through the evaluation transforms (no augmentation). ``features`` picks
     the representation: see :data:`~fgssl.evaluation.features.FEATURES`. Returns the metrics of each
-    protocol (same names as the finetuned model's) with the facts of the evaluation.
+    protocol (same names and rules as the finetuned model's, NaN where undefined) with the
+    facts of the evaluation.
     """
     unknown = set(protocols) - set(PROTOCOLS)
     if unknown:
@@ -68,15 +69,13 @@ def evaluate_frozen(
         predictions["knn"] = knn_predict(
             train_x, train_y, test_x, num_classes, k=knn_k, temperature=knn_temperature
         )
-    results: dict[str, Any] = {
-        name: score(
-            probabilities,
-            test_y,
-            ordinal=datamodule.ordinal,
-            class_names=list(datamodule.class_names),
-        )
-        for name, probabilities in predictions.items()
-    }
+    results: dict[str, Any] = score_heads(
+        predictions,
+        test_y,
+        split=split,
+        ordinal=datamodule.ordinal,
+        class_names=list(datamodule.class_names),
+    )
     results.update(
         split=split,
         train_images=int(train_x.shape[0]),
