@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import logging
+import math
+from collections.abc import Sequence
 from pathlib import Path
 
 from omegaconf import DictConfig
+from pytorch_lightning.utilities import rank_zero_only
 
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.errors import ConfigError
+from fgssl.ops.jigsaw import PERMUTATIONS
 
-__all__ = ["check_config", "check_schedule_fits"]
+__all__ = ["check_config", "check_schedule_fits", "unshuffled_border"]
+
+log = logging.getLogger(__name__)
+
+# Trainer arguments the pipeline sets itself (passing them too would end in a TypeError
+# deep inside Lightning), with the fgssl setting to use instead.
+_TRAINER_KEYS_SET_BY_FGSSL = {
+    "max_epochs": "pretrain_epochs and finetune_epochs",
+    "logger": "the logger group (logger=csv or logger=tensorboard)",
+    "callbacks": "early_stopping.* and monitor",
+    "default_root_dir": "hydra.run.dir",
+    "sync_batchnorm": "model.sync_batchnorm",
+    "plugins": "nothing: fgssl writes its checkpoints through its own plugin",
+}
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -23,6 +41,63 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.step_mode not in ("progressive", "fused"):
         raise ConfigError(f"step_mode must be 'progressive' or 'fused', got {cfg.step_mode!r}")
     _check_method(cfg)
+    _check_batch_size(cfg)
+    _check_trainer(cfg)
+    permutation = cfg.schedule.get("permutation", "derangement")
+    if permutation not in PERMUTATIONS:
+        raise ConfigError(
+            f"schedule.permutation={permutation!r}: expected one of {list(PERMUTATIONS)}"
+        )
+    image_size = cfg.data.get("image_size")
+    if image_size is not None:
+        _check_schedule(cfg, int(image_size))
+
+
+def _check_batch_size(cfg: DictConfig) -> None:
+    """Batch normalisation and the Barlow Twins loss normalise over the batch, so one image
+    per batch cannot train (BatchNorm raises at the first step). The training loader drops
+    an incomplete last batch, so no smaller batch than ``data.batch_size`` is trained on."""
+    batch_size = cfg.data.get("batch_size")
+    if batch_size is not None and batch_size < 2:
+        raise ConfigError(
+            f"data.batch_size={batch_size}: training needs at least 2 images per batch "
+            "and process (batch normalisation and the Barlow Twins loss normalise over the "
+            "batch); under DDP data.batch_size is per process"
+        )
+
+
+def _check_trainer(cfg: DictConfig) -> None:
+    """Trainer arguments that cannot work with fgssl's manual optimisation or that the
+    pipeline sets itself: one line naming the fgssl setting to use instead."""
+    trainer = cfg.get("trainer") or {}
+    clip = trainer.get("gradient_clip_val")
+    if clip:
+        raise ConfigError(
+            f"trainer.gradient_clip_val={clip}: fgssl takes its optimizer steps itself (one "
+            f"per stage), where Lightning cannot clip; set optim.grad_clip={clip} instead (it "
+            "clips the unscaled gradient norm before every step)"
+        )
+    algorithm = trainer.get("gradient_clip_algorithm")
+    if algorithm is not None:
+        raise ConfigError(
+            f"trainer.gradient_clip_algorithm={algorithm}: fgssl clips "
+            "the gradient norm itself; set optim.grad_clip instead"
+        )
+    accumulate = trainer.get("accumulate_grad_batches", 1)
+    if accumulate != 1:
+        raise ConfigError(
+            f"trainer.accumulate_grad_batches={accumulate}: fgssl takes its optimizer steps "
+            "itself (one per stage and batch) and does not accumulate batches; raise "
+            "data.batch_size (or train on more processes) for a larger batch"
+        )
+    if trainer.get("enable_checkpointing") is False:
+        raise ConfigError(
+            "trainer.enable_checkpointing=false: fgssl needs its checkpoints (the best one "
+            "is tested, last.ckpt resumes a run)"
+        )
+    for key, instead in _TRAINER_KEYS_SET_BY_FGSSL.items():
+        if key in trainer:
+            raise ConfigError(f"trainer.{key} is set by fgssl itself: use {instead}")
 
 
 def _check_method(cfg: DictConfig) -> None:
@@ -46,10 +121,51 @@ def _check_method(cfg: DictConfig) -> None:
 
 
 def check_schedule_fits(cfg: DictConfig, datamodule: ImageClassificationDataModule) -> None:
-    """Every jigsaw grid must fit the image size (a grid cell is at least one pixel)."""
-    too_fine = [g for g in cfg.schedule.grids if g > datamodule.image_size]
+    """:func:`check_config`'s schedule checks for a data module whose image size is not
+    the config's ``data.image_size`` (which check_config has already checked)."""
+    if datamodule.image_size != cfg.data.get("image_size"):
+        _check_schedule(cfg, datamodule.image_size)
+
+
+def unshuffled_border(image_size: int, grid: int) -> tuple[int, float]:
+    """The border a ``grid x grid`` jigsaw leaves in place on ``image_size`` px images.
+
+    Tiles are ``image_size // grid`` px (:func:`fgssl.ops.jigsaw.jigsaw`), so the last
+    ``image_size % grid`` rows and columns stay where they are. Returns that width in
+    pixels and the share of the image's pixels it holds, ``1 - (covered / size)**2``.
+    """
+    border = image_size % grid
+    return border, 1.0 - ((image_size - border) / image_size) ** 2
+
+
+def _check_schedule(cfg: DictConfig, image_size: int) -> None:
+    """Every jigsaw grid must fit the image (a tile is at least one pixel); a grid that does
+    not divide the image leaves a border unshuffled, which is worth a warning."""
+    if str(cfg.model.net.get("_target_", "")).endswith("BaselineNet"):
+        return  # the baseline sees whole images only
+    grids: Sequence[int] = list(cfg.schedule.grids)
+    too_fine = [g for g in grids if g > image_size]
     if too_fine:
         raise ConfigError(
-            f"patch schedule {list(cfg.schedule.grids)} has grids {too_fine} larger than the "
-            f"{datamodule.image_size}px images (data.image_size): choose a coarser schedule"
+            f"patch schedule {list(grids)} has grids {too_fine} larger than the "
+            f"{image_size}px images (data.image_size): choose a coarser schedule"
         )
+    if getattr(rank_zero_only, "rank", 0) != 0:
+        return
+    for grid in grids:
+        border, share = unshuffled_border(image_size, grid)
+        if border:
+            step = math.lcm(*grids)
+            lower = image_size - image_size % step
+            sizes = " or ".join(str(s) for s in (lower, lower + step) if s >= max(grids))
+            log.warning(
+                "grid %d of the patch schedule %s does not divide data.image_size=%d: its "
+                "puzzles leave the last %d rows and columns unshuffled (%.1f %% of the "
+                "pixels); an image size divisible by every grid (%s) avoids it",
+                grid,
+                list(grids),
+                image_size,
+                border,
+                100 * share,
+                sizes,
+            )
