@@ -215,3 +215,19 @@ def make_csv_tree(root: Path, *, seed: int = 0, integer_labels: bool = False) ->
     table = pd.DataFrame(rows)
     table.to_csv(root / "labels.csv", index=False)
     return table
+
+
+def repeat_rows(csv_path: Path, column: str, values: dict[str, int], **changes: str) -> None:
+    """Append to ``csv_path`` copies of the rows whose ``column`` is a key of ``values``:
+    ``values[v] - 1`` more rows for ``v`` (so ``v`` is listed that many times), the last
+    copy of each with ``changes`` (column -> new value) applied, e.g. a conflicting label."""
+    table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    copies = []
+    for value, times in values.items():
+        row = table[table[column] == value]
+        assert len(row) == 1, f"{value!r} is not listed once in {csv_path}"
+        extra = pd.concat([row] * (times - 1), ignore_index=True)
+        for key, new in changes.items():
+            extra.loc[len(extra) - 1, key] = new
+        copies.append(extra)
+    pd.concat([table, *copies], ignore_index=True).to_csv(csv_path, index=False)

@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "input",
         help=f"a folder of images ({', '.join(IMAGE_EXTENSIONS)}), or a CSV with a 'path' "
-        f"column or an id column ({', '.join(ID_COLUMNS)}) naming files in --image-dir",
+        f"column or an id column ({', '.join(ID_COLUMNS)}) naming files in --image-dir; "
+        "each image listed once, each id (file name without extension) naming one image",
     )
     parser.add_argument(
         "-o", "--output", default="predictions.csv", help="CSV to write (default: %(default)s)"
@@ -99,12 +100,13 @@ def _predict(args: argparse.Namespace) -> int:
         raise DataNotFoundError(
             f"input {str(source)!r} does not exist: expected a folder of images or a CSV"
         )
-    loaded = load_run(args.path, config=args.config, trusted=args.trust_checkpoint)
-    transform = eval_transform(loaded.config, image_size=args.image_size)
+    # The inputs first: a bad listing (e.g. an id twice) fails before the checkpoint loads.
     if source.is_dir():
         inputs = images_from_folder(source, exclude=() if args.include_all else EXCLUDED_BY_DEFAULT)
     else:
         inputs = images_from_csv(source, image_dir=args.image_dir, id_column=args.id_column)
+    loaded = load_run(args.path, config=args.config, trusted=args.trust_checkpoint)
+    transform = eval_transform(loaded.config, image_size=args.image_size)
     predictions = predict_images(
         loaded.module.net,
         inputs,

@@ -24,7 +24,8 @@ class APTOS2019DataModule(ImageClassificationDataModule):
         root/test.csv             id_code           (optional, unlabelled: prediction)
         root/test_images/<id_code>.png
 
-    ``train.csv`` is split (seeded, stratified) into train / val and, when
+    Each ``id_code`` must be listed once. ``train.csv`` is split (seeded, stratified;
+    byte-identical images kept on one side) into train / val and, when
     ``test_fraction > 0``, a held-out test split. The official test labels were never
     released, so with ``test_fraction=0`` (the papers' protocol) the test split is the
     validation split.
@@ -62,6 +63,7 @@ class APTOS2019DataModule(ImageClassificationDataModule):
             val_fraction=self.val_fraction,
             test_fraction=self.test_fraction,
             seed=self.seed,
+            keep_identical=self.duplicates != "ignore",
         )
         if (root / "test.csv").is_file() and (root / "test_images").is_dir():
             splits["predict"] = self._read_table(
@@ -71,7 +73,9 @@ class APTOS2019DataModule(ImageClassificationDataModule):
 
     def _read_table(self, csv_path: Path, image_dir: Path, *, labelled: bool) -> pd.DataFrame:
         columns = ["id_code", "diagnosis"] if labelled else ["id_code"]
-        table = read_csv_columns(csv_path, columns, "APTOS " + csv_path.name)
+        table = read_csv_columns(
+            csv_path, columns, "APTOS " + csv_path.name, unique="id_code", labels=columns[1:]
+        )
         require_dir(image_dir, f"APTOS image folder for {csv_path.name}")
         ids = table["id_code"].str.strip().tolist()
         labels = self._parse_labels(table, csv_path) if labelled else [-1] * len(ids)

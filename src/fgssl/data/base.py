@@ -18,11 +18,13 @@ from torch.utils.data import DataLoader, Sampler
 
 from fgssl.data.cache import CacheFormat, ImageCache
 from fgssl.data.dataset import ImageDataset
+from fgssl.data.duplicates import COLUMN as DUPLICATE_COLUMN
+from fgssl.data.duplicates import DuplicateMode, check_duplicates, require_duplicate_mode
 from fgssl.data.imbalance import balancing_weights, class_weights
 from fgssl.data.io import read_rgb
 from fgssl.data.sampling import EpochSampler, shared_epoch
 from fgssl.data.splits import label_subset
-from fgssl.data.tables import index_images
+from fgssl.data.tables import index_images, pick_images
 from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, finalize, load_pipelines
 from fgssl.data.verify import VERIFY_MODES, VerifyMode, find_unreadable
 from fgssl.errors import ConfigError, DataLayoutError, ImageReadError, MissingImagesError
@@ -72,6 +74,11 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         sampler: None (shuffle) or ``"weighted"``: the finetune phase draws training images
             with probabilities inverse to their class frequency.
         phase: ``"pretrain"`` (batches get a second view) or ``"finetune"``.
+        duplicates: byte-identical image files under different names (see
+            :mod:`fgssl.data.duplicates`): ``"warn"`` (default) logs those that fall in
+            different splits and ``split.csv`` marks them (``duplicate_group``); ``"error"``
+            refuses them; both keep them on one side of splits drawn from the training
+            images. ``"ignore"`` reads no file for it.
     """
 
     class_names: Sequence[str] = ()
@@ -104,6 +111,7 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         cache_format: CacheFormat = "npy",
         label_fraction: float = 1.0,
         sampler: Literal["weighted"] | None = None,
+        duplicates: DuplicateMode = "warn",
     ):
         super().__init__()
         self.root = Path(root).expanduser()
@@ -131,6 +139,7 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         if sampler not in (None, "weighted"):
             raise ConfigError(f"sampler must be null or 'weighted', got {sampler!r}")
         self.missing_images = missing_images
+        self.duplicates = require_duplicate_mode(duplicates)
         self.verify_images: VerifyMode = verify_images
         self.label_fraction = label_fraction
         self.sampler = sampler
@@ -199,6 +208,7 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
                     f"{type(self).__name__} found no images for the {name!r} split in "
                     f"{str(self.root)!r}"
                 )
+        splits = check_duplicates(splits, self.duplicates)
         train = splits["train"]
         labelled = label_subset(train["label"].tolist(), self.label_fraction, seed=self.seed)
         splits["train"] = train.assign(labelled=labelled)
@@ -214,15 +224,19 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
             )
 
     def split_table(self) -> pd.DataFrame:
-        """One row per image: ``id``, ``label``, ``split`` (train/val/test/predict) and
+        """One row per image: ``id``, ``label``, ``split`` (train/val/test/predict),
         ``labelled`` (False for unlabelled images and for training images whose label
-        ``label_fraction`` held back from finetuning)."""
+        ``label_fraction`` held back from finetuning) and, unless ``duplicates="ignore"``,
+        ``duplicate_group`` (shared by byte-identical files, empty for the others)."""
         splits = self._ready_splits()
         frames = []
         for name, table in splits.items():
             labelled = table["labelled"] if "labelled" in table else table["label"] >= 0
             frames.append(table.assign(split=name, labelled=labelled))
-        return pd.concat(frames, ignore_index=True)[["id", "label", "split", "labelled"]]
+        columns = ["id", "label", "split", "labelled"]
+        if DUPLICATE_COLUMN in frames[0]:
+            columns.append(DUPLICATE_COLUMN)
+        return pd.concat(frames, ignore_index=True)[columns]
 
     def write_split(self, path: str | Path) -> Path:
         """Write :meth:`split_table` as CSV to ``path``."""
@@ -329,14 +343,17 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         """Add the ``path`` of each row's ``<id>.<image extension>`` found in ``folders``.
 
         Ids without a file raise :class:`MissingImagesError` naming the first few and their
-        count, or, with ``missing_images="skip"``, are left out with a logged count.
+        count, or, with ``missing_images="skip"``, are left out with a logged count; ids
+        that name several files (``x.png`` and ``x.jpg``) raise :class:`DataLayoutError`.
         ``source`` names the file that listed them; ``ignore`` is a regular expression of
         file stems that are not images of the dataset.
         """
         index = index_images(folders, ignore=ignore)
         ids = table["id"].tolist()
+        where = " or ".join(repr(str(f)) for f in folders)
+        found = pick_images(index, ids, where=where)
         paths = pd.Series(
-            [str(index[i]) if i in index else None for i in ids], index=table.index, dtype=object
+            [None if p is None else str(p) for p in found], index=table.index, dtype=object
         )
         frame = table.assign(path=paths)
         unlisted = len(set(index) - set(ids))
@@ -347,7 +364,6 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
                 ", ".join(repr(str(f)) for f in folders),
                 repr(str(source)),
             )
-        where = " or ".join(repr(str(f)) for f in folders)
         return self.drop_missing(frame, source=source, expected=f"<id>.png or .jpg in {where}")
 
     def drop_missing(self, frame: pd.DataFrame, *, source: Path, expected: str) -> pd.DataFrame:

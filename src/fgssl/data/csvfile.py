@@ -103,7 +103,9 @@ class CSVDataModule(UserDataModule):
         for extra in (self.split_column, self.group_column):
             if extra is not None and extra not in columns:
                 columns.append(extra)
-        table = read_csv_columns(path, columns, "image list CSV")
+        table = read_csv_columns(
+            path, columns, "image list CSV", unique=self.path_column, labels=[self.label_column]
+        )
         raw_paths = table[self.path_column].str.strip()
         labels = table[self.label_column].str.strip()
         blank = raw_paths.eq("") | labels.eq("")
@@ -120,12 +122,6 @@ class CSVDataModule(UserDataModule):
             frame["split"] = table[self.split_column].str.strip().str.lower()
         if self.group_column is not None:
             frame["group"] = table[self.group_column].str.strip()
-        duplicated = frame["id"].duplicated()
-        if duplicated.any():
-            raise DataLayoutError(
-                f"{int(duplicated.sum())} image path(s) appear twice in {str(path)!r}, e.g. "
-                f"{frame.loc[duplicated, 'id'].iloc[0]!r}"
-            )
         return self.drop_missing(
             frame, source=path, expected=f"files relative to {str(self.root)!r}"
         )

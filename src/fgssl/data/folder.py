@@ -61,7 +61,9 @@ class FolderDataModule(UserDataModule):
         empty = [n for i, n in enumerate(self.class_names) if counts.get(i, 0) == 0]
         if empty:
             log.warning("class(es) %s have no training image in %s", empty, self.root)
-        return self.assemble(encoded)
+        # Ids are paths relative to each split's folder: 'a/x.png' under root and under
+        # val_root are two images. The same file twice is refused by its path.
+        return self.assemble(encoded, unique_ids=False)
 
     def _scan(self, folder: Path, what: str) -> pd.DataFrame:
         require_dir(folder, what)

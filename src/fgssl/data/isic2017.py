@@ -105,11 +105,18 @@ class ISIC2017DataModule(ImageClassificationDataModule):
             val_fraction=self.val_fraction,
             test_fraction=self.test_fraction,
             seed=self.seed,
+            keep_identical=self.duplicates != "ignore",
         )
 
     def _read_split(self, images: Path, csv_path: Path) -> pd.DataFrame:
         columns = ["image_id", "melanoma", "seborrheic_keratosis"]
-        table = read_csv_columns(csv_path, columns, "ISIC 2017 Part 3 ground truth")
+        table = read_csv_columns(
+            csv_path,
+            columns,
+            "ISIC 2017 Part 3 ground truth",
+            unique="image_id",
+            labels=columns[1:],
+        )
         frame = pd.DataFrame(
             {"id": table["image_id"].str.strip(), "label": self._labels(table, csv_path)}
         )

@@ -77,7 +77,8 @@ class ISIC2018DataModule(ImageClassificationDataModule):
 
     def read_splits(self) -> SplitTables:
         root = require_dir(self.root, "ISIC 2018 data root")
-        if (root / TASK3.format(split="Training")).is_dir():
+        official = (root / TASK3.format(split="Training")).is_dir()
+        if official:
             train = self._read_official(root, "Training")
         elif (root / HAM_METADATA).is_file():
             train = self._read_ham10000(root)
@@ -90,6 +91,19 @@ class ISIC2018DataModule(ImageClassificationDataModule):
             )
         val = self._read_optional(root, "Validation")
         test = self._read_optional(root, "Test")
+        drawn = []  # the splits drawn from the training images
+        if self.val_fraction is not None or val is None:
+            drawn.append("validation")
+        if self.test_fraction > 0:
+            drawn.append("test")
+        if official and drawn and not (root / LESION_GROUPINGS).is_file():
+            log.warning(
+                "no %s in %s: the %s drawn from the training images image by image, so "
+                "lesions seen in training may reappear there",
+                LESION_GROUPINGS,
+                root,
+                " and ".join(drawn) + (" splits are" if len(drawn) > 1 else " split is"),
+            )
         return assemble_splits(
             train,
             val=val,
@@ -98,13 +112,18 @@ class ISIC2018DataModule(ImageClassificationDataModule):
             test_fraction=self.test_fraction,
             seed=self.seed,
             group_column="group",
+            keep_identical=self.duplicates != "ignore",
         )
 
     # ------------------------------------------------------------------ layouts
     def _read_official(self, root: Path, split: str) -> pd.DataFrame:
         csv_path = root / GROUND_TRUTH.format(split=split)
         table = read_csv_columns(
-            csv_path, ["image", *self.class_names], f"ISIC 2018 {split} ground truth"
+            csv_path,
+            ["image", *self.class_names],
+            f"ISIC 2018 {split} ground truth",
+            unique="image",
+            labels=self.class_names,
         )
         ids = table["image"].str.strip()
         frame = pd.DataFrame(
@@ -145,7 +164,13 @@ class ISIC2018DataModule(ImageClassificationDataModule):
 
     def _read_ham10000(self, root: Path) -> pd.DataFrame:
         csv_path = root / HAM_METADATA
-        table = read_csv_columns(csv_path, ["lesion_id", "image_id", "dx"], "HAM10000 metadata")
+        table = read_csv_columns(
+            csv_path,
+            ["lesion_id", "image_id", "dx"],
+            "HAM10000 metadata",
+            unique="image_id",
+            labels=["dx", "lesion_id"],
+        )
         names = {name.lower(): index for index, name in enumerate(self.class_names)}
         dx = table["dx"].str.strip().str.lower()
         unknown = sorted(set(dx) - set(names))
@@ -165,14 +190,14 @@ class ISIC2018DataModule(ImageClassificationDataModule):
 
     def _lesion_groups(self, root: Path, ids: pd.Series) -> list[str]:
         path = root / LESION_GROUPINGS
-        if not path.is_file():
-            log.warning(
-                "no %s in %s: validation images are drawn by image, so they may show lesions "
-                "also seen in training",
-                LESION_GROUPINGS,
-                root,
-            )
+        if not path.is_file():  # read_splits warns if a split is then drawn by image
             return ids.tolist()
-        table = read_csv_columns(path, ["image", "lesion_id"], "ISIC 2018 lesion groupings")
+        table = read_csv_columns(
+            path,
+            ["image", "lesion_id"],
+            "ISIC 2018 lesion groupings",
+            unique="image",
+            labels=["lesion_id"],
+        )
         lesion = dict(zip(table["image"].str.strip(), table["lesion_id"].str.strip(), strict=True))
         return [lesion.get(i) or i for i in ids]

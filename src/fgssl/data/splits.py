@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
-from fgssl.errors import ConfigError
+from fgssl.data.duplicates import content_keys
+from fgssl.errors import ConfigError, DataLayoutError
 
 __all__ = [
     "assemble_splits",
     "check_fractions",
     "grouped_stratified_split",
     "label_subset",
+    "require_distinct",
     "split_off",
     "stratified_split",
 ]
+
+SHOWN = 5
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +87,56 @@ def split_off(
     *,
     seed: int,
     groups: Sequence[str] | None = None,
+    same: Sequence[str | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`grouped_stratified_split` when ``groups`` are given, else
-    :func:`stratified_split`."""
-    if groups is None:
-        return stratified_split(labels, fraction, seed=seed)
-    return grouped_stratified_split(labels, groups, fraction, seed=seed)
+    :func:`stratified_split`.
+
+    ``same``: a key per row (None: no key) that rows which must stay together share, e.g.
+    byte-identical files (:func:`fgssl.data.duplicates.content_keys`). They are joined to
+    the ``groups``; without groups, one representative of each set of rows is split
+    (stratified by its label) and the others follow it. Without any shared key, the split
+    is exactly the one without ``same``.
+    """
+    together = _join(groups, same)
+    if together is None:
+        if groups is None:
+            return stratified_split(labels, fraction, seed=seed)
+        return grouped_stratified_split(labels, groups, fraction, seed=seed)
+    if groups is not None:
+        return grouped_stratified_split(labels, together, fraction, seed=seed)
+    first: dict[str, int] = {}
+    representatives = [i for i, key in enumerate(together) if first.setdefault(key, i) == i]
+    _, held = stratified_split([labels[i] for i in representatives], fraction, seed=seed)
+    held_keys = {together[representatives[j]] for j in held}
+    mask = np.array([key in held_keys for key in together], dtype=bool)
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def _join(groups: Sequence[str] | None, same: Sequence[str | None] | None) -> list[str] | None:
+    """A group label per row joining ``groups`` (default: one per row) with the rows that
+    share a ``same`` key (union-find), or None when no two rows share a key."""
+    if same is None:
+        return None
+    rows_of: dict[str, list[int]] = {}
+    for row, key in enumerate(same):
+        if key is not None:
+            rows_of.setdefault(key, []).append(row)
+    if all(len(rows) < 2 for rows in rows_of.values()):
+        return None
+    labels = list(groups) if groups is not None else [f"#{i}" for i in range(len(same))]
+    parent = {label: label for label in labels}
+
+    def root(label: str) -> str:
+        while parent[label] != label:
+            parent[label] = parent[parent[label]]
+            label = parent[label]
+        return label
+
+    for rows in rows_of.values():
+        for row in rows[1:]:
+            parent[root(labels[row])] = root(labels[rows[0]])
+    return [root(label) for label in labels]
 
 
 def label_subset(labels: Sequence[int], fraction: float, *, seed: int) -> np.ndarray:
@@ -126,6 +176,50 @@ def check_fractions(val_fraction: float | None, test_fraction: float) -> None:
         )
 
 
+def require_distinct(tables: Mapping[str, pd.DataFrame | None], *, ids: bool = True) -> None:
+    """Raise :class:`DataLayoutError` when an image file is listed more than once among
+    ``tables`` (by its ``path``, normalised), or, with ``ids``, when an ``id`` is listed in
+    two of them (e.g. in both the official training and validation ground truth). The
+    message names the first few and their count.
+
+    A table that lists exactly the paths of an earlier one (the same CSV given as
+    validation and test set) is that table again, not a second listing.
+    ``ids=False`` where ids are relative to each split's folder (the folder layout).
+    """
+    present: dict[str, pd.DataFrame] = {}
+    for name, table in tables.items():
+        if table is None or any(
+            table["path"].tolist() == t["path"].tolist() for t in present.values()
+        ):
+            continue
+        present[name] = table
+    checks = [("image file(s)", "path", lambda v: os.path.normpath(os.path.abspath(v)))]
+    if ids:
+        checks.insert(0, ("id(s)", "id", str))
+    for what, column, normalise in checks:
+        where: dict[str, list[str]] = {}
+        for name, table in present.items():
+            for value in table[column]:
+                where.setdefault(normalise(value), []).append(name)
+        repeated = {v: names for v, names in where.items() if len(names) > 1}
+        if column == "id":  # ids repeated within one table are the readers' to refuse
+            repeated = {v: names for v, names in repeated.items() if len(set(names)) > 1}
+        if repeated:
+            examples = ", ".join(
+                f"{v!r} ({_listings(names)})" for v, names in list(repeated.items())[:SHOWN]
+            )
+            raise DataLayoutError(
+                f"{len(repeated)} {what} are listed more than once, e.g. {examples}: an image "
+                "must be listed once, in one split"
+            )
+
+
+def _listings(names: Sequence[str]) -> str:
+    """Where a value is listed: "train and val", "train 2 times"."""
+    counts = Counter(names)
+    return " and ".join(n if k == 1 else f"{n} {k} times" for n, k in counts.items())
+
+
 def assemble_splits(
     train: pd.DataFrame,
     *,
@@ -136,6 +230,8 @@ def assemble_splits(
     seed: int = 0,
     group_column: str | None = None,
     default_val_fraction: float = 0.2,
+    keep_identical: bool = False,
+    unique_ids: bool = True,
 ) -> dict[str, pd.DataFrame]:
     """The train / val / test tables from the labelled ``train`` table and any given
     ``val`` and ``test`` tables (e.g. a dataset's official ones).
@@ -146,17 +242,40 @@ def assemble_splits(
     - ``val_fraction`` (a share of the whole of ``train``) is split off for validation when
       it is given or when there is no ``val`` (then ``default_val_fraction``).
     - ``group_column``: rows sharing its value (a lesion, a patient) stay on one side.
+    - ``keep_identical``: byte-identical image files of ``train`` stay on one side too.
+    - An image listed in two of the tables is refused (:func:`require_distinct`; by
+      ``path``, and by ``id`` unless ``unique_ids`` is False).
     """
     check_fractions(val_fraction, test_fraction)
+    used = {  # the given tables the splits will use
+        "train": train,
+        "val": val if val_fraction is None else None,
+        "test": test if test_fraction == 0 else None,
+    }
+    require_distinct(used, ids=unique_ids)
     groups = (lambda t: t[group_column].tolist()) if group_column else (lambda t: None)
     rest = train
+    if keep_identical and (test_fraction > 0 or val_fraction is not None or val is None):
+        keys = content_keys(train["path"].astype(str).tolist())
+        rest = train.assign(_same=pd.Series(keys, index=train.index, dtype=object))
+        shared = sum(k is not None for k in keys)
+        if shared:
+            log.info(
+                "%d training image files have a byte-identical twin: the splits drawn from "
+                "them keep identical files on one side",
+                shared,
+            )
+
+    def same(table: pd.DataFrame) -> list[str | None] | None:
+        return table["_same"].tolist() if "_same" in table else None
+
     if test_fraction > 0:
         if test is not None:
             log.info(
                 "test_fraction=%s: the test split is held out of the training images", test_fraction
             )
         kept, held = split_off(
-            rest["label"].tolist(), test_fraction, seed=seed, groups=groups(rest)
+            rest["label"].tolist(), test_fraction, seed=seed, groups=groups(rest), same=same(rest)
         )
         rest, test = rest.iloc[kept], rest.iloc[held]
     if val_fraction is not None or val is None:
@@ -166,7 +285,12 @@ def assemble_splits(
                 val_fraction,
             )
         share = (val_fraction or default_val_fraction) / (1.0 - test_fraction)
-        kept, held = split_off(rest["label"].tolist(), share, seed=seed, groups=groups(rest))
+        kept, held = split_off(
+            rest["label"].tolist(), share, seed=seed, groups=groups(rest), same=same(rest)
+        )
         rest, val = rest.iloc[kept], rest.iloc[held]
     splits = {"train": rest, "val": val, "test": val if test is None else test}
-    return {name: table.reset_index(drop=True) for name, table in splits.items()}
+    return {
+        name: table.drop(columns="_same", errors="ignore").reset_index(drop=True)
+        for name, table in splits.items()
+    }

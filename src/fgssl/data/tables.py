@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -18,10 +19,15 @@ __all__ = [
     "find_images",
     "index_images",
     "parse_one_hot",
+    "pick_images",
     "read_csv_columns",
     "require_dir",
     "require_file",
+    "require_unique",
 ]
+
+SHOWN = 5
+"""How many examples an error message names."""
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 """File name endings read as images (case-insensitive)."""
@@ -41,22 +47,85 @@ def require_file(path: Path, what: str) -> Path:
     return path
 
 
-def read_csv_columns(path: Path, columns: Sequence[str], what: str) -> pd.DataFrame:
+def read_csv_columns(
+    path: Path,
+    columns: Sequence[str],
+    what: str,
+    *,
+    unique: str | None = None,
+    labels: Sequence[str] = (),
+) -> pd.DataFrame:
     """Read ``path`` (every cell a string) and check that it has ``columns`` (extra
-    columns are kept)."""
+    columns are kept).
+
+    ``unique``: a column whose values identify images (stripped of spaces): a value on
+    more than one row raises :class:`DataLayoutError` (see :func:`require_unique`), noting
+    those whose ``labels`` columns disagree.
+    """
     require_file(path, what)
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise DataLayoutError(f"cannot parse {str(path)!r} as CSV: {error}") from error
     table.columns = [str(c).strip() for c in table.columns]
-    missing = [c for c in columns if c not in table.columns]
+    expected = list(dict.fromkeys([*columns, *([unique] if unique else [])]))
+    missing = [c for c in expected if c not in table.columns]
     if missing:
         raise DataLayoutError(
             f"{str(path)!r} lacks the column(s) {missing}: expected a header with "
-            f"{list(columns)}, found {list(table.columns)}"
+            f"{expected}, found {list(table.columns)}"
+        )
+    if unique is not None:
+        label_values = None
+        if labels:
+            stripped = table[list(labels)].apply(lambda c: c.str.strip())
+            label_values = list(stripped.itertuples(index=False, name=None))
+        require_unique(
+            table[unique].str.strip().tolist(),
+            source=f"{str(path)!r}",
+            what=f"{unique} value(s)",
+            labels=label_values,
+            label_name=", ".join(labels),
         )
     return table
+
+
+def require_unique(
+    values: Sequence[str],
+    *,
+    source: str,
+    what: str,
+    labels: Sequence[object] | None = None,
+    label_name: str = "label",
+    hint: str = "each image must be listed once",
+) -> None:
+    """Raise :class:`DataLayoutError` when a (non-empty) value of ``values`` occurs more
+    than once: the message gives the number of such values, the first few with their
+    row counts, and how many of them have conflicting ``labels`` (one per value).
+
+    Empty values are left to the checks of empty cells.
+    """
+    counts = Counter(v for v in values if v != "")
+    repeated = [v for v, n in counts.items() if n > 1]
+    if not repeated:
+        return
+    examples = ", ".join(f"{v!r} ({counts[v]} rows)" for v in repeated[:SHOWN])
+    conflict = ""
+    if labels is not None:
+        seen: dict[str, set[object]] = {}
+        for value, label in zip(values, labels, strict=True):
+            if counts.get(value, 0) > 1:
+                seen.setdefault(value, set()).add(label)
+        conflicting = [v for v in repeated if len(seen[v]) > 1]
+        if conflicting:
+            conflict = (
+                f"; {len(conflicting)} of them with conflicting {label_name}, e.g. "
+                f"{conflicting[0]!r}"
+            )
+    raise DataLayoutError(
+        f"{source} lists {len(repeated)} {what} more than once "
+        f"({sum(counts[v] for v in repeated)} rows), e.g. {examples}{conflict}: {hint}"
+    )
 
 
 def index_images(
@@ -64,14 +133,16 @@ def index_images(
     *,
     extensions: Sequence[str] = IMAGE_EXTENSIONS,
     ignore: str | None = None,
-) -> dict[str, Path]:
-    """Map the stem of every image file in ``folders`` (not recursive) to its path.
+) -> dict[str, list[Path]]:
+    """Map the stem of every image file in ``folders`` (not recursive) to its files (in
+    folder order, then by name; more than one when the stem has several extensions or
+    folders).
 
     ``ignore`` is a regular expression: stems it matches are left out (e.g. ISIC 2017's
-    ``_superpixels`` PNGs). The first folder wins when a stem appears twice.
+    ``_superpixels`` PNGs).
     """
     pattern = re.compile(ignore) if ignore else None
-    by_stem: dict[str, Path] = {}
+    by_stem: dict[str, list[Path]] = {}
     for folder in folders:
         with os.scandir(folder) as entries:
             for entry in sorted(entries, key=lambda e: e.name):
@@ -81,8 +152,31 @@ def index_images(
                 if pattern is not None and pattern.search(stem):
                     continue
                 if entry.is_file():
-                    by_stem.setdefault(stem, Path(entry.path))
+                    by_stem.setdefault(stem, []).append(Path(entry.path))
     return by_stem
+
+
+def pick_images(
+    index: dict[str, list[Path]], ids: Sequence[str], *, where: str
+) -> list[Path | None]:
+    """The image file of every id in ``index`` (from :func:`index_images`), None where
+    there is none.
+
+    Raises :class:`DataLayoutError` when ids name more than one file (``x.png`` and
+    ``x.jpg``, or ``x`` in two folders): which one is the image would be a guess. The
+    message names the first few, their files and their count; ``where`` says where the
+    files were looked for.
+    """
+    ambiguous = list(dict.fromkeys(i for i in ids if len(index.get(i, ())) > 1))
+    if ambiguous:
+        examples = "; ".join(
+            f"{i!r}: " + ", ".join(repr(p.name) for p in index[i]) for i in ambiguous[:SHOWN]
+        )
+        raise DataLayoutError(
+            f"{len(ambiguous)} listed id(s) name more than one image file in {where}, e.g. "
+            f"{examples}: keep one file per id"
+        )
+    return [index[i][0] if i in index else None for i in ids]
 
 
 def find_images(
@@ -93,10 +187,11 @@ def find_images(
 ) -> tuple[list[Path | None], list[str]]:
     """Locate ``<id><ext>`` in ``folder`` for every id (extension case-insensitive).
 
-    Returns the paths (None where missing) and the ids that have no file.
+    Returns the paths (None where missing) and the ids that have no file; raises
+    :class:`DataLayoutError` when an id names several files (see :func:`pick_images`).
     """
-    by_stem = index_images([folder], extensions=extensions)
-    paths = [by_stem.get(i) for i in ids]
+    index = index_images([folder], extensions=extensions)
+    paths = pick_images(index, ids, where=repr(str(folder)))
     missing = [i for i, p in zip(ids, paths, strict=True) if p is None]
     return paths, missing
 

@@ -63,10 +63,16 @@ class UserDataModule(ImageClassificationDataModule):
         self._class_names = tuple(names)
 
     def assemble(
-        self, encoded: dict[str, pd.DataFrame], *, group_column: str | None = None
+        self,
+        encoded: dict[str, pd.DataFrame],
+        *,
+        group_column: str | None = None,
+        unique_ids: bool = True,
     ) -> SplitTables:
         """The splits from the encoded ``train`` (and any given ``val``/``test``) tables,
-        drawing what is missing with this module's fractions and seed."""
+        drawing what is missing with this module's fractions and seed (see
+        :func:`~fgssl.data.splits.assemble_splits`; ``unique_ids=False`` where an id is
+        only unique within its own table)."""
         return assemble_splits(
             encoded["train"],
             val=encoded.get("val"),
@@ -75,6 +81,8 @@ class UserDataModule(ImageClassificationDataModule):
             test_fraction=self.test_fraction,
             seed=self.seed,
             group_column=group_column,
+            keep_identical=self.duplicates != "ignore",
+            unique_ids=unique_ids,
         )
 
     def beside_root(self, path: str | os.PathLike[str] | None) -> Path | None:

@@ -21,7 +21,7 @@ from torch.utils.data.dataloader import default_collate
 from fgssl.atomic import write_csv_atomically
 from fgssl.data.aptos import APTOS2019DataModule
 from fgssl.data.io import read_rgb
-from fgssl.data.tables import IMAGE_EXTENSIONS, find_images, read_csv_columns
+from fgssl.data.tables import IMAGE_EXTENSIONS, find_images, read_csv_columns, require_unique
 from fgssl.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -49,6 +49,8 @@ __all__ = [
 EXCLUDED_BY_DEFAULT = ("*_superpixels.png",)
 """ISIC 2017's superpixel maps lie among its images but are not photographs."""
 ID_COLUMNS = ("id_code", "image_id", "image", "id", "isic_id")
+UNIQUE_IDS = "image name(s) (the ids, without extension)"
+UNIQUE_HINT = "each id must name one image (the predictions have one row per id)"
 
 
 @dataclass
@@ -76,7 +78,10 @@ def images_from_folder(
     folder: str | os.PathLike[str], *, exclude: Sequence[str] = EXCLUDED_BY_DEFAULT
 ) -> ImageInputs:
     """The image files directly in ``folder`` (by extension, sorted by name); the id of an
-    image is its file name without extension. Names matching ``exclude`` are skipped."""
+    image is its file name without extension. Names matching ``exclude`` are skipped.
+
+    Raises :class:`DataLayoutError` when two files share an id (``x.png`` and ``x.jpg``):
+    the predictions (and a Kaggle submission) would list it twice."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DataNotFoundError(f"image folder {str(folder)!r} does not exist")
@@ -91,7 +96,9 @@ def images_from_folder(
         raise DataNotFoundError(
             f"no images in {str(folder)!r}: expected files ending in {', '.join(IMAGE_EXTENSIONS)}"
         )
-    return ImageInputs([p.stem for p in files], list(files))
+    ids = [p.stem for p in files]
+    require_unique(ids, source=repr(str(folder)), what=UNIQUE_IDS, hint=UNIQUE_HINT)
+    return ImageInputs(ids, list(files))
 
 
 def images_from_csv(
@@ -103,12 +110,20 @@ def images_from_csv(
     """Images listed in a CSV: a ``path`` column (relative paths are relative to the CSV's
     folder), or an id column (``id_code``, ``image_id``, ``image``, ``id``, ``isic_id``, or
     ``id_column``) naming ``<id>.png/.jpg/...`` files in ``image_dir`` (e.g. APTOS's
-    ``test.csv`` with ``test_images/``)."""
+    ``test.csv`` with ``test_images/``).
+
+    Every image must be listed once and every id name one image: a file listed twice, two
+    files of one name (without extension), an id listed twice or naming two files
+    (``x.png`` and ``x.jpg``) raise :class:`DataLayoutError`."""
     csv_path = Path(csv_path).expanduser()
     table = read_csv_columns(csv_path, [id_column] if id_column else [], "image list")
     if id_column is None and "path" in table.columns:
         paths = [Path(p) if Path(p).is_absolute() else csv_path.parent / p for p in table["path"]]
+        source = repr(str(csv_path))
+        files = [os.path.normpath(os.path.abspath(p)) for p in paths]
+        require_unique(files, source=source, what="image file(s)")
         ids = [p.stem for p in paths]
+        require_unique(ids, source=source, what=UNIQUE_IDS, hint=UNIQUE_HINT)
         return ImageInputs(ids, [p if p.is_file() else None for p in paths])
     column = id_column or next((c for c in ID_COLUMNS if c in table.columns), None)
     if column is None:
@@ -125,6 +140,7 @@ def images_from_csv(
     if not folder.is_dir():
         raise DataNotFoundError(f"image folder {str(folder)!r} does not exist")
     ids = table[column].str.strip().tolist()
+    require_unique(ids, source=repr(str(csv_path)), what=f"{column} value(s)")
     found, _ = find_images(folder, ids, extensions=IMAGE_EXTENSIONS)
     return ImageInputs(ids, list(found))
 
