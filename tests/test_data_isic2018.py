@@ -79,14 +79,32 @@ def test_split_from_training_keeps_each_lesion_on_one_side(official: ISIC2018Tre
     assert other.splits is not None and set(other.splits["val"]["id"]) != set(val["id"])
 
 
-def test_without_lesion_groupings_the_split_warns(
-    official_copy: ISIC2018Tree, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("options", "drawn"),
+    [
+        ({}, None),  # the official validation and test sets: nothing is drawn
+        ({"val_fraction": 0.2}, "the validation split is"),
+        ({"test_fraction": 0.2}, "the test split is"),
+        ({"val_fraction": 0.2, "test_fraction": 0.2}, "the validation and test splits are"),
+    ],
+)
+def test_without_lesion_groupings_a_drawn_split_warns(
+    official_copy: ISIC2018Tree,
+    caplog: pytest.LogCaptureFixture,
+    options: dict[str, float],
+    drawn: str | None,
 ) -> None:
     (official_copy.root / "ISIC2018_Task3_Training_LesionGroupings.csv").unlink()
     with caplog.at_level(logging.WARNING):
-        dm = datamodule(official_copy.root, val_fraction=0.2)
-    assert "ISIC2018_Task3_Training_LesionGroupings.csv" in caplog.text
+        dm = datamodule(official_copy.root, **options)
     assert dm.splits is not None and len(dm.splits["val"]) > 0
+    if drawn is None:
+        assert "LesionGroupings" not in caplog.text
+    else:
+        assert (
+            f"no ISIC2018_Task3_Training_LesionGroupings.csv in {official_copy.root}: {drawn} "
+            "drawn from the training images image by image"
+        ) in caplog.text
 
 
 def test_without_validation_and_test_sets(tmp_path: Path) -> None:
