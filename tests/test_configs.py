@@ -42,6 +42,7 @@ def test_every_experiment_composes_and_instantiates(
     assert cfg.name == experiment
     grids = list(cfg.schedule.grids)
     assert len(grids) == cfg.model.net.num_granularities and grids == sorted(grids, reverse=True)
+    assert cfg.model.net.image_size == cfg.data.image_size  # ViTs are built for it
     optimizer = instantiate(cfg.optim.optimizer)
     assert callable(optimizer)
     transforms = instantiate(cfg.data.transforms)

@@ -8,8 +8,9 @@ import pytest
 import timm
 import torch
 
-from fgssl import BaselineNet, FGSSLNet
+from fgssl import BaselineNet, FGSSLNet, jigsaw
 from fgssl.errors import ConfigError, PretrainedWeightsError
+from fgssl.models.backbone import fixed_input_size
 
 
 @pytest.mark.parametrize(
@@ -144,3 +145,65 @@ def test_missing_local_weights_file(tmp_path: Path) -> None:
 def test_unknown_backbone() -> None:
     with pytest.raises(ConfigError, match="unknown timm backbone 'resnet_nope'"):
         FGSSLNet("resnet_nope", num_classes=3)
+
+
+# -------------------------------------------------- backbones with a fixed input size
+def test_fixed_input_sizes_come_from_timm() -> None:
+    assert fixed_input_size("vit_tiny_patch16_224") == 224
+    assert fixed_input_size("swin_tiny_patch4_window7_224") == 224
+    assert fixed_input_size("resnet18") is None
+
+
+def test_a_vit_is_built_for_the_configured_image_size() -> None:
+    with pytest.raises(AssertionError, match="doesn't match model"):  # timm's, without it
+        FGSSLNet("vit_tiny_patch16_224", num_classes=3)(torch.randn(2, 3, 64, 64))
+    torch.manual_seed(0)
+    net = FGSSLNet("vit_tiny_patch16_224", num_classes=3, feat_dim=8, hidden_dim=8, image_size=64)
+    x = torch.randn(2, 3, 64, 64)
+    # a ViT's taps are its last three blocks, all at one resolution: 64 px / 16 px patches
+    assert [f.shape[-2:] for f in net.backbone(x)] == [(4, 4)] * 3
+    assert net.backbone.reductions == [16, 16, 16]
+    net.eval()
+    with torch.no_grad():
+        full = net(x)
+        for k in range(net.num_stages):
+            torch.testing.assert_close(net.forward_stage(x, k).logits, full.logits[k])
+    net.train()  # a training stage: a puzzle through its head, and back
+    net.forward_stage(jigsaw(x, 8), 0).logits.sum().backward()
+    baseline = BaselineNet("vit_tiny_patch16_224", num_classes=3, image_size=96)
+    assert baseline(torch.randn(2, 3, 96, 96)).logits[0].shape == (2, 3)
+
+
+def test_a_cnn_ignores_the_image_size() -> None:
+    net = FGSSLNet("resnet18", num_classes=3, feat_dim=8, hidden_dim=8, image_size=64)
+    assert len(net(torch.randn(2, 3, 96, 96)).logits) == 4
+
+
+@pytest.mark.parametrize(
+    "backbone",
+    [
+        "levit_128s",  # builds for 100 px, fails in the forward pass (attention bias sizes)
+        "xcit_nano_12_p16_224",  # refuses to build: 16 px patches do not divide 100 px
+    ],
+)
+def test_a_size_the_backbone_cannot_take_is_refused_naming_its_size(backbone: str) -> None:
+    with pytest.raises(ConfigError, match=r"data\.image_size=100 .*set data\.image_size=224"):
+        FGSSLNet(backbone, num_classes=3, feat_dim=8, hidden_dim=8, image_size=100)
+
+
+def test_pretrained_vit_weights_are_resampled_to_the_image_size(tmp_path: Path) -> None:
+    reference = timm.create_model("vit_tiny_patch16_224", pretrained=False)
+    weights = tmp_path / "vit.pth"
+    torch.save(reference.state_dict(), weights)
+    net = BaselineNet(
+        "vit_tiny_patch16_224",
+        num_classes=3,
+        pretrained=True,
+        pretrained_weights=str(weights),
+        image_size=64,
+    )
+    torch.testing.assert_close(net.model.patch_embed.proj.weight, reference.patch_embed.proj.weight)
+    assert net.model.pos_embed.shape[1] == 1 + 4 * 4  # class token + 4x4 patches
+    # unreachable weights are still reported as such, not as a size problem
+    with pytest.raises(PretrainedWeightsError, match="pretrained=false"):
+        BaselineNet("vit_tiny_patch16_224", num_classes=3, pretrained=True, image_size=64)

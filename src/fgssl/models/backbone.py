@@ -12,7 +12,16 @@ from torch import nn
 
 from fgssl.errors import ConfigError, PretrainedWeightsError
 
-__all__ = ["TappedBackbone", "create_timm_model"]
+__all__ = ["TappedBackbone", "create_timm_model", "fixed_input_size"]
+
+
+def fixed_input_size(name: str) -> int | None:
+    """The input side (px) a timm model is built for when it takes no other size (ViT,
+    Swin, ... : timm's ``pretrained_cfg.fixed_input_size``), else None (CNNs take any)."""
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg is None or not cfg.fixed_input_size:
+        return None
+    return int(cfg.input_size[-1])
 
 
 def create_timm_model(
@@ -20,6 +29,7 @@ def create_timm_model(
     *,
     pretrained: bool = False,
     pretrained_weights: str | os.PathLike[str] | None = None,
+    image_size: int | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """``timm.create_model`` with local weights and a clear error when weights cannot be had.
@@ -29,6 +39,15 @@ def create_timm_model(
         pretrained: load ImageNet weights (from ``pretrained_weights`` when given, else from
             the Hugging Face hub or its local cache).
         pretrained_weights: a local ``.safetensors``/``.pth``/``.bin`` file of timm weights.
+        image_size: side (px) of the square images the model will see. A model with a fixed
+            input size (:func:`fixed_input_size`) is built for it (timm's ``img_size``;
+            pretrained position embeddings are resampled by timm) and tried once on such an
+            image; other models take any size and ignore it.
+
+    Raises:
+        ConfigError: an unknown name, or a fixed-size model that cannot take ``image_size``
+            (the message names the size it was made for).
+        PretrainedWeightsError: the weights cannot be had.
     """
     overlay: dict[str, Any] | None = None
     if pretrained_weights is not None and pretrained:
@@ -43,12 +62,24 @@ def create_timm_model(
         raise ConfigError(
             f"unknown timm backbone {name!r}: see timm.list_models() for the available names"
         )
+    fixed = fixed_input_size(name) if image_size is not None else None
+    resized = fixed is not None and image_size != fixed
+    size: dict[str, Any] = {"img_size": image_size} if resized else {}
     try:
-        return timm.create_model(
-            name, pretrained=pretrained, pretrained_cfg_overlay=overlay, **kwargs
+        model = timm.create_model(
+            name, pretrained=pretrained, pretrained_cfg_overlay=overlay, **size, **kwargs
         )
-    except (OSError, RuntimeError, ValueError) as error:
-        if not pretrained:
+        if resized:
+            _run_once(model, image_size)
+    except (TypeError, AssertionError, OSError, RuntimeError, ValueError) as error:
+        if (
+            fixed is not None
+            and resized
+            and not _builds_at(name, kwargs, image_size, fixed)
+            and _builds_at(name, kwargs, fixed, fixed)
+        ):
+            raise _size_error(name, image_size, fixed, error) from error
+        if not pretrained or isinstance(error, (TypeError, AssertionError)):
             raise
         raise PretrainedWeightsError(
             f"could not load pretrained ImageNet weights for backbone {name!r} ({error}). "
@@ -56,6 +87,38 @@ def create_timm_model(
             f"https://huggingface.co/timm/{name}) and set model.pretrained_weights=/path/to/"
             "model.safetensors, or train from scratch with model.pretrained=false."
         ) from error
+    return model
+
+
+def _run_once(model: nn.Module, image_size: int | None) -> None:
+    """Run ``model`` once on a blank image: some fixed-size models accept ``img_size`` at
+    creation but fail in the forward pass (windows or pooling that do not divide it)."""
+    assert image_size is not None
+    training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, image_size, image_size))
+    finally:
+        model.train(training)
+
+
+def _builds_at(name: str, kwargs: dict[str, Any], size: int | None, fixed: int) -> bool:
+    """Whether the model, without pretrained weights, builds and runs on ``size`` px images
+    (to tell an error of the input size from one of the weights or other settings)."""
+    extra: dict[str, Any] = {"img_size": size} if size != fixed else {}
+    try:
+        _run_once(timm.create_model(name, pretrained=False, **extra, **kwargs), size)
+    except Exception:  # any failure: the original error is the one to report
+        return False
+    return True
+
+
+def _size_error(name: str, image_size: int | None, fixed: int, error: Exception) -> ConfigError:
+    return ConfigError(
+        f"backbone {name!r} has a fixed input size and cannot be built for "
+        f"data.image_size={image_size} ({error}): set data.image_size={fixed} (the size it was "
+        "made for) or a size that its patches and windows divide"
+    )
 
 
 class TappedBackbone(nn.Module):
@@ -64,6 +127,13 @@ class TappedBackbone(nn.Module):
     ``forward_until(x, level)`` returns one tapped stage and, for models that implement
     timm's ``forward_intermediates`` (ResNets, EfficientNets, ConvNeXts, ViTs, ...), runs no
     deeper stage than that one.
+
+    Its "stages" are timm's feature indices: for a CNN the last ``num_levels`` resolution
+    stages (strides 8, 16, 32 for three), for a plain ViT the last ``num_levels``
+    transformer blocks, which all share one resolution (image_size / patch size); Swin and
+    other hierarchical transformers have stages of decreasing resolution like a CNN.
+    ``image_size`` builds a backbone with a fixed input size for that size (see
+    :func:`create_timm_model`).
     """
 
     def __init__(
@@ -73,6 +143,7 @@ class TappedBackbone(nn.Module):
         *,
         pretrained: bool = False,
         pretrained_weights: str | None = None,
+        image_size: int | None = None,
     ):
         super().__init__()
         if num_levels < 1:
@@ -81,6 +152,7 @@ class TappedBackbone(nn.Module):
         common: dict[str, Any] = dict(
             pretrained=pretrained,
             pretrained_weights=pretrained_weights,
+            image_size=image_size,
             features_only=True,
             out_indices=out_indices,
         )

@@ -16,7 +16,11 @@ __all__ = ["BaselineNet"]
 
 
 class BaselineNet(StagedNet):
-    """Backbone + global pooling + linear classifier: one stage, the whole image."""
+    """Backbone + global pooling + linear classifier: one stage, the whole image.
+
+    ``image_size`` (px) builds a backbone with a fixed input size (ViT, Swin, ...) for
+    that size; CNNs ignore it (see :func:`fgssl.models.backbone.create_timm_model`).
+    """
 
     def __init__(
         self,
@@ -27,6 +31,7 @@ class BaselineNet(StagedNet):
         pretrained_weights: str | None = None,
         projector: Sequence[int] = (),
         activation_checkpointing: bool = False,
+        image_size: int | None = None,
     ):
         super().__init__()
         if num_classes < 2:
@@ -36,6 +41,7 @@ class BaselineNet(StagedNet):
             backbone,
             pretrained=pretrained,
             pretrained_weights=pretrained_weights,
+            image_size=image_size,
             num_classes=num_classes,
         )
         self.model = model

@@ -29,6 +29,9 @@ class FGSSLNet(StagedNet):
         projector: hidden/output sizes of an optional Barlow Twins projector per stage.
         activation_checkpointing: recompute the backbone's activations during the backward
             pass instead of storing them (less memory for large images, ~30% more compute).
+        image_size: side (px) of the input images. Backbones with a fixed input size (ViT,
+            Swin, ...) are built for it; CNNs take any size and ignore it (see
+            :func:`fgssl.models.backbone.create_timm_model`). None: timm's default size.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class FGSSLNet(StagedNet):
         pretrained_weights: str | None = None,
         projector: Sequence[int] = (),
         activation_checkpointing: bool = False,
+        image_size: int | None = None,
     ):
         super().__init__()
         if num_classes < 2:
@@ -54,6 +58,7 @@ class FGSSLNet(StagedNet):
             num_granularities,
             pretrained=pretrained,
             pretrained_weights=pretrained_weights,
+            image_size=image_size,
         )
         if activation_checkpointing:
             self.backbone.set_grad_checkpointing(True)
