@@ -19,7 +19,7 @@ from fgssl.plots import (
     plot_jigsaw_schedule,
     plot_training_curves,
 )
-from fgssl.plots.gradcam import HeadLogits
+from fgssl.plots.gradcam import NO_ACTIVATION, HeadLogits, gradcam_figure
 from fgssl.plots.run import pick_images
 from helpers import one_thread, tiny_net
 
@@ -132,3 +132,25 @@ def test_a_finished_run_has_its_figures(tiny_run: Path) -> None:
     for name in ("training_curves", "jigsaw_schedule", "gradcam", "confusion_matrix"):
         path = tiny_run / f"{name}.png"
         assert path.is_file() and image_size(path)[0] > 300, name
+
+
+def test_an_all_zero_gradcam_map_is_labelled_not_coloured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    torch.manual_seed(0)
+    net = tiny_net().eval()
+    images = torch.randn(2, 3, 32, 32)
+    ramp = np.linspace(0.0, 1.0, 32 * 32, dtype=np.float32).reshape(32, 32)
+    maps = {
+        "stage1": np.stack([np.zeros((32, 32), np.float32), ramp]),  # image 0: no activation
+        "combined": np.stack([ramp, ramp]),
+    }
+    monkeypatch.setattr("fgssl.plots.gradcam.gradcam_maps", lambda *_: maps)
+    figure = gradcam_figure(net, images)
+    axes = np.array(figure.axes).reshape(2, 3)  # rows: images; columns: image, stage1, combined
+    labelled = [[NO_ACTIVATION in [t.get_text() for t in ax.texts] for ax in row] for row in axes]
+    assert labelled == [[False, True, False], [False, False, False]]
+    # the zero map's panel is the image itself, the others a heatmap over it
+    shown = [np.asarray(ax.images[0].get_array()) for ax in axes[0]]
+    np.testing.assert_array_equal(shown[1], shown[0])
+    assert not np.array_equal(shown[2], shown[0])

@@ -4,6 +4,11 @@ Head ``k`` of an :class:`~fgssl.models.FGSSLNet` sees only tapped backbone stage
 through its granularity block, so its heatmap is taken at that block's last activation
 (before max pooling); the concat head and the combined prediction use every block's.
 A :class:`~fgssl.models.BaselineNet` is explained at its backbone's last stage.
+
+pytorch-grad-cam scales each map to [0, 1] by its own minimum and maximum, so a map
+without any positive gradient-weighted activation comes out all zero. Colouring it would
+give a uniform wash that reads as attention everywhere: such a panel shows the image
+alone, labelled :data:`NO_ACTIVATION`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import cast
 
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.image import show_cam_on_image
@@ -26,7 +32,17 @@ from fgssl.models.baseline import BaselineNet
 from fgssl.models.fgssl_net import FGSSLNet
 from fgssl.plots.jigsaw import to_display
 
-__all__ = ["HeadLogits", "gradcam_heads", "gradcam_maps", "plot_gradcam"]
+__all__ = [
+    "NO_ACTIVATION",
+    "HeadLogits",
+    "gradcam_figure",
+    "gradcam_heads",
+    "gradcam_maps",
+    "plot_gradcam",
+]
+
+NO_ACTIVATION = "no activation\n(Grad-CAM all zero)"
+"""The label of a panel whose Grad-CAM map is all zero (drawn without a heatmap)."""
 
 
 class HeadLogits(nn.Module):
@@ -91,8 +107,26 @@ def plot_gradcam(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
 ) -> Path:
-    """One row per image: the image, then the Grad-CAM heatmap of each head and of the
-    combined prediction, all for the class the combined prediction chose."""
+    """Write :func:`gradcam_figure` to ``path`` (PNG)."""
+    figure = gradcam_figure(net, images, labels=labels, class_names=class_names, mean=mean, std=std)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def gradcam_figure(
+    net: StagedNet,
+    images: torch.Tensor,
+    *,
+    labels: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> Figure:
+    """One row per image of ``images`` (N, 3, H, W): the image, then the Grad-CAM heatmap of
+    each head and of the combined prediction, all for the class the combined prediction
+    chose. An all-zero map is drawn as the image alone, labelled :data:`NO_ACTIVATION`."""
     net.eval()
     with torch.no_grad():
         combined = net(images.to(next(net.parameters()).device)).combined
@@ -109,12 +143,29 @@ def plot_gradcam(
         truth = f"true {names[labels[row]]}, " if labels is not None else ""
         axes[row, 0].set_title(f"{truth}pred {names[predicted[row]]}", fontsize=7)
         for col, head in enumerate(maps, start=1):
-            axes[row, col].imshow(show_cam_on_image(rgb, maps[head][row], use_rgb=True))
+            _draw_map(axes[row, col], rgb, maps[head][row])
             if row == 0:
                 axes[row, col].set_title(f"Grad-CAM: {head}", fontsize=8)
         for ax in axes[row]:
             ax.set_axis_off()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    return path
+    return figure
+
+
+def _draw_map(ax: Axes, rgb: np.ndarray, cam: np.ndarray) -> None:
+    """The heatmap over the image, or the image alone and a label when ``cam`` (scaled to
+    [0, 1]) is all zero."""
+    if float(cam.max()) > 1e-6:
+        ax.imshow(show_cam_on_image(rgb, cam, use_rgb=True))
+        return
+    ax.imshow(rgb)
+    ax.text(
+        0.5,
+        0.5,
+        NO_ACTIVATION,
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        fontsize=7,
+        color="white",
+        bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none"},
+    )
