@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from fgssl import FGSSLModule
@@ -27,8 +28,9 @@ from fgssl.evaluation import (
     resolve_checkpoint,
     write_kaggle_submission,
 )
-from fgssl.evaluation.evaluate import build_eval_datamodule
+from fgssl.evaluation.evaluate import Evaluation, build_eval_datamodule, write_evaluation
 from fgssl.evaluation.predict import eval_transform
+from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score_heads
 from helpers import RandomDataModule, one_thread, tiny_net, tiny_trainer
 
 # ------------------------------------------------------------------ checkpoint loading
@@ -121,6 +123,58 @@ def test_module_logs_isic2017_aurocs_for_its_class_names() -> None:
     for head in ("combined", "concat"):
         for name in ("auroc_melanoma", "auroc_seborrheic_keratosis", "mean_auroc"):
             assert 0.0 <= float(trainer.callback_metrics[f"val/{head}/{name}"]) <= 1.0
+
+
+# ------------------------------------------------------ undefined values in fgssl-eval's files
+
+
+def test_eval_files_hold_null_and_empty_cells_for_undefined_values(tmp_path: Path, caplog) -> None:
+    """A test split without 'c' and a head that never predicts 'b': the AUROC of 'c' and the
+    precision of 'b' are undefined, so empty in per_class.csv; an all-'a' split makes
+    kappa and AUROC undefined, so null in results.json."""
+    names = ["a", "b", "c"]
+    labels = torch.tensor([0, 0, 1, 1, 0])
+    probabilities = {
+        "combined": torch.tensor(
+            [[0.7, 0.2, 0.1], [0.3, 0.6, 0.1], [0.1, 0.8, 0.1], [0.2, 0.3, 0.5], [0.5, 0.4, 0.1]]
+        ),
+        "concat": torch.tensor([[0.6, 0.1, 0.3]] * 5),
+    }
+    with caplog.at_level("WARNING"):
+        metrics = score_heads(probabilities, labels, split="test", ordinal=True, class_names=names)
+    assert "the test split holds no image of 'c'" in caplog.text
+    per_class = pd.concat(
+        [per_class_report(p, labels, names).assign(head=h) for h, p in probabilities.items()]
+    )
+    one_class = score_heads(
+        {"combined": probabilities["combined"], "concat": probabilities["concat"]},
+        torch.zeros(5, dtype=torch.long),
+        split="test",
+        ordinal=True,
+        class_names=names,
+    )
+    evaluation = Evaluation(
+        split="test",
+        class_names=names,
+        official_metric="kappa",
+        metrics={"combined": metrics["combined"], "concat": one_class["concat"]},
+        confusion={h: confusion_matrix(p, labels) for h, p in probabilities.items()},
+        per_class=per_class,
+        predictions=pd.DataFrame({"id": [str(i) for i in range(5)]}),
+    )
+    paths = write_evaluation(evaluation, tmp_path)
+    results = json.loads(paths["results"].read_text())
+    assert results["metrics"]["concat"]["kappa"] is None  # all 'a', all predicted 'a'
+    assert results["metrics"]["concat"]["auroc"] is None
+    assert results["metrics"]["combined"]["auroc"] == pytest.approx(
+        np.mean([roc_auc_score(labels == c, probabilities["combined"][:, c]) for c in (0, 1)])
+    )
+    table = pd.read_csv(paths["per_class"], keep_default_na=False).set_index(["head", "class"])
+    assert table.loc[("combined", "c"), "auroc"] == ""  # no image of 'c'
+    assert table.loc[("combined", "c"), "recall"] == ""
+    assert float(table.loc[("combined", "c"), "precision"]) == 0.0  # predicted once, wrongly
+    assert table.loc[("concat", "b"), "precision"] == ""  # never predicted
+    assert float(table.loc[("concat", "b"), "recall"]) == 0.0
 
 
 # ------------------------------------------------------------------ k-NN, linear probe

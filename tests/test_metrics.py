@@ -25,6 +25,7 @@ from fgssl.metrics import (
     undefined_to_null,
 )
 from fgssl.pipeline import monitor_callbacks
+from fgssl.plots.curves import plot_training_curves, read_validation_series
 from helpers import RandomDataModule, one_thread, tiny_module, tiny_trainer
 
 ISIC2017 = ("melanoma", "seborrheic_keratosis", "nevus")
@@ -387,6 +388,27 @@ def test_module_logs_nan_and_warns_once_per_split_and_metric(
     assert "on the val split" in auroc[0] and "val/combined/auroc, val/concat/auroc" in auroc[0]
     assert "the targets hold only class 1" in auroc[0]
     assert sum("holds no image of class 0, class 2" in r.message for r in caplog.records) == 1
+
+
+def test_training_curve_leaves_a_gap_at_undefined_epochs(tmp_path: Path) -> None:
+    """Lightning writes an undefined value as 'nan': the epoch stays, with NaN (a gap)."""
+    (tmp_path / "finetune").mkdir()
+    lines = ["epoch,step,val/combined/auroc,val/concat/auroc,val/loss,finetune/loss_epoch"]
+    lines += [
+        "0,3,0.6,0.5,1.0,",
+        "0,3,,,,1.1",
+        "1,7,nan,nan,0.9,",
+        "2,11,0.8,nan,0.8,",
+    ]
+    metrics_csv = tmp_path / "finetune" / "metrics.csv"
+    metrics_csv.write_text("\n".join(lines) + "\n")
+    series = read_validation_series(metrics_csv, "val/combined/auroc")
+    assert series.index.tolist() == [0, 1, 2]
+    assert series.columns.tolist() == ["val/combined/auroc", "val/concat/auroc"]
+    assert series["val/combined/auroc"].isna().tolist() == [False, True, False]
+    assert series["val/concat/auroc"].isna().tolist() == [False, True, True]
+    assert read_validation_series(metrics_csv, "val/loss").columns.tolist() == ["val/loss"]
+    assert plot_training_curves(tmp_path, tmp_path / "curves.png", monitor="val/combined/auroc")
 
 
 @pytest.mark.slow

@@ -158,3 +158,27 @@ def test_method_sweep_and_its_report(aptos_root: Path, tmp_path: Path) -> None:
     assert summary["seeds"].tolist() == [2, 2, 2]
     assert summary["test/combined/kappa mean"].between(-1, 1).all()
     assert summary["ssl_eval/knn/kappa mean"].isna().tolist() == [True, True, False]
+
+
+def test_an_undefined_metric_is_missing_not_zero(tmp_path: Path) -> None:
+    """A run whose kappa is null (undefined) is left out of the kappa statistics."""
+    multirun = fake_multirun(tmp_path / "sweep")
+    path = multirun / "2" / "results.json"  # +method=fgssl, seed 0
+    results = json.loads(path.read_text())
+    results["test"]["combined"]["kappa"] = None
+    results["ssl_eval"]["knn"]["kappa"] = None
+    path.write_text(json.dumps(results))
+    runs = collect_runs(multirun)
+    assert np.isnan(runs.loc[runs["job"] == "2", "test/combined/kappa"]).all()
+    summary = summarize(runs, ["test/combined/kappa", "ssl_eval/knn/kappa"])
+    fgssl = summary.set_index("configuration").loc["+method=fgssl"]
+    assert fgssl["test/combined/kappa mean"] == pytest.approx(np.mean([0.92, 0.88]))
+    assert fgssl["test/combined/kappa std"] == pytest.approx(np.std([0.92, 0.88], ddof=1))
+    assert fgssl["test/combined/kappa n"] == 2 and fgssl["seeds"] == 3
+    assert fgssl["ssl_eval/knn/kappa mean"] == pytest.approx(np.mean([0.4, 0.5]))
+    baseline = summary.set_index("configuration").loc["+method=baseline"]
+    assert baseline["ssl_eval/knn/kappa n"] == 0  # never measured
+    markdown = write_report(multirun)["markdown"].read_text()
+    assert "| `+method=fgssl` | 3 | 0.900 ± 0.028 (2 of 3) |" in markdown
+    assert "| `+method=pmg` | 3 | 0.850 ± 0.050 |" in markdown
+    assert "(k of n): only k of the n runs have one" in markdown

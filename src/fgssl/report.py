@@ -15,10 +15,12 @@ import yaml
 
 from fgssl.atomic import write_csv_atomically, write_text_atomically
 from fgssl.errors import DataLayoutError, DataNotFoundError
+from fgssl.failures import FailedJob, read_failures
 
 __all__ = [
     "collect_runs",
     "default_metrics",
+    "failures_markdown",
     "resolve_metrics",
     "summarize",
     "to_markdown",
@@ -30,8 +32,13 @@ log = logging.getLogger(__name__)
 SEED_KEYS = ("seed",)
 """Overrides that tell repetitions of one configuration apart."""
 
+METRIC_SECTIONS = ("test/", "ssl_eval/", "best_val_score")
+"""Where results.json holds metrics: there ``null`` (undefined) is read as a missing value."""
+
 
 def _flatten(node: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numbers of a results.json tree by path; a metric that is null (undefined) is NaN,
+    i.e. missing, never 0."""
     flat: dict[str, float] = {}
     for key, value in node.items():
         name = f"{prefix}{key}"
@@ -39,6 +46,8 @@ def _flatten(node: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
             flat.update(_flatten(value, name + "/"))
         elif isinstance(value, int | float) and not isinstance(value, bool):
             flat[name] = float(value)
+        elif value is None and name.startswith(METRIC_SECTIONS):
+            flat[name] = math.nan
     return flat
 
 
@@ -154,22 +163,26 @@ def resolve_metrics(runs: pd.DataFrame, names: Sequence[str]) -> list[str]:
 
 def summarize(runs: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     """One row per configuration (in job order): ``configuration``, ``seeds`` (the number of
-    runs) and, per metric, ``<metric> mean`` and ``<metric> std`` (sample standard deviation,
-    ddof=1; NaN for a single run). Runs without a metric are left out of its statistics."""
+    runs) and, per metric, ``<metric> mean``, ``<metric> std`` (sample standard deviation,
+    ddof=1; NaN for a single value) and ``<metric> n`` (the runs that have a value). Runs
+    where a metric is missing or undefined (null) are left out of its statistics, never
+    counted as 0."""
     grouped = runs.groupby("configuration", sort=False)
     table = pd.DataFrame({"seeds": grouped.size()})
     for metric in metrics:
         table[f"{metric} mean"] = grouped[metric].mean()
         table[f"{metric} std"] = grouped[metric].std(ddof=1)
+        table[f"{metric} n"] = grouped[metric].count()
     return table.reset_index()
 
 
-def _cell(mean: float, std: float, seconds: bool) -> str:
-    if math.isnan(mean):
+def _cell(mean: float, std: float, count: int, runs: int, seconds: bool) -> str:
+    if count == 0 or math.isnan(mean):
         return "–"
     digits = 0 if seconds else 3
     text = f"{mean:.{digits}f}"
-    return text if math.isnan(std) else f"{text} ± {std:.{digits}f}"
+    text = text if math.isnan(std) else f"{text} ± {std:.{digits}f}"
+    return text if count == runs else f"{text} ({count} of {runs})"
 
 
 def _label(metric: str) -> str:
@@ -179,13 +192,21 @@ def _label(metric: str) -> str:
 
 
 def to_markdown(summary: pd.DataFrame, metrics: Sequence[str]) -> str:
-    """A Markdown table: one row per configuration, ``mean ± std`` cells."""
+    """A Markdown table: one row per configuration, ``mean ± std`` cells (of the runs that
+    have a value: ``(k of n)`` when only k of them do; ``–`` when none does)."""
     header = ["configuration", "seeds", *(_label(m) for m in metrics)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in summary.to_dict("records"):
         cells = [f"`{row['configuration']}`", str(row["seeds"])]
         cells += [
-            _cell(row[f"{m} mean"], row[f"{m} std"], m.startswith("timings/")) for m in metrics
+            _cell(
+                row[f"{m} mean"],
+                row[f"{m} std"],
+                int(row[f"{m} n"]),
+                int(row["seeds"]),
+                m.startswith("timings/"),
+            )
+            for m in metrics
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -198,8 +219,17 @@ def write_report(
     output_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Path]:
     """Write ``report.md``, ``report.csv`` (mean and std per configuration) and ``runs.csv``
-    (one row per job) for a multirun directory; returns their paths by name."""
-    runs = collect_runs(multirun_dir)
+    (one row per job) for a multirun directory; returns their paths by name.
+
+    ``report.md`` also lists the jobs that failed with one of fgssl's errors and their
+    reason; when every job failed, it is the only file written."""
+    failed = read_failures(multirun_dir)
+    try:
+        runs = collect_runs(multirun_dir)
+    except DataNotFoundError:
+        if not failed:
+            raise
+        return _write_failures_only(multirun_dir, output_dir, failed)
     columns = resolve_metrics(runs, metrics) if metrics else default_metrics(runs)
     summary = summarize(runs, columns)
     out = Path(output_dir or multirun_dir)
@@ -212,9 +242,40 @@ def write_report(
         "",
         to_markdown(summary, columns),
         "",
+        "–: no run has a value; (k of n): only k of the n runs have one (the metric is "
+        "undefined, null, or missing in the others).",
+        "",
+        *([failures_markdown(failed), ""] if failed else []),
     ]
     paths = {"markdown": out / "report.md", "csv": out / "report.csv", "runs": out / "runs.csv"}
     write_text_atomically(paths["markdown"], "\n".join(text))
     write_csv_atomically(paths["csv"], summary)
     write_csv_atomically(paths["runs"], runs.drop(columns=["overrides"]))
     return paths
+
+
+def failures_markdown(failed: Sequence[FailedJob]) -> str:
+    """A Markdown section listing the failed jobs (see :mod:`fgssl.failures`) with their
+    overrides and one-line reason."""
+    lines = [
+        f"Failed jobs ({len(failed)}; not in the results):",
+        "",
+        "| job | overrides | error |",
+        "|---|---|---|",
+    ]
+    for job in failed:
+        reason = f"{job.type}: {job.error}" if job.type else job.error
+        reason = reason.replace("|", r"\|")  # a literal bar in a table cell
+        lines.append(f"| {job.job} | `{job.overrides}` | {reason} |")
+    return "\n".join(lines)
+
+
+def _write_failures_only(
+    multirun_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str] | None,
+    failed: Sequence[FailedJob],
+) -> dict[str, Path]:
+    out = Path(output_dir or multirun_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    text = f"No job of `{Path(multirun_dir)}` finished.\n\n{failures_markdown(failed)}\n"
+    return {"markdown": write_text_atomically(out / "report.md", text)}

@@ -12,8 +12,10 @@ from matplotlib.ticker import MaxNLocator
 
 from fgssl.errors import DataNotFoundError
 
-__all__ = ["plot_training_curves", "read_epoch_series"]
+__all__ = ["plot_training_curves", "read_epoch_series", "read_validation_series"]
 
+VAL_LOSS = "val/loss"
+"""Logged at every validation epoch (never undefined)."""
 _STAGE_LOSS = re.compile(r"^(?P<phase>pretrain|finetune)/(?P<stage>.+)_loss_epoch$")
 
 
@@ -26,6 +28,18 @@ def read_epoch_series(metrics_csv: Path, columns: list[str]) -> pd.DataFrame:
         return pd.DataFrame()
     rows = table.dropna(subset=["epoch"])[["epoch", *present]].dropna(how="all", subset=present)
     return rows.groupby("epoch")[present].last()
+
+
+def read_validation_series(metrics_csv: Path, monitor: str) -> pd.DataFrame:
+    """Per validated epoch, ``monitor`` and (for a ``val/combined/`` metric) the concat
+    head's value of it; NaN where the metric was undefined (those epochs keep their row,
+    so that a plot shows a gap there rather than joining the neighbouring epochs)."""
+    keys = [monitor]
+    if monitor.startswith("val/combined/"):
+        keys.append(monitor.replace("val/combined/", "val/concat/", 1))
+    # the loss has a value at every validated epoch, so every such epoch keeps its row
+    series = read_epoch_series(metrics_csv, list(dict.fromkeys([*keys, VAL_LOSS])))
+    return series[[c for c in keys if c in series.columns]]
 
 
 def _plot_stage_losses(ax: Axes, metrics_csv: Path, phase: str) -> bool:
@@ -52,7 +66,8 @@ def plot_training_curves(
     run_dir: str | Path, path: str | Path, *, monitor: str = "val/combined/kappa"
 ) -> Path:
     """Stage losses of each phase and the validation metric ``monitor`` (and the concat
-    head's value of the same metric) per epoch, from ``<run_dir>/<phase>/metrics.csv``."""
+    head's value of the same metric) per epoch, from ``<run_dir>/<phase>/metrics.csv``.
+    Epochs where ``monitor`` is undefined (NaN) are gaps in its line, listed in the title."""
     run_dir = Path(run_dir)
     csvs = {
         phase: run_dir / phase / "metrics.csv"
@@ -72,13 +87,14 @@ def plot_training_curves(
             ax.set_visible(False)
     if "finetune" in csvs:
         ax = axes[-1]
-        keys = [monitor]
-        if monitor.startswith("val/combined/"):
-            keys.append(monitor.replace("val/combined/", "val/concat/", 1))
-        series = read_epoch_series(csvs["finetune"], keys)
+        series = read_validation_series(csvs["finetune"], monitor)
         for column in series.columns:
             ax.plot(series.index, series[column], marker=".", label=column)
-        ax.set_title(f"validation: {monitor.rsplit('/', 1)[-1]}", fontsize=9)
+        title = f"validation: {monitor.rsplit('/', 1)[-1]}"
+        if monitor in series.columns and series[monitor].isna().any():
+            undefined = [str(int(e)) for e in series.index[series[monitor].isna()]]
+            title += f"\n(undefined at epoch {', '.join(undefined)})"
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if not series.empty:
