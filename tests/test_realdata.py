@@ -62,6 +62,12 @@ def realdata() -> Path:
     return require_realdata()
 
 
+@pytest.fixture(scope="module")
+def real_aptos(realdata: Path, tmp_path_factory: pytest.TempPathFactory) -> RealAPTOS:
+    """The APTOS 2019 layout of the fundus photographs (see :func:`make_aptos`): read-only."""
+    return make_aptos(realdata, tmp_path_factory.mktemp("real-aptos") / "aptos2019")
+
+
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
     from helpers import one_thread
@@ -139,6 +145,21 @@ def test_reader_expands_the_grey_crop_and_reads_the_bmp_patches(realdata: Path) 
         np.testing.assert_array_equal(read_rgb(patch), np.asarray(load_image(patch)))
 
 
+def test_fgssl_prepare_refuses_a_cache_folder_it_cannot_write(
+    real_aptos: RealAPTOS, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before decoding anything, not after reporting every image 'cached' with none stored."""
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    argv = ["--no-progress", "+experiment=aptos", *TINY_REAL_RUN, f"data.root={real_aptos.root}"]
+    assert prepare_cli.main([*argv, f"data.cache_dir={blocked / 'cache'}"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert (
+        "\n" not in error
+        and f"data.cache_dir {str(blocked / 'cache')!r} cannot be written" in error
+    )
+
+
 # ---- end to end ---------------------------------------------------------------------
 
 
@@ -165,9 +186,9 @@ def check_split_file(run_dir: Path, dataset: RealAPTOS) -> None:
 
 @pytest.mark.slow
 def test_aptos_layout_of_real_fundus_photographs_end_to_end(
-    realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    realdata: Path, real_aptos: RealAPTOS, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    dataset = make_aptos(realdata, tmp_path / "aptos2019")
+    dataset = real_aptos
     cache = tmp_path / "cache"
     overrides = [
         "+experiment=aptos",
