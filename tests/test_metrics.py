@@ -21,6 +21,7 @@ from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score
 from fgssl.metrics import (
     classification_metrics,
     compute_scores,
+    format_metric,
     undefined_messages,
     undefined_to_null,
 )
@@ -260,6 +261,8 @@ def test_undefined_is_null_in_json() -> None:
     tree = {"test": {"auroc": math.nan, "acc": 0.5}, "scores": [math.inf, 1.0], "n": 3}
     text = json.dumps(undefined_to_null(tree), allow_nan=False)
     assert json.loads(text) == {"test": {"auroc": None, "acc": 0.5}, "scores": [None, 1.0], "n": 3}
+    assert format_metric(math.nan, 8) == "    null" and format_metric(None, 5) == " null"
+    assert format_metric(0.123456, 8) == "  0.1235"
 
 
 def test_confusion_matrix_and_per_class_report_match_sklearn() -> None:

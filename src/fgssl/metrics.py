@@ -45,6 +45,7 @@ __all__ = [
     "classification_metrics",
     "compute_scores",
     "confusion_matrix_metric",
+    "format_metric",
     "one_vs_rest_auroc",
     "undefined_messages",
     "undefined_to_null",
@@ -303,6 +304,14 @@ def undefined_messages(
         )
         messages.append(f"{name} is undefined (null) on the {split} split: {details}")
     return messages
+
+
+def format_metric(value: float | None, width: int) -> str:
+    """``value`` with 4 decimals, right-aligned in ``width`` characters; ``null`` when it is
+    undefined (None or NaN)."""
+    if value is None or math.isnan(value):
+        return f"{'null':>{width}}"
+    return f"{value:>{width}.4f}"
 
 
 def undefined_to_null(tree: Any) -> Any:

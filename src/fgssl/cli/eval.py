@@ -22,7 +22,7 @@ from fgssl.evaluation.evaluate import (
     evaluate_split,
     write_evaluation,
 )
-from fgssl.metrics import METRIC_DESCRIPTIONS
+from fgssl.metrics import METRIC_DESCRIPTIONS, format_metric
 
 PROG = "fgssl-eval"
 
@@ -101,7 +101,7 @@ def summary(evaluation: Evaluation) -> str:
     for name in evaluation.metrics["combined"]:
         label = f"{name}{' *' if name == evaluation.official_metric else ''}"
         values = [evaluation.metrics[head][name] for head in ("combined", "concat")]
-        lines.append(f"{label:<28}{values[0]:>10.4f}{values[1]:>10.4f}")
+        lines.append(f"{label:<28}{format_metric(values[0], 10)}{format_metric(values[1], 10)}")
     names = list(evaluation.metrics["combined"])
     width = max(len(n) for n in names)
     legend = [f"  {n:<{width}}  {METRIC_DESCRIPTIONS.get(n, '')}" for n in names]

@@ -16,7 +16,7 @@ from fgssl.evaluation.checkpoints import load_run
 from fgssl.evaluation.evaluate import build_eval_datamodule
 from fgssl.evaluation.features import FEATURES
 from fgssl.evaluation.ssl import PROTOCOLS, evaluate_frozen
-from fgssl.metrics import undefined_to_null
+from fgssl.metrics import format_metric, undefined_to_null
 
 PROG = "fgssl-ssl-eval"
 
@@ -129,7 +129,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     print(f"{'metric':<28}" + "".join(f"{p:>14}" for p in protocols))
     for name in results[protocols[0]]:
-        print(f"{name:<28}" + "".join(f"{results[p][name]:>14.4f}" for p in protocols))
+        print(f"{name:<28}" + "".join(format_metric(results[p][name], 14) for p in protocols))
     print(f"\nwritten: {output}")
     return 0
 
