@@ -37,7 +37,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def forbid_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make any decode of a source image fail: what still works comes from the cache."""
 
-    def fail(path: object) -> np.ndarray:
+    def fail(path: object, **options: object) -> np.ndarray:
         raise AssertionError(f"decoded the source {path} instead of reading the cache")
 
     monkeypatch.setattr(fgssl.data.cache, "read_rgb", fail)
@@ -133,10 +133,33 @@ def test_concurrent_builders_leave_whole_entries(photos: list[Path], tmp_path: P
 
 
 def test_bad_cache_settings(aptos_root: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"cache_size=100 is smaller than resize_size=256"):
+    with pytest.raises(
+        ConfigError, match=r"^data\.cache_size=100 is smaller than data\.resize_size=256: "
+    ):
         APTOS2019DataModule(aptos_root, cache_dir=tmp_path, cache_size=100)
+    with pytest.raises(ConfigError, match=r"data\.bits_stored must be null or 8\.\.16, got 17"):
+        ImageCache(tmp_path, 64, bits_stored=17)
     with pytest.raises(ConfigError, match=r"cache_format must be one of \['npy', 'jpg'\]"):
         APTOS2019DataModule(aptos_root, cache_dir=tmp_path, cache_format="png")
+
+
+def test_cache_size_follows_the_image_size(aptos_root: Path, tmp_path: Path) -> None:
+    """Unset, the cached short side is twice image_size, and never below resize_size."""
+    small = APTOS2019DataModule(aptos_root, image_size=96, cache_dir=tmp_path)
+    assert (small.resize_size, small.cache is not None and small.cache.short_side) == (110, 192)
+    wide = APTOS2019DataModule(aptos_root, image_size=96, resize_size=250, cache_dir=tmp_path)
+    assert wide.cache is not None and wide.cache.short_side == 250
+
+
+def test_bits_stored_is_part_of_the_entry(tmp_path: Path) -> None:
+    """12-bit data in a 16-bit PNG: cached by the reading rule of its bits_stored setting."""
+    source = tmp_path / "scan.png"
+    cv2.imwrite(str(source), np.arange(4096, dtype=np.uint16).reshape(64, 64))
+    plain, twelve = ImageCache(tmp_path / "c", 64), ImageCache(tmp_path / "c", 64, bits_stored=12)
+    assert plain.entry(source) != twelve.entry(source)
+    assert len(np.unique(plain(source))) == 16 and len(np.unique(twelve(source))) == 256
+    assert np.array_equal(twelve(source), read_rgb(source, bits_stored=12))
+    assert (twelve.builds, twelve.hits) == (1, 1)
 
 
 def aptos_module(root: Path, cache: Path, **kwargs: object) -> APTOS2019DataModule:

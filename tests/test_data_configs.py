@@ -14,9 +14,11 @@ import pandas as pd
 import pytest
 import torch
 from hydra.utils import instantiate
+from lightning_fabric.utilities.data import suggested_max_num_workers
 from omegaconf import DictConfig
 
 from conftest import TINY_TRAINING
+from fgssl.conf.resolvers import default_resize_size
 from fgssl.data import (
     APTOS2019DataModule,
     CSVDataModule,
@@ -26,7 +28,9 @@ from fgssl.data import (
     ISIC2017DataModule,
     ISIC2018DataModule,
 )
-from fgssl.pipeline import build_datamodule, build_module, run_training
+from fgssl.data.workers import auto_num_workers
+from fgssl.errors import ConfigError
+from fgssl.pipeline import build_datamodule, build_module, instantiate_datamodule, run_training
 from layouts import make_isic2017, make_isic2018
 
 Compose = Callable[..., DictConfig]
@@ -210,3 +214,90 @@ def test_offline_pretrained_weights_error_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr[-2000:]
     assert "fgssl-train: error: could not load pretrained ImageNet weights" in result.stderr
     assert "model.pretrained_weights=" in result.stderr and "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------- derived settings
+def sizes(dm: ImageClassificationDataModule) -> dict[str, tuple[int, int]]:
+    """Pipeline -> (SmallestMaxSize's max_size, the crop side) of the built transforms."""
+    found = {}
+    for name, transform in dm.transforms.items():
+        steps = vars(transform)["pipeline"].transforms[0].transforms
+        resize = next(t.max_size for t in steps if type(t).__name__ == "SmallestMaxSize")
+        crop = next(
+            t.size[0] if hasattr(t, "size") else t.height
+            for t in steps
+            if type(t).__name__ in ("CenterCrop", "RandomCrop", "RandomResizedCrop")
+        )
+        found[name] = (resize, crop)
+    return found
+
+
+@pytest.mark.parametrize("name", ["aptos", "isic2018", "isic2017", "folder", "csv"])
+def test_resize_size_follows_image_size(compose_config: Compose, name: str, tmp_path: Path) -> None:
+    """data.image_size=96 alone resizes to round(96 * 8 / 7) = 110 (109.71), not 256."""
+    cfg = compose_config(f"data={name}", f"data.root={tmp_path}", "data.image_size=96")
+    assert (cfg.data.image_size, cfg.data.resize_size) == (96, 110)
+    dm = instantiate(cfg.data)
+    assert (dm.image_size, dm.resize_size) == (96, 110)
+    built = sizes(dm)
+    assert built["train"] == built["eval"] == (110, 96)
+    assert built["view1"][1] == built["view2"][1] == 96
+    cfg = compose_config(f"data={name}", f"data.root={tmp_path}", "data.resize_size=300")
+    assert sizes(instantiate(cfg.data))["eval"] == (300, 224)  # an explicit value is kept
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ([], (96, 104)),  # the demo's own margin: 13/12 of the crop
+        (["data.image_size=64"], (64, 69)),  # round(64 * 13 / 12) = round(69.33)
+        (["data.image_size=64", "data.resize_size=80"], (64, 80)),
+    ],
+)
+def test_the_demo_resize_follows_its_image_size(
+    compose_config: Compose, overrides: list[str], expected: tuple[int, int]
+) -> None:
+    cfg = compose_config("+experiment=demo", *overrides)
+    assert (cfg.data.image_size, cfg.data.resize_size) == expected
+    dm = instantiate(cfg.data)
+    assert set(sizes(dm).values()) == {(expected[1], expected[0])}
+
+
+def test_the_python_default_is_the_config_rule(tmp_path: Path) -> None:
+    for image_size, resize_size in [(224, 256), (96, 110), (32, 37), (448, 512)]:
+        assert FolderDataModule(tmp_path, image_size=image_size).resize_size == resize_size
+    assert default_resize_size(96) == 110 and default_resize_size(96, "13/12") == 104
+
+
+def test_resize_smaller_than_the_crop_is_refused_before_data_is_read(
+    compose_config: Compose, tmp_path: Path
+) -> None:
+    cfg = compose_config(
+        "data=folder", f"data.root={tmp_path / 'absent'}", "data.image_size=96",
+        "data.resize_size=90",
+    )  # fmt: skip
+    with pytest.raises(ConfigError) as caught:
+        instantiate_datamodule(cfg)
+    assert str(caught.value).startswith("data.resize_size=90 is smaller than data.image_size=96: ")
+    assert "8/7 of data.image_size: 110" in str(caught.value)
+    assert FolderDataModule(tmp_path, image_size=96, resize_size=96).resize_size == 96
+
+
+def test_num_workers_auto_uses_the_available_cpus(
+    compose_config: Compose, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = compose_config("data=folder", f"data.root={tmp_path}")
+    assert cfg.data.num_workers == "auto"
+    dm = instantiate(cfg.data)
+    for cpus, devices, expected in [(1, 1, 1), (2, 1, 1), (3, 1, 2), (16, 1, 4), (16, 4, 3)]:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cpus: set(range(n)))
+        assert auto_num_workers(devices) == expected
+        # Lightning's bound (below which it warns of too few workers) and PyTorch's (the CPUs)
+        assert auto_num_workers(devices) == min(4, suggested_max_num_workers(devices))
+        assert auto_num_workers(devices) <= cpus
+        assert dm.num_workers == auto_num_workers(1)
+    dm.num_workers = 0
+    assert dm.num_workers == 0
+    for bad in (-1, "many", 1.5):
+        with pytest.raises(ConfigError, match=r"data\.num_workers must be a number >= 0 or 'auto'"):
+            FolderDataModule(tmp_path, num_workers=bad)  # type: ignore[arg-type]

@@ -42,6 +42,7 @@ from fgssl.checkpointing import (
 )
 from fgssl.config_checks import check_config, check_schedule_fits
 from fgssl.data.base import ImageClassificationDataModule
+from fgssl.data.transforms import check_pipelines_config
 from fgssl.errors import ConfigError
 from fgssl.evaluation.checkpoints import load_checkpoint
 from fgssl.evaluation.ssl import evaluate_frozen
@@ -270,7 +271,9 @@ def monitor_callbacks(
 
 
 def instantiate_datamodule(cfg: DictConfig) -> ImageClassificationDataModule:
-    """Instantiate ``cfg.data`` and create any generated data (``prepare_data``)."""
+    """Check ``cfg.data.transforms``, instantiate ``cfg.data`` and create any generated
+    data (``prepare_data``)."""
+    check_pipelines_config(cfg.data.get("transforms"), "data.transforms")
     datamodule = instantiate_unwrapped(cfg.data)
     if not isinstance(datamodule, ImageClassificationDataModule):
         raise ConfigError(

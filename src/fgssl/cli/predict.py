@@ -24,6 +24,7 @@ from fgssl.evaluation.predict import (
     ID_COLUMNS,
     IMAGE_EXTENSIONS,
     eval_transform,
+    image_reader,
     images_from_csv,
     images_from_folder,
     predict_images,
@@ -80,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="without a run config: resize the short side to 8/7 of this, centre-crop it",
     )
+    parser.add_argument(
+        "--bits-stored",
+        type=int,
+        help="significant bits of 16-bit images, e.g. 12 (default: the run config's "
+        "data.bits_stored, else 16)",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="default: %(default)s")
     parser.add_argument(
         "--num-workers", type=int, default=0, help="image-decoding processes (default: 0)"
@@ -107,6 +114,7 @@ def _predict(args: argparse.Namespace) -> int:
         inputs = images_from_csv(source, image_dir=args.image_dir, id_column=args.id_column)
     loaded = load_run(args.path, config=args.config, trusted=args.trust_checkpoint)
     transform = eval_transform(loaded.config, image_size=args.image_size)
+    reader = image_reader(loaded.config, bits_stored=args.bits_stored)
     predictions = predict_images(
         loaded.module.net,
         inputs,
@@ -116,6 +124,7 @@ def _predict(args: argparse.Namespace) -> int:
         tta=args.tta,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
+        reader=reader,
     )
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)

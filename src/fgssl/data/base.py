@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import functools
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -16,17 +17,19 @@ import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Sampler
 
+from fgssl.conf.resolvers import default_resize_size
 from fgssl.data.cache import CacheFormat, ImageCache
 from fgssl.data.dataset import ImageDataset
 from fgssl.data.duplicates import COLUMN as DUPLICATE_COLUMN
 from fgssl.data.duplicates import DuplicateMode, check_duplicates, require_duplicate_mode
 from fgssl.data.imbalance import balancing_weights, class_weights
-from fgssl.data.io import read_rgb
+from fgssl.data.io import check_bits_stored, read_rgb
 from fgssl.data.sampling import EpochSampler, shared_epoch
 from fgssl.data.splits import label_subset
 from fgssl.data.tables import index_images, pick_images
 from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, finalize, load_pipelines
 from fgssl.data.verify import VERIFY_MODES, VerifyMode, find_unreadable
+from fgssl.data.workers import NumWorkers, resolve_num_workers
 from fgssl.errors import ConfigError, DataLayoutError, ImageReadError, MissingImagesError
 
 __all__ = ["ImageClassificationDataModule", "SplitTables"]
@@ -53,7 +56,13 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         root: the dataset folder as downloaded.
         image_size: side of the square crops fed to the network.
         resize_size: short side images are resized to before cropping (default 8/7 of
-            ``image_size``, i.e. 256 for 224).
+            ``image_size``, i.e. 256 for 224: :func:`fgssl.conf.resolvers.default_resize_size`);
+            smaller than ``image_size`` raises :class:`ConfigError`.
+        num_workers: dataloader worker processes per training process, or ``"auto"``
+            (default: the available CPUs shared among the devices, one left free, at most
+            4; see :func:`fgssl.data.workers.auto_num_workers`).
+        bits_stored: the significant bits of 16-bit images (8..16; None: 16), e.g. 12 for
+            12-bit scans stored in 16-bit files (see :mod:`fgssl.data.io`).
         transforms: albumentations pipelines by name (``train``, ``eval``, ``view1``,
             ``view2``) replacing the defaults (the ``transforms_preset`` config);
             normalisation and tensor conversion follow.
@@ -66,7 +75,7 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         cache_dir: a folder for the image cache (:class:`~fgssl.data.cache.ImageCache`),
             or None for no cache.
         cache_size: short side of cached images (default: twice ``image_size``, at least
-            ``resize_size``).
+            ``resize_size``; smaller than ``resize_size`` raises :class:`ConfigError`).
         cache_format: ``"npy"`` (lossless, default) or ``"jpg"`` (about 10x smaller).
         label_fraction: share of the training labels the finetune phase keeps (seeded,
             stratified, at least one image per class); the pretrain phase uses every
@@ -96,7 +105,7 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         resize_size: int | None = None,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
-        num_workers: int = 2,
+        num_workers: NumWorkers = "auto",
         seed: int = 0,
         transforms: Mapping[str, Callable[..., Any]] | None = None,
         mean: Sequence[float] = IMAGENET_MEAN,
@@ -111,22 +120,33 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         cache_format: CacheFormat = "npy",
         label_fraction: float = 1.0,
         sampler: Literal["weighted"] | None = None,
+        bits_stored: int | None = None,
         duplicates: DuplicateMode = "warn",
     ):
         super().__init__()
         self.root = Path(root).expanduser()
         self.image_size = image_size
-        self.resize_size = resize_size or round(image_size * 8 / 7)
+        self.resize_size = resize_size or default_resize_size(image_size)
+        if self.resize_size < image_size:
+            raise ConfigError(
+                f"data.resize_size={self.resize_size} is smaller than data.image_size="
+                f"{image_size}: images would be enlarged again to be cropped; leave "
+                f"data.resize_size unset (8/7 of data.image_size: "
+                f"{default_resize_size(image_size)}) or set it >= {image_size}"
+            )
+        self.bits_stored = check_bits_stored(bits_stored)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers = num_workers
+        resolve_num_workers(num_workers)  # refuses a bad value now
+        self._num_workers: NumWorkers = num_workers
         self.seed = seed
         pipelines = load_pipelines(self.transforms_preset, self.image_size, self.resize_size)
         pipelines.update(transforms or {})
         self.mean, self.std = tuple(mean), tuple(std)
         self.transforms = finalize(pipelines, mean=mean, std=std)
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
-        self.persistent_workers = persistent_workers and num_workers > 0
+        self.persistent_workers = persistent_workers
+        """Keep the workers between epochs (when there are any)."""
         self.phase = phase
         if missing_images not in ("error", "skip"):
             raise ConfigError(f"missing_images must be 'error' or 'skip', got {missing_images!r}")
@@ -162,10 +182,11 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         size = size or max(2 * self.image_size, self.resize_size)
         if size < self.resize_size:
             raise ConfigError(
-                f"cache_size={size} is smaller than resize_size={self.resize_size}: cached "
-                "images would be enlarged again; raise data.cache_size"
+                f"data.cache_size={size} is smaller than data.resize_size={self.resize_size}: "
+                "cached images would be enlarged again; raise data.cache_size or leave it "
+                "unset (twice data.image_size)"
             )
-        return ImageCache(folder, size, fmt=fmt)
+        return ImageCache(folder, size, fmt=fmt, bits_stored=self.bits_stored)
 
     # ------------------------------------------------------------------ to implement
     @abc.abstractmethod
@@ -194,9 +215,26 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         self._phase = value
 
     @property
+    def num_workers(self) -> int:
+        """Dataloader worker processes: the ``num_workers`` setting, with ``"auto"`` sized
+        for the devices of the attached trainer (one when there is none)."""
+        trainer = getattr(self, "trainer", None)
+        return resolve_num_workers(
+            self._num_workers, trainer.num_devices if trainer is not None else 1
+        )
+
+    @num_workers.setter
+    def num_workers(self, value: NumWorkers) -> None:
+        resolve_num_workers(value)
+        self._num_workers = value
+
+    @property
     def reader(self) -> Callable[[str | os.PathLike[str]], np.ndarray]:
-        """Decodes an image file into RGB uint8 (through the cache when there is one)."""
-        return self.cache if self.cache is not None else read_rgb
+        """Decodes an image file into RGB uint8 by the rule of :mod:`fgssl.data.io`
+        (through the cache when there is one)."""
+        if self.cache is not None:
+            return self.cache
+        return functools.partial(read_rgb, bits_stored=self.bits_stored)
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:
@@ -393,6 +431,7 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
             paths,
             mode=self.verify_images,
             reader=self.reader,
+            bits_stored=self.bits_stored,
             workers=self.verify_workers,
             progress=self.verify_progress,
         )
@@ -402,7 +441,7 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         examples = "; ".join(list(problems.values())[:3])
         message = (
             f"{len(problems)} of {len(set(paths))} images cannot be read (corrupt, truncated or "
-            f"not an image): {examples}"
+            f"of an unsupported format): {examples}"
         )
         if self.missing_images == "error":
             raise ImageReadError(message + "; set data.missing_images=skip to leave them out")
@@ -419,14 +458,15 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         drop_last: bool = False,
         sampler: Sampler[int] | None = None,
     ) -> DataLoader:
+        workers = self.num_workers
         return DataLoader(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
             drop_last=drop_last,
-            num_workers=self.num_workers,
+            num_workers=workers,
             pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
+            persistent_workers=self.persistent_workers and workers > 0,
         )
 
 

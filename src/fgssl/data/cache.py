@@ -23,7 +23,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from fgssl.data.io import read_rgb
+from fgssl.data.io import check_bits_stored, read_rgb
 from fgssl.errors import ConfigError
 
 __all__ = ["CACHE_FORMATS", "ImageCache", "downsize"]
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 CacheFormat = Literal["npy", "jpg"]
 CACHE_FORMATS: tuple[CacheFormat, ...] = ("npy", "jpg")
-_VERSION = 1  # bump when the stored content changes for the same key
+_VERSION = 2  # bump when the stored content changes for the same key (2: fgssl.data.io's rule)
 
 
 def downsize(image: np.ndarray, short_side: int) -> np.ndarray:
@@ -55,6 +55,7 @@ class ImageCache:
         short_side: the short side of cached images, in pixels.
         fmt: ``"npy"`` (lossless) or ``"jpg"`` (JPEG at ``quality``, 4:4:4 chroma).
         quality: JPEG quality of the ``"jpg"`` format.
+        bits_stored: the significant bits of 16-bit sources (see :func:`fgssl.data.io.read_rgb`).
     """
 
     def __init__(
@@ -64,6 +65,7 @@ class ImageCache:
         *,
         fmt: CacheFormat = "npy",
         quality: int = 95,
+        bits_stored: int | None = None,
     ):
         if fmt not in CACHE_FORMATS:
             raise ConfigError(f"cache_format must be one of {list(CACHE_FORMATS)}, got {fmt!r}")
@@ -75,6 +77,7 @@ class ImageCache:
         self.short_side = int(short_side)
         self.fmt: CacheFormat = fmt
         self.quality = int(quality)
+        self.bits_stored = check_bits_stored(bits_stored)
         self._warned_read_only = False
         self._lock = threading.Lock()
         self.hits = 0
@@ -94,6 +97,8 @@ class ImageCache:
         )
         if self.fmt == "jpg":
             settings += f"|{self.quality}"
+        if self.bits_stored is not None:
+            settings += f"|bits_stored={self.bits_stored}"
         key = hashlib.sha1(settings.encode()).hexdigest()
         return self.folder / key[:2] / f"{key}.{self.fmt}"
 
@@ -106,18 +111,21 @@ class ImageCache:
         try:
             entry = self.entry(source)
         except OSError:
-            return read_rgb(source), False  # read_rgb names the unreadable source
+            return self._decode(source), False  # read_rgb names the unreadable source
         image = self._read_entry(entry)
         if image is not None:
             with self._lock:
                 self.hits += 1
             return image, False
-        image = np.ascontiguousarray(downsize(read_rgb(source), self.short_side))
+        image = np.ascontiguousarray(downsize(self._decode(source), self.short_side))
         built = self._write_entry(entry, image)
         if built:
             with self._lock:
                 self.builds += 1
         return image, built
+
+    def _decode(self, source: str | os.PathLike[str]) -> np.ndarray:
+        return read_rgb(source, bits_stored=self.bits_stored)
 
     def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()

@@ -4,6 +4,7 @@ reported (the rest still predicted), an APTOS Kaggle submission."""
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,19 +14,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.dataloader import default_collate
 
 from fgssl.atomic import write_csv_atomically
+from fgssl.conf.resolvers import default_resize_size
 from fgssl.data.aptos import APTOS2019DataModule
-from fgssl.data.io import read_rgb
+from fgssl.data.io import check_bits_stored, read_rgb
 from fgssl.data.tables import IMAGE_EXTENSIONS, find_images, read_csv_columns, require_unique
 from fgssl.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     TensorTransform,
+    build_pipelines,
     default_pipelines,
     finalize,
 )
@@ -39,6 +41,7 @@ __all__ = [
     "ImageInputs",
     "Predictions",
     "eval_transform",
+    "image_reader",
     "images_from_csv",
     "images_from_folder",
     "predict_images",
@@ -159,23 +162,40 @@ def eval_transform(config: DictConfig | None, *, image_size: int | None = None) 
             "directory, --config <run>/config.yaml, or --image-size"
         )
     size = int(image_size or data.image_size)
-    resize = round(size * 8 / 7)
+    resize = default_resize_size(size)
     if image_size is None and data.get("resize_size"):
         resize = int(data.resize_size)
     pipeline: Callable[..., Any] = default_pipelines(size, resize)["eval"]
     if image_size is None and data.get("transforms") and "eval" in data.transforms:
-        pipeline = instantiate(data.transforms.eval)
+        pipeline = build_pipelines(data.transforms, "data.transforms")["eval"]
     mean = data.get("mean", IMAGENET_MEAN) if data is not None else IMAGENET_MEAN
     std = data.get("std", IMAGENET_STD) if data is not None else IMAGENET_STD
     return finalize({"eval": pipeline}, mean=list(mean), std=list(std))["eval"]
 
 
+def image_reader(
+    config: DictConfig | None, *, bits_stored: int | None = None
+) -> Callable[[str | os.PathLike[str]], np.ndarray]:
+    """The image reader of a run: :func:`fgssl.data.io.read_rgb` with its config's
+    ``data.bits_stored``, unless ``bits_stored`` is given."""
+    data: Any = config.get("data") if config is not None else None
+    if bits_stored is None and data is not None:
+        bits_stored = data.get("bits_stored")
+    return functools.partial(read_rgb, bits_stored=check_bits_stored(bits_stored))
+
+
 class _TolerantImages(Dataset[dict[str, Any]]):
     """Images with their position; an unreadable one yields its error instead of a tensor."""
 
-    def __init__(self, inputs: ImageInputs, transform: TensorTransform):
+    def __init__(
+        self,
+        inputs: ImageInputs,
+        transform: TensorTransform,
+        reader: Callable[[str | os.PathLike[str]], np.ndarray],
+    ):
         self.inputs = inputs
         self.transform = transform
+        self.reader = reader
 
     def __len__(self) -> int:
         return len(self.inputs.ids)
@@ -185,7 +205,7 @@ class _TolerantImages(Dataset[dict[str, Any]]):
         if path is None:
             return {"index": index, "error": "no image file found"}
         try:
-            image: np.ndarray = read_rgb(path)
+            image: np.ndarray = self.reader(path)
             return {"index": index, "image": self.transform(image)}
         except FgsslError as error:
             return {"index": index, "error": str(error)}
@@ -220,12 +240,14 @@ def predict_images(
     tta: bool = False,
     batch_size: int = 32,
     num_workers: int = 0,
+    reader: Callable[[str | os.PathLike[str]], np.ndarray] = read_rgb,
 ) -> Predictions:
-    """Predict every image that can be read. The table has one row per predicted image:
-    ``id``, ``path``, ``prediction`` (class index), ``class`` (its name) and ``prob_<class>``
-    for every class (the combined prediction's probabilities, summing to one)."""
+    """Predict every image that can be read (by ``reader``: the run's
+    :func:`image_reader`). The table has one row per predicted image: ``id``, ``path``,
+    ``prediction`` (class index), ``class`` (its name) and ``prob_<class>`` for every class
+    (the combined prediction's probabilities, summing to one)."""
     loader = DataLoader(
-        _TolerantImages(inputs, transform),
+        _TolerantImages(inputs, transform, reader),
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=_collate,
