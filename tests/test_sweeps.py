@@ -14,6 +14,9 @@ import yaml
 from hydra import compose, initialize_config_module
 
 from conftest import TINY_TRAINING
+from fgssl.errors import ConfigError, NonFiniteLossError
+from fgssl.failures import read_failures, record_failure
+from fgssl.report import write_report
 
 FGSSL_TRAIN = Path(sys.executable).parent / "fgssl-train"
 TINY_SWEEP = [
@@ -91,3 +94,57 @@ def test_slurm_launcher_config_composes() -> None:
         launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     )
     assert launcher.gpus_per_node == 4 and launcher.timeout_min == 1440
+
+
+@pytest.mark.slow
+def test_a_failed_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    """Job 0's grid 32 does not fit 24 px images (fgssl's clean error); job 1 still runs,
+    and the report lists job 0 with its reason."""
+    result = run_sweep(tmp_path, "data.image_size=24", "schedule=32_16_8,8_4_2")
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert "fgssl-train: job 0 failed: patch schedule [32, 16, 8] has grids [32]" in result.stderr
+    sweep = tmp_path / "sweep"
+    failure = json.loads((sweep / "0" / "failed.json").read_text())
+    assert failure["type"] == "ConfigError" and "larger than the 24px images" in failure["error"]
+    assert not (sweep / "0" / "results.json").exists()
+    assert json.loads((sweep / "1" / "results.json").read_text())["test"]["combined"]["acc"] >= 0
+    assert list(pd.read_csv(sweep / "runs.csv")["job"]) == [1]
+    report = (sweep / "report.md").read_text()
+    assert "Failed jobs (1; not in the results):" in report
+    assert "| 0 | `schedule=32_16_8` | ConfigError: patch schedule" in report
+
+
+def _job(sweep: Path, name: str, overrides: list[str]) -> Path:
+    job = sweep / name
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    return job
+
+
+def test_report_lists_failed_jobs_with_their_reason(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    finished = _job(sweep, "0", ["optim.lr=0.1", "seed=0"])
+    results = {"test": {"combined": {"acc": 0.5}}, "monitor": "val/combined/acc"}
+    (finished / "results.json").write_text(json.dumps(results))
+    record_failure(_job(sweep, "1", ["optim.lr=9", "seed=0"]), NonFiniteLossError("loss is nan"))
+    record_failure(_job(sweep, "2", ["optim.lr=0.2"]), ConfigError("a | b\nsecond line"))
+    # a job that failed once and then finished when resumed is not listed
+    resumed = _job(sweep, "3", ["optim.lr=0.3", "seed=0"])
+    record_failure(resumed, ConfigError("data.root moved"))
+    (resumed / "results.json").write_text(json.dumps(results))
+    assert [job.job for job in read_failures(sweep)] == ["1", "2"]
+
+    report = write_report(sweep)["markdown"].read_text()
+    assert "Failed jobs (2; not in the results):" in report
+    assert "| 1 | `optim.lr=9 seed=0` | NonFiniteLossError: loss is nan |" in report
+    assert r"| 2 | `optim.lr=0.2` | ConfigError: a \| b second line |" in report
+    assert list(pd.read_csv(sweep / "runs.csv")["job"]) == [0, 3]
+
+    # every job failed: report.md alone, with the failures
+    (finished / "results.json").unlink()
+    (resumed / "results.json").unlink()
+    paths = write_report(sweep)
+    assert list(paths) == ["markdown"]
+    text = paths["markdown"].read_text()
+    assert "No job of" in text and "Failed jobs (3; not in the results):" in text

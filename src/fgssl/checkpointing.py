@@ -31,6 +31,7 @@ __all__ = [
     "LAST_CHECKPOINT",
     "AtomicCheckpointIO",
     "BestCheckpoint",
+    "RelocatableModelCheckpoint",
     "check_checkpoint_matches",
     "check_checkpoint_version",
     "check_output_location",
@@ -53,7 +54,43 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             super().save_checkpoint(checkpoint, temporary, storage_options)
 
 
-class BestCheckpoint(ModelCheckpoint):
+class RelocatableModelCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, whose state survives a moved or copied run directory.
+
+    The state saved in a checkpoint holds absolute paths (``dirpath``, ``best_model_path``,
+    the keys of ``best_k_models``). Lightning drops the best score when ``dirpath`` differs
+    on load, and keeps pointing at the old folder's files; here every saved path inside
+    the saved ``dirpath`` is moved to the same place inside this callback's ``dirpath``
+    first, so that a resumed run keeps its best-score history and reads only its own
+    folder. The state key is ModelCheckpoint's, so checkpoints written with Lightning's
+    class load too.
+    """
+
+    @property
+    def state_key(self) -> str:
+        return "ModelCheckpoint" + super().state_key.removeprefix(type(self).__qualname__)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old, new = state_dict.get("dirpath"), self.dirpath
+        if old and new and old != new:
+            state_dict = _relocated(state_dict, Path(old), Path(new))
+        super().load_state_dict(state_dict)
+
+
+def _relocated(state: dict[str, Any], old: Path, new: Path) -> dict[str, Any]:
+    def move(path: Any) -> Any:
+        if not isinstance(path, str) or not path or not Path(path).is_relative_to(old):
+            return path
+        return str(new / Path(path).relative_to(old))
+
+    moved = {key: move(value) for key, value in state.items()}
+    moved["dirpath"] = str(new)
+    if isinstance(state.get("best_k_models"), Mapping):
+        moved["best_k_models"] = {move(k): v for k, v in state["best_k_models"].items()}
+    return moved
+
+
+class BestCheckpoint(RelocatableModelCheckpoint):
     """Lightning's ModelCheckpoint, except that an epoch whose monitored value is NaN (an
     undefined metric) is never kept: Lightning's saves it, scored -inf (mode max) or +inf
     (min), while it holds fewer than ``save_top_k`` checkpoints, so the first epoch became
@@ -81,7 +118,7 @@ def every_epoch_checkpoint(path: str | os.PathLike[str]) -> ModelCheckpoint:
     between its progress counters is restored as a finished epoch.
     """
     path = Path(path)
-    return ModelCheckpoint(
+    return RelocatableModelCheckpoint(
         dirpath=path.parent,
         filename=path.stem,
         every_n_epochs=1,

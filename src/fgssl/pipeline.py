@@ -50,7 +50,7 @@ from fgssl.instantiation import instantiate_unwrapped, plain
 from fgssl.metrics import undefined_to_null
 from fgssl.metrics_log import trim_metrics_log
 from fgssl.module import FGSSLModule
-from fgssl.resume import ResumePoint, find_resume_point
+from fgssl.resume import ResumePoint, check_resume_split, find_resume_point
 
 __all__ = [
     "build_datamodule",
@@ -80,6 +80,8 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     resume = find_resume_point(run_dir) if cfg.get("resume") else ResumePoint()
     datamodule = build_datamodule(cfg)
     check_schedule_fits(cfg, datamodule)
+    if cfg.get("resume"):  # a moved data.root must still give the run's images
+        check_resume_split(run_dir / "split.csv", datamodule.split_table())
     if _is_rank_zero():
         write_text_atomically(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         datamodule.write_split(run_dir / "split.csv")
@@ -137,7 +139,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             "test": _nest(test_metrics, prefix="test/"),
             "monitor": monitor,
             "best_val_score": _to_float(checkpoint.best_model_score),
-            "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
+            "best_checkpoint": str(Path(best).relative_to(run_dir.resolve())) if best else None,
             "class_names": list(datamodule.class_names),
             "confusion_matrix": module.test_confusion_matrices,
             "timings": timings,

@@ -245,7 +245,7 @@ def write_report(
         "–: no run has a value; (k of n): only k of the n runs have one (the metric is "
         "undefined, null, or missing in the others).",
         "",
-        *([failures_markdown(failed), ""] if failed else []),
+        *([failures_markdown(failed, common=common), ""] if failed else []),
     ]
     paths = {"markdown": out / "report.md", "csv": out / "report.csv", "runs": out / "runs.csv"}
     write_text_atomically(paths["markdown"], "\n".join(text))
@@ -254,9 +254,10 @@ def write_report(
     return paths
 
 
-def failures_markdown(failed: Sequence[FailedJob]) -> str:
+def failures_markdown(failed: Sequence[FailedJob], common: Sequence[str] = ()) -> str:
     """A Markdown section listing the failed jobs (see :mod:`fgssl.failures`) with their
-    overrides and one-line reason."""
+    overrides (less those in ``common``, as the results table shows them) and one-line
+    reason."""
     lines = [
         f"Failed jobs ({len(failed)}; not in the results):",
         "",
@@ -266,7 +267,8 @@ def failures_markdown(failed: Sequence[FailedJob]) -> str:
     for job in failed:
         reason = f"{job.type}: {job.error}" if job.type else job.error
         reason = reason.replace("|", r"\|")  # a literal bar in a table cell
-        lines.append(f"| {job.job} | `{job.overrides}` | {reason} |")
+        overrides = [o for o in map(_unquoted, job.overrides) if o not in common]
+        lines.append(f"| {job.job} | `{' '.join(overrides)}` | {reason} |")
     return "\n".join(lines)
 
 

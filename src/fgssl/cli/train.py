@@ -6,14 +6,20 @@ import logging
 import re
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from fgssl.errors import ConfigError, FgsslError
+from fgssl.cli.sweep_report import failed_jobs_of_last_sweep
+from fgssl.errors import FgsslError
+from fgssl.failures import clear_failure, record_failure
 from fgssl.pipeline import run_training
+from fgssl.resume import find_resume_point, resumed_config
+from fgssl.signals import is_worker_failure, recording_sigterm
 
 log = logging.getLogger("fgssl")
 
@@ -30,44 +36,65 @@ OmegaConf.register_new_resolver(
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Train, then test; returns the best validation score (for Hydra sweepers)."""
-    run_dir = HydraConfig.get().runtime.output_dir
-    try:
-        if cfg.resume:
-            cfg = saved_config(cfg.resume)
-        results = run_training(cfg, run_dir)
-    except Exception as caught:
-        # fgssl's errors, also when a Hydra-instantiated target (e.g. the network, loading
-        # its pretrained weights) raised them and Hydra wrapped them: one clear line.
-        error = caught if isinstance(caught, FgsslError) else caught.__cause__
-        if not isinstance(error, FgsslError):
+    """Train, then test; returns the best validation score (for Hydra sweepers), None when
+    it is undefined or the run failed with one of fgssl's errors."""
+    hydra_cfg = HydraConfig.get()
+    run_dir = hydra_cfg.runtime.output_dir
+    with recording_sigterm() as sigterm_received:
+        try:
+            if cfg.resume:
+                cfg = resumed_config(
+                    cfg.resume,
+                    hydra_cfg.overrides.task,
+                    output_dir=run_dir,
+                    composed=cfg,
+                    choices=hydra_cfg.runtime.choices,
+                )
+            results = run_training(cfg, run_dir)
+        except Exception as caught:
+            # fgssl's errors, also when a Hydra-instantiated target (e.g. the network, loading
+            # its pretrained weights) raised them and Hydra wrapped them: one clear line.
+            error = caught if isinstance(caught, FgsslError) else caught.__cause__
+            if isinstance(error, FgsslError):
+                _failed(error, run_dir, sweep=hydra_cfg.mode == RunMode.MULTIRUN)
+                return None
+            if sigterm_received() and is_worker_failure(caught):
+                # DataLoader workers that died of a SIGTERM sent to the whole process group
+                # before they could leave it to this process (fgssl.signals)
+                _interrupted(run_dir, 143)
             raise
-        log.error("%s", error)
-        print(f"fgssl-train: error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except SystemExit as stop:  # Ctrl-C (Lightning exits with 1) or SIGTERM
-        print(
-            "fgssl-train: interrupted; the checkpoint of the last finished epoch is kept: "
-            f"fgssl-train resume={run_dir} continues from it (redoing the interrupted epoch)",
-            file=sys.stderr,
-        )
-        sys.exit(143 if isinstance(stop, SIGTERMException) else (stop.code or 1))
+        except SystemExit as stop:  # Ctrl-C (Lightning exits with 1) or SIGTERM
+            code = stop.code if isinstance(stop.code, int) and stop.code else 1
+            _interrupted(run_dir, 143 if isinstance(stop, SIGTERMException) else code)
+    clear_failure(run_dir)
     log.info("results written to %s/results.json", run_dir)
     score = results.get("best_val_score")
     return None if score is None else float(score)
 
 
-def saved_config(run_dir: str) -> DictConfig:
-    """The resolved config a run saved, to resume it with exactly its settings."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise ConfigError(
-            f"resume={run_dir!r}: no config.yaml there, so it is not an fgssl run directory"
+def _failed(error: FgsslError, run_dir: str, *, sweep: bool) -> None:
+    """Report ``error`` in one line and record it in the run directory; a single run then
+    exits with status 2, a sweep carries on with its other jobs (its report lists this one)."""
+    log.error("%s", error)
+    record_failure(run_dir, error)
+    if not sweep:
+        print(f"fgssl-train: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(f"fgssl-train: job {Path(run_dir).name} failed: {error}", file=sys.stderr)
+
+
+def _interrupted(run_dir: str, status: int) -> NoReturn:
+    """Exit with ``status`` after saying what an interruption kept."""
+    point = find_resume_point(run_dir)
+    if point.pretrain is None and point.finetune is None:
+        kept = "no epoch had finished, so there is nothing to resume: start the run again"
+    else:
+        kept = (
+            "the checkpoint of the last finished epoch is kept: "
+            f"fgssl-train resume={run_dir} continues from it (redoing the interrupted epoch)"
         )
-    cfg = OmegaConf.load(path)
-    assert isinstance(cfg, DictConfig)
-    cfg.resume = str(run_dir)
-    return cfg
+    print(f"fgssl-train: interrupted; {kept}", file=sys.stderr)
+    sys.exit(status)
 
 
 _SCHEDULE_OVERRIDE = re.compile(r"^(?P<key>[+~]*schedule=)(?P<value>.+)$")
@@ -91,6 +118,10 @@ def cli() -> None:
     """Console entry point of ``fgssl-train``."""
     sys.argv = [sys.argv[0], *quote_schedule_choices(sys.argv[1:])]
     main()
+    failed = failed_jobs_of_last_sweep()
+    if failed:  # a sweep whose every other job ran; report.md lists these
+        print(f"fgssl-train: {len(failed)} job(s) of the sweep failed", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, finalize, load_pi
 from fgssl.data.verify import VERIFY_MODES, VerifyMode, find_unreadable
 from fgssl.data.workers import NumWorkers, resolve_num_workers
 from fgssl.errors import ConfigError, DataLayoutError, ImageReadError, MissingImagesError
+from fgssl.signals import WorkerInit
 
 __all__ = ["ImageClassificationDataModule", "SplitTables"]
 
@@ -367,6 +368,7 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
             self.dataset(split, pipeline="eval"),
             batch_size=self.eval_batch_size,
             num_workers=self.num_workers,
+            worker_init_fn=self._worker_init(),
         )
 
     # ------------------------------------------------------------- for subclasses
@@ -467,7 +469,16 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
             num_workers=workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and workers > 0,
+            worker_init_fn=self._worker_init(),
         )
+
+    def _worker_init(self) -> WorkerInit | None:
+        """Workers that leave a SIGTERM sent to the whole process group (``timeout``,
+        SLURM) to the main process, which ends the run cleanly (see fgssl.signals)."""
+        if not self.num_workers:
+            return None
+        trainer = getattr(self, "trainer", None)
+        return WorkerInit(rank=trainer.global_rank if trainer is not None else 0)
 
 
 def _unrepeated_sampler(dataset: ImageDataset) -> Sampler[int] | None:
