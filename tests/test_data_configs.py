@@ -30,6 +30,7 @@ from fgssl.data import (
 )
 from fgssl.data.workers import auto_num_workers
 from fgssl.errors import ConfigError
+from fgssl.evaluation.predict import eval_transform
 from fgssl.pipeline import build_datamodule, build_module, instantiate_datamodule, run_training
 from layouts import make_isic2017, make_isic2018
 
@@ -301,3 +302,10 @@ def test_num_workers_auto_uses_the_available_cpus(
     for bad in (-1, "many", 1.5):
         with pytest.raises(ConfigError, match=r"data\.num_workers must be a number >= 0 or 'auto'"):
             FolderDataModule(tmp_path, num_workers=bad)  # type: ignore[arg-type]
+
+
+def test_predict_without_a_run_config_uses_the_same_resize_rule() -> None:
+    """fgssl-predict --image-size 96: short side to 110, centre crop 96."""
+    steps = vars(eval_transform(None, image_size=96))["pipeline"].transforms[0].transforms
+    assert [type(t).__name__ for t in steps] == ["SmallestMaxSize", "CenterCrop"]
+    assert (steps[0].max_size, steps[1].height) == (110, 96)

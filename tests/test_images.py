@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image
 
 import fgssl.data.io as image_io
@@ -15,6 +16,7 @@ from fgssl.data import FolderDataModule, read_rgb
 from fgssl.data.io import check_bits_stored
 from fgssl.data.verify import find_unreadable, screen_image
 from fgssl.errors import ConfigError, ImageReadError
+from fgssl.evaluation.predict import image_reader
 from layouts import make_folder_tree
 
 RNG = np.random.default_rng(0)
@@ -307,3 +309,13 @@ def test_the_data_module_reads_cached_and_uncached_by_bits_stored(
         assert len(np.unique(plain.reader(scans[0]))) == 16, cache
         batch = dm.dataset("val")[0]["image"]
         assert batch.shape == (3, 32, 32)
+
+
+def test_prediction_reads_by_the_run_bits_stored(tmp_path: Path, fresh_warnings: None) -> None:
+    path = write_16_bit(tmp_path / "scan.png", TWELVE_BIT)
+    run = OmegaConf.create({"data": {"bits_stored": 12}})
+    assert len(np.unique(image_reader(run)(path))) == 256
+    assert len(np.unique(image_reader(None, bits_stored=12)(path))) == 256
+    assert len(np.unique(image_reader(OmegaConf.create({"data": {}}))(path))) == 16
+    with pytest.raises(ConfigError, match=r"data\.bits_stored must be null or 8\.\.16, got 20"):
+        image_reader(None, bits_stored=20)
