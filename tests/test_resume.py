@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +22,8 @@ from fgssl.checkpointing import RelocatableModelCheckpoint, read_checkpoint
 from fgssl.errors import ConfigError
 from fgssl.pipeline import run_training
 from fgssl.resume import check_resume_split, resumed_config
+
+FGSSL_TRAIN = Path(sys.executable).parent / "fgssl-train"
 
 
 class InterruptAt(pl.Callback):
@@ -331,9 +335,11 @@ def test_a_moved_run_directory_resumes_like_one_left_in_place(
 
 @pytest.mark.slow
 def test_more_finetune_epochs_extend_a_copied_finished_run(tiny_run: Path, tmp_path: Path) -> None:
+    original = {p: p.stat().st_mtime_ns for p in tiny_run.rglob("*")}
     run = Path(shutil.copytree(tiny_run, tmp_path / "run"))
     before = pd.read_csv(run / "finetune" / "metrics.csv")
-    assert before["epoch"].max() == 1  # tiny_run: finetune_epochs=2
+    before = before[before["test/loss"].isna()]  # the training epochs; the test is logged anew
+    assert set(before["epoch"].dropna()) == {0, 1}  # tiny_run: finetune_epochs=2
     cfg = resumed_config(
         run, [f"resume={run}", "finetune_epochs=3", "figures.enabled=false"], output_dir=run
     )
@@ -341,8 +347,27 @@ def test_more_finetune_epochs_extend_a_copied_finished_run(tiny_run: Path, tmp_p
     last = read_checkpoint(run / "finetune" / "checkpoints" / "last.ckpt")
     assert last["epoch"] == 2
     after = pd.read_csv(run / "finetune" / "metrics.csv")
-    assert after["epoch"].max() == 2
-    kept = after[after["epoch"] <= 1].reset_index(drop=True)
-    pd.testing.assert_frame_equal(_sorted(kept), _sorted(before))  # earlier epochs kept as logged
+    assert set(after.loc[after["val/loss"].notna(), "epoch"]) == {0, 1, 2}
+    assert after["test/loss"].notna().sum() == 1
+    kept = after[after["step"] <= before["step"].max()].reset_index(drop=True)
+    pd.testing.assert_frame_equal(_sorted(kept), _sorted(before.reset_index(drop=True)))
     assert yaml.safe_load((run / "config.yaml").read_text())["finetune_epochs"] == 3
+    assert {p: p.stat().st_mtime_ns for p in tiny_run.rglob("*")} == original  # untouched
     assert json.loads((run / "results.json").read_text())["test"] == results["test"]
+
+
+def test_fgssl_train_refuses_an_unsafe_resume_override_in_one_line(saved_run: Path) -> None:
+    """Through the command line: Hydra's record of the overrides reaches resumed_config."""
+    result = subprocess.run(
+        [str(FGSSL_TRAIN), f"resume={saved_run}", "model.net.feat_dim=8", "data.root=/moved"],
+        cwd=saved_run.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("fgssl-train:")]
+    assert f"fgssl-train: error: resume='{saved_run}' cannot change model.net.feat_dim=8" in line
+    assert "data.root" not in line.split("cannot change", 1)[1].split(":", 1)[0]
+    assert "Traceback" not in result.stderr
+    assert _saved(saved_run)["model"]["net"]["feat_dim"] == 16  # config.yaml untouched
