@@ -143,7 +143,7 @@ class ImageCache:
             else:
                 decoded = cv2.imdecode(np.fromfile(entry, np.uint8), cv2.IMREAD_COLOR)
                 image = None if decoded is None else cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # not cached yet
             return None
         except (OSError, ValueError) as error:  # damaged entry: rebuild it
             log.warning("rebuilding the damaged cache entry %s (%s)", entry, error)
