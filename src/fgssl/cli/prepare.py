@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="decoding threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", help="config overrides, as for fgssl-train")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # overrides may follow the options, as in fgssl-eval
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         cfg = compose_config(args.overrides)
