@@ -1,7 +1,8 @@
 """Benchmarks of fgssl, side by side in one run; prints tables and writes JSON.
 
     python scripts/benchmark.py                 # every section (CPU: several minutes)
-    python scripts/benchmark.py --quick         # tiny sizes, to check that it runs
+    python scripts/benchmark.py --smoke         # every section on tiny inputs, once: checks
+                                                # that it runs (seconds; numbers meaningless)
     python scripts/benchmark.py --only jigsaw   # some sections only (repeatable)
 
 Each section is a module of scripts/benchmarks/ with ``NAME`` and ``run(args) -> dict``:
@@ -48,17 +49,25 @@ def main() -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per figure")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="each section on the smallest inputs, one timed call, step measurements in this "
+        "process: checks that every section runs and writes its results (the figures mean "
+        "nothing)",
+    )
     parser.add_argument("--only", choices=sorted(available), action="append")
     parser.add_argument("--out", type=Path, default=RESULTS / "benchmark.json")
     args = parser.parse_args()
+    if args.smoke:
+        args.repeats = 1
     results: dict[str, Any] = {
         "device": args.device,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
-        "quick": args.quick,
+        "smoke": args.smoke,
     }
     for name in args.only or list(available):
         results[name] = available[name].run(args)

@@ -50,6 +50,13 @@ def peak_mib(device: torch.device, baseline_rss: float) -> float:
     return peak_rss_mib() - baseline_rss
 
 
+def ratio(numerator: float, denominator: float) -> float | None:
+    """``numerator / denominator``, or None (undefined, printed as "n/a") when the
+    denominator is 0: e.g. the peak memory of a measurement that allocated nothing beyond
+    an earlier one's peak in the same process (a smoke run measures in one process)."""
+    return numerator / denominator if denominator else None
+
+
 def print_table(title: str, rows: list[dict[str, Any]]) -> None:
     print(f"\n## {title}")
     if not rows:
@@ -63,4 +70,6 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
 
 
 def _format(value: Any) -> str:
+    if value is None:
+        return "n/a"
     return f"{value:.3f}" if isinstance(value, float) else str(value)

@@ -27,9 +27,12 @@ from fgssl.data.prepare import fill_cache
 NAME = "data"
 
 
-def write_aptos_pngs(root: Path, count: int, size: tuple[int, int], seed: int = 0) -> Path:
+def write_aptos_pngs(
+    root: Path, count: int, size: tuple[int, int], seed: int = 0, render_size: int = 512
+) -> Path:
     """``count`` synthetic fundus PNGs of ``size`` (width, height) with sensor-like noise,
-    in the APTOS 2019 layout (train.csv + train_images/)."""
+    rendered at ``render_size`` px and resized, in the APTOS 2019 layout (train.csv +
+    train_images/)."""
     rng = np.random.default_rng(seed)
     width, height = size
     noise = rng.normal(0, 1.0, (height + 64, width + 64, 3)).astype(np.float32)
@@ -37,7 +40,7 @@ def write_aptos_pngs(root: Path, count: int, size: tuple[int, int], seed: int = 
     ids, grades = [], []
     for index in range(count):
         grade = index % 5
-        small = render_fundus(grade, 512, rng)
+        small = render_fundus(grade, render_size, rng)
         image = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
         dy, dx = rng.integers(0, 64, 2)
         noisy = image + noise[dy : dy + height, dx : dx + width]
@@ -69,14 +72,14 @@ def images_per_second(datamodule: APTOS2019DataModule, epochs: int) -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    if args.quick:
-        count, size, image_size, batch = 16, (400, 300), 64, 4
+    if args.smoke:
+        count, size, image_size, batch, render_size = 10, (64, 48), 32, 2, 64
     else:
-        count, size, image_size, batch = 96, (2000, 1500), 224, 16
+        count, size, image_size, batch, render_size = 96, (2000, 1500), 224, 16, 512
     workers = 2
     with tempfile.TemporaryDirectory(prefix="fgssl-bench-data-") as scratch:
         started = time.perf_counter()
-        root = write_aptos_pngs(Path(scratch) / "aptos", count, size)
+        root = write_aptos_pngs(Path(scratch) / "aptos", count, size, render_size=render_size)
         generate_seconds = time.perf_counter() - started
         megabytes = sum(p.stat().st_size for p in (root / "train_images").iterdir()) / 2**20
 

@@ -17,7 +17,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print("\n## ddp: measured on CPU processes only; skipped on", args.device)
         return {}
     rows = []
-    for kind in ("progressive_finetune", "progressive_pretrain", "fused_pretrain"):
+    kinds = ("progressive_finetune", "progressive_pretrain", "fused_pretrain")
+    # smoke: one kind is enough to check that 2 processes start, train and report
+    for kind in kinds[:1] if args.smoke else kinds:
         single = run_measurement(kind, args, devices=1)
         double = run_measurement(kind, args, devices=2)
         speedup = single["seconds"] / double["seconds"]

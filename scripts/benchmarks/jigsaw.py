@@ -30,8 +30,8 @@ def reference_jigsaw(images: torch.Tensor, grid: int) -> torch.Tensor:
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    size, batch = (64, 4) if args.quick else (224, 32)
-    grids = [2, 4, 8] if args.quick else [2, 4, 8, 16, 32]
+    size, batch = (32, 2) if args.smoke else (224, 32)
+    grids = [2, 4, 8] if args.smoke else [2, 4, 8, 16, 32]
     images = torch.randn(batch, 3, size, size, device=args.device)
     generator = torch.Generator(device="cpu").manual_seed(0)
     rows = []

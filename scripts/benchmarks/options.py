@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from benchmarks.common import print_table
+from benchmarks.common import print_table, ratio
 from benchmarks.steps import run_measurement
 
 NAME = "options"
@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         variants["compile"] = {"compile": True}
     else:
         variants["bf16-mixed"] = {"precision": "bf16-mixed"}
-    repeats = max(2, args.repeats // 2)
+    repeats = 1 if args.smoke else max(2, args.repeats // 2)
     rows = []
     for phase in ("finetune", "pretrain"):
         for name, options in variants.items():
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         row["speed_vs_plain"] = row["images_per_s"] / plain["images_per_s"]
     print_table(f"speed options, progressive steps on {args.device}", rows)
 
-    size, batch = (64, 4) if args.quick else (448, 4)
+    size, batch = (32, 2) if args.smoke else (448, 4)
     price = []
     for checkpointing in (False, True):
         result = run_measurement(
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         {
             "checkpointing": "ratio on/off",
             "ms": price[1]["ms"] / price[0]["ms"],
-            "peak_mib": price[1]["peak_mib"] / price[0]["peak_mib"],
+            "peak_mib": ratio(price[1]["peak_mib"], price[0]["peak_mib"]),
         }
     )
     print_table(

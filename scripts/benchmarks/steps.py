@@ -1,7 +1,8 @@
 """The cost of FGSSLModule's training steps against full network passes.
 
 Every measurement runs in a fresh process (``python -m benchmarks.steps KIND``), so that its
-peak memory (RSS on the CPU, allocated memory on CUDA) belongs to it alone.
+peak memory (RSS on the CPU, allocated memory on CUDA) belongs to it alone; a ``--smoke``
+run measures in its own process, except on several DDP processes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import peak_mib, peak_rss_mib, print_table, reset_peak, sync, time_call
+from benchmarks.common import (
+    peak_mib,
+    peak_rss_mib,
+    print_table,
+    ratio,
+    reset_peak,
+    sync,
+    time_call,
+)
 
 NAME = "steps"
 SCRIPTS = Path(__file__).resolve().parents[1]
@@ -34,26 +43,23 @@ STEP_KINDS = (
 
 
 def run_measurement(kind: str, args: argparse.Namespace, **options: Any) -> dict[str, Any]:
-    """Measure one kind of step in a fresh process. ``options``: batch, size, precision
-    (Lightning precision string), channels_last, compile, checkpointing."""
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.steps",
-        kind,
-        "--device",
-        args.device,
-        "--repeats",
-        str(options.pop("repeats", args.repeats)),
-    ]
-    if args.quick:
-        command.append("--quick")
+    """Measure one kind of step in a fresh process (in this one for a smoke run on one
+    device). ``options``: repeats, batch, size, precision (Lightning precision string),
+    channels_last, compile, checkpointing, devices."""
+    flags = [kind, "--device", args.device, "--repeats", str(options.pop("repeats", args.repeats))]
+    if args.smoke:
+        flags.append("--smoke")
     for key, value in options.items():
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
-            command += [flag] if value else []
+            flags += [flag] if value else []
         elif value is not None:
-            command += [flag, str(value)]
+            flags += [flag, str(value)]
+    if args.smoke and options.get("devices", 1) == 1:
+        # A fresh process only keeps each peak memory apart; a smoke run's numbers mean
+        # nothing, and starting Python, torch and Lightning costs seconds per measurement.
+        return measure_step(kind, _parser().parse_args(flags))
+    command = [sys.executable, "-m", "benchmarks.steps", *flags]
     path = os.pathsep.join(filter(None, [str(SCRIPTS), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path}
     output = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
@@ -81,10 +87,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "fused_finetune / progressive_finetune (time)": results["fused_finetune"]["seconds"]
         / results["progressive_finetune"]["seconds"],
         "full FGSSLNet pass / bare backbone pass": full / results["backbone_pass"]["seconds"],
-        "fused_pretrain / progressive_pretrain (peak memory)": results["fused_pretrain"]["peak_mib"]
-        / results["progressive_pretrain"]["peak_mib"],
-        "fused_finetune / progressive_finetune (peak memory)": results["fused_finetune"]["peak_mib"]
-        / results["progressive_finetune"]["peak_mib"],
+        "fused_pretrain / progressive_pretrain (peak memory)": ratio(
+            results["fused_pretrain"]["peak_mib"], results["progressive_pretrain"]["peak_mib"]
+        ),
+        "fused_finetune / progressive_finetune (peak memory)": ratio(
+            results["fused_finetune"]["peak_mib"], results["progressive_finetune"]["peak_mib"]
+        ),
     }
     config = results["full_pass"]["config"]
     print_table(
@@ -107,7 +115,8 @@ def measure_step(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     from fgssl import FGSSLModule, FGSSLNet
 
     torch.manual_seed(0)
-    backbone, batch, size = ("resnet18", 4, 64) if args.quick else ("resnet18", 16, 224)
+    # smoke: the smallest batch that splits into 2 DDP processes of 2 (batch norm needs 2)
+    backbone, batch, size = ("resnet18", 4, 32) if args.smoke else ("resnet18", 16, 224)
     batch, size = args.batch or batch, args.size or size
     device = torch.device(args.device)
     x = torch.randn(batch, 3, size, size, device=device)
@@ -138,7 +147,8 @@ def measure_step(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             loss_of().backward()
             optimizer.step()
 
-        seconds = time_call(step, repeats=args.repeats, warmup=2, device=args.device)
+        warmup = 1 if args.smoke else 2
+        seconds = time_call(step, repeats=args.repeats, warmup=warmup, device=args.device)
         return {
             "seconds": seconds,
             "peak_mib": peak_mib(device, baseline_rss),
@@ -171,7 +181,7 @@ def measure_step(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             sync(args.device)
             durations.append(time.perf_counter() - self.start)
 
-    warmup = 2
+    warmup = 1 if args.smoke else 2
     trainer = pl.Trainer(
         accelerator="gpu" if device.type == "cuda" else "cpu",
         devices=args.devices,
@@ -193,12 +203,12 @@ def measure_step(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
     parser.add_argument("kind", choices=STEP_KINDS)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--batch", type=int)
     parser.add_argument("--size", type=int)
     parser.add_argument("--precision", default="32-true")
@@ -206,7 +216,11 @@ def _main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--checkpointing", action="store_true")
     parser.add_argument("--devices", type=int, default=1)
-    args = parser.parse_args()
+    return parser
+
+
+def _main() -> None:
+    args = _parser().parse_args()
     result = measure_step(args.kind, args)
     if int(os.environ.get("LOCAL_RANK", 0)) == 0:
         print(json.dumps(result))
