@@ -50,6 +50,7 @@ from fgssl.instantiation import instantiate_unwrapped, plain
 from fgssl.metrics import undefined_to_null
 from fgssl.metrics_log import trim_metrics_log
 from fgssl.module import FGSSLModule
+from fgssl.progress import PhaseProgress
 from fgssl.resume import ResumePoint, check_resume_split, find_resume_point
 
 __all__ = [
@@ -352,6 +353,7 @@ def _build_trainer(
         # after the caller's checkpoints, so that last.ckpt holds their updated state
         every_epoch_checkpoint(phase_dir / LAST_CHECKPOINT),
         LearningRateMonitor(logging_interval="epoch"),
+        PhaseProgress(phase_dir.name),  # "finetune epoch 3/30 · ... left in this phase"
     ]
     loggers = [
         instantiate(logger_cfg, save_dir=str(phase_dir.parent), name=phase_dir.name, version="")
