@@ -42,27 +42,42 @@ def make_model() -> nn.Module:
     return nn.Sequential(nn.Linear(IN_DIM, 16), nn.Tanh(), nn.Linear(16, OUT_DIM))
 
 
-def worker(rank: int, port: int, out_dir: str, gather: bool) -> None:
+def worker(rank: int, port: int, out_dir: str) -> None:
+    """Loss and gradients of this rank's half of the global batch, with and without
+    gathering (one process group for both: starting processes is the slow part)."""
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
     )
     try:
-        x1, x2 = global_batch()
-        rows = slice(rank * GLOBAL_BATCH // WORLD, (rank + 1) * GLOBAL_BATCH // WORLD)
-        model = DistributedDataParallel(make_model())
-        z = model(torch.cat([x1[rows], x2[rows]]))
-        z1, z2 = z.chunk(2)
-        loss = BarlowTwinsLoss(gather_distributed=gather)(z1, z2)
-        loss.backward()
-        grads = [p.grad for p in model.parameters()]
-        torch.save({"loss": loss.detach(), "grads": grads}, Path(out_dir) / f"rank{rank}.pt")
+        for gather in (True, False):
+            x1, x2 = global_batch()
+            rows = slice(rank * GLOBAL_BATCH // WORLD, (rank + 1) * GLOBAL_BATCH // WORLD)
+            model = DistributedDataParallel(make_model())
+            z = model(torch.cat([x1[rows], x2[rows]]))
+            z1, z2 = z.chunk(2)
+            loss = BarlowTwinsLoss(gather_distributed=gather)(z1, z2)
+            loss.backward()
+            grads = [p.grad for p in model.parameters()]
+            torch.save(
+                {"loss": loss.detach(), "grads": grads},
+                Path(out_dir) / f"rank{rank}-gather{int(gather)}.pt",
+            )
     finally:
         dist.destroy_process_group()
 
 
-def run_workers(tmp_path: Path, gather: bool) -> list[dict]:
-    mp.spawn(worker, args=(free_port(), str(tmp_path), gather), nprocs=WORLD, join=True)
-    return [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+@pytest.fixture(scope="module")
+def ddp_results(tmp_path_factory: pytest.TempPathFactory) -> dict[bool, list[dict]]:
+    """{gather: [rank 0's result, rank 1's result]}."""
+    out = tmp_path_factory.mktemp("ddp")
+    mp.spawn(worker, args=(free_port(), str(out)), nprocs=WORLD, join=True)
+    return {
+        gather: [
+            torch.load(out / f"rank{r}-gather{int(gather)}.pt", weights_only=True)
+            for r in range(WORLD)
+        ]
+        for gather in (True, False)
+    }
 
 
 def single_process_reference() -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -75,20 +90,23 @@ def single_process_reference() -> tuple[torch.Tensor, list[torch.Tensor]]:
 
 
 @pytest.mark.slow
-def test_gathered_loss_and_gradients_equal_one_process_on_the_global_batch(tmp_path: Path) -> None:
+def test_gathered_loss_and_gradients_equal_one_process_on_the_global_batch(
+    ddp_results: dict[bool, list[dict]],
+) -> None:
     reference_loss, reference_grads = single_process_reference()
-    for result in run_workers(tmp_path, gather=True):
+    for result in ddp_results[True]:
         torch.testing.assert_close(result["loss"], reference_loss, rtol=1e-5, atol=1e-5)
         for got, expected in zip(result["grads"], reference_grads, strict=True):
             torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.slow
-def test_without_gathering_each_process_sees_only_its_half(tmp_path: Path) -> None:
+def test_without_gathering_each_process_sees_only_its_half(
+    ddp_results: dict[bool, list[dict]],
+) -> None:
     """The control: per-process statistics give another loss, so the test above can fail."""
     reference_loss, _ = single_process_reference()
-    results = run_workers(tmp_path, gather=False)
-    assert not torch.allclose(results[0]["loss"], reference_loss, rtol=1e-3)
+    assert not torch.allclose(ddp_results[False][0]["loss"], reference_loss, rtol=1e-3)
 
 
 @pytest.mark.slow
@@ -115,7 +133,6 @@ def test_two_process_ddp_demo_end_to_end(tmp_path: Path, step_mode: str) -> None
         env={**os.environ, "FGSSL_DEMO_ROOT": str(tmp_path / "demo"), "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,
-        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in result.stderr + result.stdout

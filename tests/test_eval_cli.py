@@ -184,7 +184,6 @@ def test_installed_command_fails_with_one_line(tmp_path: Path) -> None:
         [str(BIN / "fgssl-predict"), str(tmp_path / "x.ckpt"), str(tmp_path)],
         capture_output=True,
         text=True,
-        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
