@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 from fgssl.cli import eval as eval_cli
 from fgssl.cli import predict as predict_cli
@@ -180,8 +181,11 @@ def test_console_scripts_are_registered() -> None:
 @pytest.mark.slow
 def test_installed_command_fails_with_one_line(tmp_path: Path) -> None:
     torch.save({"x": 1}, tmp_path / "x.ckpt")
+    images = tmp_path / "images"  # valid inputs: fgssl-predict reads them before the checkpoint
+    images.mkdir()
+    Image.new("RGB", (8, 8)).save(images / "a.png")
     result = subprocess.run(
-        [str(BIN / "fgssl-predict"), str(tmp_path / "x.ckpt"), str(tmp_path)],
+        [str(BIN / "fgssl-predict"), str(tmp_path / "x.ckpt"), str(images)],
         capture_output=True,
         text=True,
     )
