@@ -1,0 +1,215 @@
+"""Bootstrap confidence intervals of the task metrics (percentile method, stratified by class).
+
+The rule, for a confidence level ``1 - 2a`` (95 %: a = 2.5 %) and B resamples (1000 by
+default; Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993, ch. 13):
+
+- **Resampling**, stratified by class: each resample draws, for each class in index order,
+  as many images of that class as the split holds, with replacement, from a
+  ``numpy.random.default_rng(seed)`` generator (``rng.integers(0, n_class, (b, n_class))``
+  per chunk of b resamples). Every resample thus keeps the split's class counts, so a class
+  present in the split is present in every resample. Every head is scored on the same
+  resamples (paired).
+- **Interval**: the a and 1 - a quantiles (``numpy.quantile``, linear interpolation, as
+  ``scipy.stats.bootstrap(method="percentile")``) of the metric over the resamples.
+- **Undefined metric**: where the metric is undefined on the predictions themselves, its
+  interval is undefined (null). Where it is undefined (NaN, by
+  :mod:`fgssl.metrics`' rules) on some resamples only, the interval is taken over the
+  defined ones and their count is reported (``undefined_resamples``), as long as they are
+  at most a * B (25 of 1000 at 95 %): more could all belong to one tail, and the interval's
+  coverage would be unknown, so it is null, with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fgssl.errors import ConfigError
+from fgssl.metrics import compute_scores
+
+from .resampled_scores import resampled_scores
+
+__all__ = [
+    "BootstrapSettings",
+    "Interval",
+    "bootstrap_distributions",
+    "bootstrap_intervals",
+    "percentile_interval",
+    "resample_indices",
+]
+
+_CHUNK_ELEMENTS = 2**21
+"""Drawn indices per chunk of resamples: bounds the memory (a few (b, N) arrays)."""
+
+
+@dataclass(frozen=True)
+class BootstrapSettings:
+    """How intervals are computed. Raises ConfigError on a value out of range."""
+
+    resamples: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.resamples, bool) or not isinstance(self.resamples, int):
+            raise ConfigError(f"bootstrap resamples must be an integer, got {self.resamples!r}")
+        if self.resamples < 1:
+            raise ConfigError(f"bootstrap resamples must be at least 1, got {self.resamples}")
+        if not 0 < self.confidence < 1:
+            raise ConfigError(
+                f"bootstrap confidence must be in (0, 1) (0.95 for 95 %), got {self.confidence!r}"
+            )
+
+    @property
+    def tail(self) -> float:
+        """The probability a in each tail: (1 - confidence) / 2."""
+        return (1 - self.confidence) / 2
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": "percentile bootstrap, stratified by class",
+            "resamples": self.resamples,
+            "confidence": self.confidence,
+            "seed": self.seed,
+        }
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A metric's interval: ``low``/``high`` None where undefined, with the ``reason``."""
+
+    low: float | None
+    high: float | None
+    undefined_resamples: int
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        tree: dict[str, Any] = {
+            "low": self.low,
+            "high": self.high,
+            "undefined_resamples": self.undefined_resamples,
+        }
+        if self.reason:
+            tree["reason"] = self.reason
+        return tree
+
+
+def resample_indices(labels: np.ndarray, settings: BootstrapSettings) -> Iterator[np.ndarray]:
+    """Chunks of (b, N) indices into the (N,) ``labels``, ``settings.resamples`` rows in all,
+    each row a resample stratified by class (see the module's docstring for the draws)."""
+    labels = np.asarray(labels).astype(np.int64)
+    rng = np.random.default_rng(settings.seed)
+    members = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, len(labels)))
+    for start in range(0, settings.resamples, chunk):
+        size = min(chunk, settings.resamples - start)
+        yield (
+            np.concatenate(
+                [rows[rng.integers(0, len(rows), (size, len(rows)))] for rows in members], axis=1
+            )
+            if members
+            else np.zeros((size, 0), np.int64)
+        )
+
+
+def bootstrap_distributions(
+    labels: np.ndarray,
+    statistic: Callable[[np.ndarray], Mapping[str, np.ndarray]],
+    settings: BootstrapSettings,
+) -> dict[str, np.ndarray]:
+    """Name -> (B,) values of ``statistic`` (which maps (b, N) resample indices to name ->
+    (b,) values) over the resamples of :func:`resample_indices`."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for indices in resample_indices(labels, settings):
+        for name, values in statistic(indices).items():
+            parts.setdefault(name, []).append(np.asarray(values, dtype=np.float64))
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+
+
+def percentile_interval(
+    estimate: float, distribution: np.ndarray, settings: BootstrapSettings
+) -> Interval:
+    """The percentile interval of a metric whose value on the data is ``estimate`` (NaN if
+    undefined) from its (B,) ``distribution`` over the resamples, by the module's rule."""
+    undefined = int(np.isnan(distribution).sum())
+    if math.isnan(estimate):
+        return Interval(None, None, undefined, "the metric is undefined on the predictions")
+    allowed = math.floor(settings.tail * len(distribution) + 1e-9)
+    if undefined > allowed:
+        return Interval(
+            None,
+            None,
+            undefined,
+            f"undefined on {undefined} of {len(distribution)} resamples (more than the "
+            f"{allowed} of one tail: the interval's coverage would be unknown)",
+        )
+    defined = distribution[~np.isnan(distribution)]
+    low, high = np.quantile(defined, [settings.tail, 1 - settings.tail])
+    return Interval(float(low), float(high), undefined)
+
+
+def bootstrap_intervals(
+    heads: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    *,
+    ordinal: bool = False,
+    class_names: Sequence[str] | None = None,
+    settings: BootstrapSettings | None = None,
+) -> dict[str, dict[str, Interval]]:
+    """Head -> metric -> interval of every metric :func:`fgssl.metrics.compute_scores` gives
+    for each head's (N, C) probabilities against the (N,) integer labels, all heads on the
+    same resamples. Metrics are computed vectorised (:mod:`.resampled_scores`); one it does
+    not know is computed with compute_scores on each resample."""
+    settings = settings or BootstrapSettings()
+    labels = np.asarray(labels).astype(np.int64)
+    estimates = {
+        head: compute_scores(p, labels, ordinal=ordinal, class_names=class_names).values
+        for head, p in heads.items()
+    }
+    if labels.size == 0:
+        nothing = Interval(None, None, settings.resamples, "no images")
+        return {head: dict.fromkeys(values, nothing) for head, values in estimates.items()}
+
+    def statistic(indices: np.ndarray) -> dict[str, np.ndarray]:
+        values: dict[str, np.ndarray] = {}
+        for head, p in heads.items():
+            fast = resampled_scores(p, labels, indices, ordinal=ordinal, class_names=class_names)
+            for name in estimates[head]:
+                values[f"{head}/{name}"] = (
+                    fast[name]
+                    if name in fast
+                    else _scored_rows(p, labels, indices, name, ordinal, class_names)
+                )
+        return values
+
+    distributions = bootstrap_distributions(labels, statistic, settings)
+    return {
+        head: {
+            name: percentile_interval(value, distributions[f"{head}/{name}"], settings)
+            for name, value in estimates[head].items()
+        }
+        for head in heads
+    }
+
+
+def _scored_rows(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    indices: np.ndarray,
+    name: str,
+    ordinal: bool,
+    class_names: Sequence[str] | None,
+) -> np.ndarray:
+    """(b,) values of metric ``name`` by compute_scores on each resample (the slow path)."""
+    return np.array(
+        [
+            compute_scores(
+                probabilities[row], labels[row], ordinal=ordinal, class_names=class_names
+            ).values[name]
+            for row in indices
+        ]
+    )

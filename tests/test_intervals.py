@@ -1,0 +1,181 @@
+"""Bootstrap intervals: the vectorised metrics against compute_scores (scikit-learn) on every
+resample, the intervals against scipy.stats.bootstrap and a hand-written stratified loop."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from fgssl.errors import ConfigError
+from fgssl.evaluation.bootstrap import (
+    BootstrapSettings,
+    bootstrap_intervals,
+    percentile_interval,
+    resample_indices,
+)
+from fgssl.evaluation.resampled_scores import resampled_scores, weighted_auroc
+from fgssl.metrics import compute_scores
+
+
+def _probabilities(rng: np.random.Generator, n: int, c: int, decimals: int | None = None):
+    p = rng.dirichlet(np.ones(c), size=n)
+    return np.round(p, decimals) if decimals is not None else p  # rounding makes ties
+
+
+def _cases() -> dict[str, tuple[np.ndarray, np.ndarray, bool, list[str] | None]]:
+    rng = np.random.default_rng(0)
+    cases = {}
+    cases["ordinal, ties"] = (_probabilities(rng, 40, 5, 1), rng.integers(0, 5, 40), True, None)
+    # class 3 absent from the targets; class 2 never predicted
+    p = _probabilities(rng, 30, 4)
+    p[:, 2] = 0.0
+    cases["absent and never predicted"] = (p, rng.choice([0, 1, 2], 30), True, None)
+    cases["binary"] = (_probabilities(rng, 25, 2, 2), rng.integers(0, 2, 25), False, None)
+    cases["one class"] = (_probabilities(rng, 12, 3), np.full(12, 1), True, None)
+    labels = np.r_[np.zeros(15, int), np.ones(10, int), [2]]  # class 2: one image
+    cases["one image of a class"] = (_probabilities(rng, 26, 3), labels, True, None)
+    names = ["melanoma", "nevus", "seborrheic_keratosis"]
+    cases["isic2017"] = (_probabilities(rng, 30, 3, 1), rng.integers(0, 3, 30), False, names)
+    return cases
+
+
+@pytest.mark.parametrize("case", list(_cases()))
+@pytest.mark.parametrize("stratified", [True, False])
+def test_resampled_scores_equal_compute_scores_on_every_resample(case, stratified):
+    p, y, ordinal, names = _cases()[case]
+    if stratified:
+        indices = next(resample_indices(y, BootstrapSettings(resamples=40, seed=3)))
+    else:  # unstratified draws lose classes: the undefined rules are exercised too
+        indices = np.random.default_rng(3).integers(0, len(y), (40, len(y)))
+    fast = resampled_scores(p, y, indices, ordinal=ordinal, class_names=names)
+    for b, row in enumerate(indices):
+        expected = compute_scores(p[row], y[row], ordinal=ordinal, class_names=names).values
+        assert set(expected) <= set(fast)
+        for name, value in expected.items():
+            got = fast[name][b]
+            assert (math.isnan(value) and math.isnan(got)) or got == pytest.approx(
+                value, rel=1e-12, abs=1e-12
+            ), (case, b, name, got, value)
+
+
+def test_weighted_auroc_counts_ties_one_half():
+    # hand count: positives score 0.5, 0.9; negatives 0.5, 0.1 -> pairs (0.5 vs 0.5: 1/2,
+    # 0.5 vs 0.1: 1, 0.9 vs 0.5: 1, 0.9 vs 0.1: 1) = 3.5 / 4; the second row doubles 0.9
+    score = np.array([0.5, 0.9, 0.5, 0.1])
+    positive = np.array([True, True, False, False])
+    weights = np.array([[1, 1, 1, 1], [1, 2, 1, 1], [0, 0, 1, 1]], float)
+    got = weighted_auroc(positive, score, weights)
+    assert got[0] == 3.5 / 4
+    assert got[1] == (0.5 + 1 + 2 * 2) / (3 * 2)
+    assert math.isnan(got[2])  # no positive drawn
+
+
+def test_resamples_are_stratified_seeded_and_chunked():
+    y = np.array([0] * 7 + [1] * 3 + [2] * 1 + [4] * 5)
+    settings = BootstrapSettings(resamples=30, seed=11)
+    indices = np.concatenate(list(resample_indices(y, settings)))
+    assert indices.shape == (30, len(y))
+    for row in indices:
+        assert np.array_equal(np.bincount(y[row], minlength=5), np.bincount(y, minlength=5))
+    assert (indices[:, 10] == 10).all()  # the single image of class 2, in every resample
+    again = np.concatenate(list(resample_indices(y, settings)))
+    other = np.concatenate(list(resample_indices(y, BootstrapSettings(resamples=30, seed=12))))
+    assert np.array_equal(indices, again) and not np.array_equal(indices, other)
+
+
+def test_single_class_interval_equals_scipy_percentile_bootstrap():
+    """On a one-class split the stratified draw is scipy's plain draw: the accuracy interval
+    must equal scipy.stats.bootstrap(method='percentile') with the same seed."""
+    rng = np.random.default_rng(5)
+    n = 60
+    p = _probabilities(rng, n, 3)
+    y = np.zeros(n, int)
+    correct = (p.argmax(axis=1) == 0).astype(float)
+    settings = BootstrapSettings(resamples=500, seed=7)
+    reference = stats.bootstrap(
+        (correct,),
+        np.mean,
+        n_resamples=500,
+        method="percentile",
+        confidence_level=0.95,
+        rng=np.random.default_rng(7),
+        vectorized=True,
+    ).confidence_interval
+    got = bootstrap_intervals({"combined": p}, y, settings=settings)["combined"]
+    assert got["acc"].low == pytest.approx(reference.low, abs=1e-12)
+    assert got["acc"].high == pytest.approx(reference.high, abs=1e-12)
+    # the AUROC of a one-class split is undefined: so is its interval
+    assert got["auroc"].low is None and got["auroc"].reason
+
+
+def test_intervals_equal_a_hand_written_stratified_loop():
+    rng = np.random.default_rng(1)
+    y = np.r_[np.zeros(20, int), np.ones(12, int), np.full(6, 2), np.full(2, 3), [4]]
+    heads = {
+        "combined": _probabilities(rng, len(y), 5, 1),
+        "concat": _probabilities(rng, len(y), 5),
+    }
+    settings = BootstrapSettings(resamples=100, confidence=0.9, seed=4)
+    got = bootstrap_intervals(heads, y, ordinal=True, settings=settings)
+    # the draws by the documented rule, scored one resample at a time with scikit-learn
+    draw = np.random.default_rng(4)
+    rows = np.concatenate(
+        [
+            np.flatnonzero(y == c)[draw.integers(0, (y == c).sum(), (100, (y == c).sum()))]
+            for c in range(5)
+        ],
+        axis=1,
+    )
+    for head, p in heads.items():
+        values = [compute_scores(p[r], y[r], ordinal=True).values for r in rows]
+        assert set(got[head]) == set(values[0])
+        for name in values[0]:
+            column = np.array([v[name] for v in values])
+            low, high = np.percentile(column, [5, 95])
+            assert got[head][name].low == pytest.approx(low, abs=1e-12), (head, name)
+            assert got[head][name].high == pytest.approx(high, abs=1e-12), (head, name)
+            assert got[head][name].undefined_resamples == 0
+
+
+def test_undefined_resamples_rule():
+    settings = BootstrapSettings(resamples=1000, confidence=0.95)
+    values = np.linspace(0, 1, 1000)
+    values[:25] = np.nan  # 25 = 2.5 % of 1000: still an interval, over the 975 defined
+    interval = percentile_interval(0.5, values, settings)
+    assert interval.undefined_resamples == 25
+    assert interval.low == pytest.approx(np.quantile(values[25:], 0.025))
+    values[25] = np.nan  # 26: more than one tail holds
+    interval = percentile_interval(0.5, values, settings)
+    assert interval.low is None and interval.high is None and "26 of 1000" in interval.reason
+    assert percentile_interval(math.nan, np.zeros(1000), settings).low is None
+
+
+def test_coverage_of_accuracy_near_nominal():
+    """Of 200 simulated test sets with a true accuracy of 0.8, the 95 % interval covers 0.8
+    about 95 % of the time (seeded: deterministic)."""
+    rng = np.random.default_rng(2)
+    covered = 0
+    for trial in range(200):
+        y = rng.integers(0, 2, 150)
+        right = rng.random(150) < 0.8
+        predicted = np.where(right, y, 1 - y)
+        p = np.eye(2)[predicted]
+        acc = bootstrap_intervals(
+            {"c": p}, y, settings=BootstrapSettings(resamples=400, seed=trial)
+        )["c"]["acc"]
+        covered += acc.low <= 0.8 <= acc.high
+    assert 0.9 <= covered / 200 <= 0.99
+
+
+def test_no_images_and_bad_settings():
+    got = bootstrap_intervals({"c": np.zeros((0, 3))}, np.zeros(0, int))
+    assert all(i.low is None and i.reason == "no images" for i in got["c"].values())
+    with pytest.raises(ConfigError, match="resamples must be at least 1"):
+        BootstrapSettings(resamples=0)
+    with pytest.raises(ConfigError, match="confidence must be in"):
+        BootstrapSettings(confidence=95)
+    with pytest.raises(ConfigError, match="integer"):
+        BootstrapSettings(resamples=10.5)  # type: ignore[arg-type]
