@@ -179,3 +179,33 @@ def test_a_collapsed_head_is_named_in_a_warning(
 def _quiet_lightning() -> Iterator[None]:
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     yield
+
+
+def test_monitor_panels_from_metrics_csv(tmp_path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    from fgssl.plots.monitor import MONITOR_PANELS, plot_monitor_panels, read_monitor_series
+
+    csv = tmp_path / "metrics.csv"
+    pd.DataFrame(
+        {
+            "epoch": [math.nan, 0, 0, 1, 1],
+            "step": [0, 4, 4, 8, 8],
+            "pretrain/concat_loss_epoch": [math.nan, 3.0, math.nan, 2.0, math.nan],
+            "monitor/epochs_trained": [0, math.nan, 1, math.nan, 2],
+            "monitor/knn/kappa": [0.1, math.nan, math.nan, math.nan, 0.3],
+            "monitor/concat/rankme": [5.0, math.nan, 6.0, math.nan, 7.0],
+            "monitor/concat/std": [0.1, math.nan, 0.2, math.nan, 0.25],
+            "monitor/embedding_dim": [16, math.nan, 16, math.nan, 16],
+        }
+    ).to_csv(csv, index=False)
+    series = read_monitor_series(csv)
+    assert series.index.tolist() == [0, 1, 2]
+    figure = Figure()
+    axes = list(figure.subplots(1, MONITOR_PANELS))
+    plot_monitor_panels(axes, series)
+    knn = axes[0].lines[0].get_ydata()
+    assert knn[0] == 0.1 and math.isnan(knn[1]) and knn[2] == 0.3  # undefined: a gap, not 0
+    assert list(axes[1].lines[0].get_ydata()) == [5.0, 6.0, 7.0]
+    assert axes[2].lines[-1].get_ydata()[0] == pytest.approx(0.25)  # the 1/sqrt(D) line
+    assert read_monitor_series(tmp_path / "metrics.csv").shape[1] == 4
