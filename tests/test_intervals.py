@@ -20,6 +20,19 @@ from fgssl.evaluation.resampled_scores import resampled_scores, weighted_auroc
 from fgssl.metrics import compute_scores
 
 
+def _ece(p: np.ndarray, y: np.ndarray) -> float:
+    """Guo et al.'s ECE written out: 15 bins ((m - 1) / 15, m / 15] of the confidence."""
+    confidence, correct = p.max(axis=1), p.argmax(axis=1) == y
+    total = 0.0
+    for m in range(15):
+        inside = (confidence > m / 15) & (confidence <= (m + 1) / 15)
+        if m == 0:
+            inside |= confidence == 0
+        if inside.any():
+            total += inside.sum() / len(y) * abs(correct[inside].mean() - confidence[inside].mean())
+    return total
+
+
 def _probabilities(rng: np.random.Generator, n: int, c: int, decimals: int | None = None):
     p = rng.dirichlet(np.ones(c), size=n)
     return np.round(p, decimals) if decimals is not None else p  # rounding makes ties
@@ -119,7 +132,7 @@ def test_intervals_equal_a_hand_written_stratified_loop():
         "concat": _probabilities(rng, len(y), 5),
     }
     settings = BootstrapSettings(resamples=100, confidence=0.9, seed=4)
-    got = bootstrap_intervals(heads, y, ordinal=True, settings=settings)
+    got = bootstrap_intervals(heads, y, ordinal=True, settings=settings, ece=True)
     # the draws by the documented rule, scored one resample at a time with scikit-learn
     draw = np.random.default_rng(4)
     rows = np.concatenate(
@@ -130,7 +143,10 @@ def test_intervals_equal_a_hand_written_stratified_loop():
         axis=1,
     )
     for head, p in heads.items():
-        values = [compute_scores(p[r], y[r], ordinal=True).values for r in rows]
+        values = [
+            {**compute_scores(p[r], y[r], ordinal=True).values, "ece": _ece(p[r], y[r])}
+            for r in rows
+        ]
         assert set(got[head]) == set(values[0])
         for name in values[0]:
             column = np.array([v[name] for v in values])

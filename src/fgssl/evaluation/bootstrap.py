@@ -31,6 +31,7 @@ import numpy as np
 from fgssl.errors import ConfigError
 from fgssl.metrics import compute_scores
 
+from .calibration import expected_calibration_error, resampled_ece
 from .resampled_scores import resampled_scores
 
 __all__ = [
@@ -159,17 +160,23 @@ def bootstrap_intervals(
     ordinal: bool = False,
     class_names: Sequence[str] | None = None,
     settings: BootstrapSettings | None = None,
+    ece: bool = False,
 ) -> dict[str, dict[str, Interval]]:
     """Head -> metric -> interval of every metric :func:`fgssl.metrics.compute_scores` gives
     for each head's (N, C) probabilities against the (N,) integer labels, all heads on the
-    same resamples. Metrics are computed vectorised (:mod:`.resampled_scores`); one it does
-    not know is computed with compute_scores on each resample."""
+    same resamples; ``ece`` adds the expected calibration error
+    (:mod:`fgssl.evaluation.calibration`) as metric ``ece``. Metrics are computed vectorised
+    (:mod:`.resampled_scores`); one it does not know is computed with compute_scores on each
+    resample."""
     settings = settings or BootstrapSettings()
     labels = np.asarray(labels).astype(np.int64)
     estimates = {
         head: compute_scores(p, labels, ordinal=ordinal, class_names=class_names).values
         for head, p in heads.items()
     }
+    if ece:
+        for head, p in heads.items():
+            estimates[head]["ece"] = expected_calibration_error(p, labels)
     if labels.size == 0:
         nothing = Interval(None, None, settings.resamples, "no images")
         return {head: dict.fromkeys(values, nothing) for head, values in estimates.items()}
@@ -178,6 +185,8 @@ def bootstrap_intervals(
         values: dict[str, np.ndarray] = {}
         for head, p in heads.items():
             fast = resampled_scores(p, labels, indices, ordinal=ordinal, class_names=class_names)
+            if ece:
+                fast["ece"] = resampled_ece(p, labels, indices)
             for name in estimates[head]:
                 values[f"{head}/{name}"] = (
                     fast[name]
