@@ -17,7 +17,7 @@ import numpy as np
 
 from fgssl.metrics import ISIC2017_AUROC_CLASSES
 
-__all__ = ["confusion_matrices", "resampled_scores", "weighted_auroc"]
+__all__ = ["confusion_matrices", "multiplicities", "resampled_scores", "weighted_auroc"]
 
 
 def confusion_matrices(
@@ -47,6 +47,8 @@ def weighted_auroc(positive: np.ndarray, score: np.ndarray, weights: np.ndarray)
     positive scores above a negative, ties counting one half (Mann-Whitney U / (P * N),
     equal to :func:`sklearn.metrics.roc_auc_score` on the repeated images). NaN where a row
     has no positive or no negative weight."""
+    if score.size == 0:
+        return np.full(weights.shape[0], np.nan)
     order = np.argsort(score, kind="stable")
     sorted_score = score[order]
     starts = np.flatnonzero(np.r_[True, sorted_score[1:] != sorted_score[:-1]])
