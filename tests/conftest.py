@@ -103,7 +103,7 @@ def tiny_run(aptos_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     :func:`aptos_root`, shared by the evaluation tests: treat it as read-only."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from fgssl.pipeline import run_training
+    from fgssl.run.pipeline import run_training
 
     run_dir = tmp_path_factory.mktemp("tiny-run")
     GlobalHydra.instance().clear()

@@ -14,7 +14,7 @@ import torch
 
 from conftest import TINY_TRAINING
 from fgssl.errors import ConfigError, DataLayoutError, DataNotFoundError, MissingImagesError
-from fgssl.pipeline import run_training
+from fgssl.run.pipeline import run_training
 
 REPO = Path(__file__).resolve().parents[1]
 FGSSL_TRAIN = Path(sys.executable).parent / "fgssl-train"

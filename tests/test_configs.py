@@ -16,10 +16,11 @@ from omegaconf import DictConfig, OmegaConf
 import fgssl
 from conftest import TINY_TRAINING
 from fgssl import jigsaw
-from fgssl.cli.train import quote_schedule_choices
-from fgssl.config_checks import check_config, unshuffled_border
+from fgssl.cli.common import quote_schedule_choices
 from fgssl.errors import ConfigError
-from fgssl.pipeline import build_module, run_training
+from fgssl.run.config_checks import check_config, unshuffled_border
+from fgssl.run.factory import build_module
+from fgssl.run.pipeline import run_training
 
 CONF = Path(fgssl.__file__).parent / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -169,14 +170,14 @@ def test_the_border_of_100px_images_with_grid_8() -> None:
 def test_a_grid_that_does_not_divide_the_image_is_warned_about(
     compose_config: Compose, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="fgssl.config_checks"):
+    with caplog.at_level(logging.WARNING, logger="fgssl.run.config_checks"):
         check_config(compose_config("+experiment=demo", "data.image_size=100"))
     (warning,) = caplog.messages  # 4 and 2 divide 100, 8 does not
     assert "grid 8" in warning and "data.image_size=100" in warning
     assert "last 4 rows and columns" in warning and "7.8 %" in warning
     assert "(96 or 104)" in warning
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="fgssl.config_checks"):
+    with caplog.at_level(logging.WARNING, logger="fgssl.run.config_checks"):
         check_config(compose_config("+experiment=demo", "data.image_size=96"))
         check_config(compose_config("+experiment=demo", "data.image_size=100", "+method=baseline"))
     assert caplog.messages == []

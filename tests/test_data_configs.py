@@ -31,7 +31,8 @@ from fgssl.data import (
 from fgssl.data.workers import auto_num_workers
 from fgssl.errors import ConfigError
 from fgssl.evaluation.predict import eval_transform
-from fgssl.pipeline import build_datamodule, build_module, instantiate_datamodule, run_training
+from fgssl.run.factory import build_datamodule, build_module, instantiate_datamodule
+from fgssl.run.pipeline import run_training
 from layouts import make_isic2017, make_isic2018
 
 Compose = Callable[..., DictConfig]
@@ -214,7 +215,7 @@ def test_offline_pretrained_weights_error_is_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "fgssl-train: error: could not load pretrained ImageNet weights" in result.stderr
-    assert "model.pretrained_weights=" in result.stderr and "Traceback" not in result.stderr
+    assert "model.net.pretrained_weights=" in result.stderr and "Traceback" not in result.stderr
 
 
 # ------------------------------------------------------------------- derived settings

@@ -7,7 +7,7 @@ of ``src/fgssl/conf/**/*.yaml`` (continued lines joined, ``# ...`` comments drop
 
 - ``fgssl-train`` and ``fgssl-prepare``: the arguments go through what ``fgssl-train``
   does to them (schedule quoting, Hydra's override grammar), and the config is composed
-  and passes :func:`fgssl.config_checks.check_config`; a sweep (``a=1,2``) is composed once
+  and passes :func:`fgssl.run.config_checks.check_config`; a sweep (``a=1,2``) is composed once
   per value.
 - ``fgssl-eval``, ``fgssl-predict``, ``fgssl-ssl-eval``, ``fgssl-report``: their argument
   parser accepts the arguments (and fgssl-eval's ``KEY=VALUE`` changes parse).
@@ -41,9 +41,9 @@ from fgssl.cli import eval as eval_cli
 from fgssl.cli import predict as predict_cli
 from fgssl.cli import report as report_cli
 from fgssl.cli import ssl_eval as ssl_eval_cli
-from fgssl.cli.train import quote_schedule_choices
-from fgssl.config_checks import check_config
+from fgssl.cli.common import quote_schedule_choices
 from fgssl.errors import ConfigError
+from fgssl.run.config_checks import check_config
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

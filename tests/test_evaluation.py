@@ -23,14 +23,13 @@ from fgssl.evaluation import (
     knn_predict,
     linear_probe_predict,
     load_checkpoint,
-    load_run,
     predict_images,
-    resolve_checkpoint,
     write_kaggle_submission,
 )
-from fgssl.evaluation.evaluate import Evaluation, build_eval_datamodule, write_evaluation
+from fgssl.evaluation.evaluate import Evaluation, write_evaluation
 from fgssl.evaluation.predict import eval_transform
 from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score_heads
+from fgssl.run.loading import build_eval_datamodule, load_run, resolve_checkpoint
 from helpers import RandomDataModule, one_thread, tiny_net, tiny_trainer
 
 # ------------------------------------------------------------------ checkpoint loading
@@ -327,7 +326,7 @@ def test_eval_transform_needs_a_config_or_an_image_size() -> None:
 def test_early_stopping_ends_finetuning(compose_config, aptos_root: Path, tmp_path: Path) -> None:
     """With a min_delta no score can beat, the epoch after the first one stops training."""
     from conftest import TINY_RUN_OVERRIDES
-    from fgssl.pipeline import run_training
+    from fgssl.run.pipeline import run_training
 
     cfg = compose_config(
         *TINY_RUN_OVERRIDES,

@@ -15,9 +15,10 @@ import torch
 
 from conftest import TINY_TRAINING
 from fgssl import FGSSLModule
-from fgssl.checkpointing import AtomicCheckpointIO, check_checkpoint_matches, read_checkpoint
 from fgssl.errors import CheckpointError, ConfigError
-from fgssl.pipeline import run_training
+from fgssl.evaluation.checkpoints import read_checkpoint
+from fgssl.run.checkpointing import AtomicCheckpointIO, check_checkpoint_matches
+from fgssl.run.pipeline import run_training
 from helpers import RandomDataModule, tiny_trainer
 
 FGSSL_TRAIN = Path(sys.executable).parent / "fgssl-train"
@@ -105,7 +106,7 @@ def test_full_disk_is_reported_before_training(
     compose_config, aptos_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr("fgssl.checkpointing.shutil.disk_usage", lambda _: usage(10, 9, 1024))
+    monkeypatch.setattr("fgssl.run.checkpointing.shutil.disk_usage", lambda _: usage(10, 9, 1024))
     cfg = compose_config(
         "+experiment=aptos", *TINY_TRAINING, f"data.root={aptos_root}", "pretrain_epochs=0"
     )

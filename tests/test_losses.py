@@ -81,3 +81,70 @@ def test_rejects_a_batch_of_one() -> None:
 def test_rejects_negative_lambda() -> None:
     with pytest.raises(ValueError, match="lambd"):
         BarlowTwinsLoss(-1.0)
+
+
+def vicreg_paper(z1: np.ndarray, z2: np.ndarray, eps: float = 1e-4) -> float:
+    """VICReg as Bardes et al. 2022 define it (Eq. 1-6 and Algorithm 1), weights 25/25/1."""
+    n, d = z1.shape
+    invariance = np.mean((z1 - z2) ** 2)
+
+    def variance(z: np.ndarray) -> float:
+        std = np.sqrt(z.var(axis=0, ddof=1) + eps)
+        return float(np.mean(np.maximum(0.0, 1.0 - std)))
+
+    def covariance(z: np.ndarray) -> float:
+        centred = z - z.mean(axis=0)
+        cov = centred.T @ centred / (n - 1)
+        return float((cov**2).sum() - (np.diag(cov) ** 2).sum()) / d
+
+    return float(
+        25 * invariance
+        + 25 * (variance(z1) + variance(z2)) / 2
+        + 1 * (covariance(z1) + covariance(z2))
+    )
+
+
+@pytest.mark.parametrize("spread", [0.1, 3.0])  # below and above the variance hinge
+def test_vicreg_matches_the_paper_formula(spread: float) -> None:
+    from fgssl.losses import VICRegLoss
+
+    generator = torch.Generator().manual_seed(3)
+    z1 = spread * torch.randn(16, 6, generator=generator, dtype=torch.float64)
+    z2 = z1 + 0.3 * torch.randn(16, 6, generator=generator, dtype=torch.float64)
+    expected = vicreg_paper(z1.numpy(), z2.numpy())
+    got = VICRegLoss(gather_distributed=False)(z1, z2)
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+    assert VICRegLoss(scale=0.5)(z1, z2).item() == pytest.approx(expected / 2, rel=1e-5)
+
+
+def test_vicreg_refuses_a_batch_of_one_and_mismatched_shapes() -> None:
+    from fgssl.losses import VICRegLoss
+
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        VICRegLoss()(torch.randn(1, 4), torch.randn(1, 4))
+    with pytest.raises(ValueError, match="same shape"):
+        VICRegLoss()(torch.randn(4, 4), torch.randn(4, 3))
+
+
+def test_the_objective_is_chosen_by_target_and_defaults_to_barlow_twins() -> None:
+    from fgssl import FGSSLModule
+    from fgssl.errors import ConfigError
+    from fgssl.losses import VICRegLoss
+
+    net = {
+        "_target_": "fgssl.models.BaselineNet",
+        "backbone": "resnet18",
+        "pretrained": False,
+        "num_classes": 3,
+    }
+    default = FGSSLModule(net=net, schedule=[], barlow_lambda=0.01, barlow_scale=0.5)
+    assert isinstance(default.ssl_loss, BarlowTwinsLoss)
+    assert (default.ssl_loss.lambd, default.ssl_loss.scale) == (0.01, 0.5)
+    vicreg = FGSSLModule(
+        net=net, schedule=[], objective={"_target_": "fgssl.losses.VICRegLoss", "mu_param": 5.0}
+    )
+    assert isinstance(vicreg.ssl_loss, VICRegLoss)
+    assert vicreg.ssl_loss.lightly.mu_param == 5.0
+    with pytest.raises(ConfigError, match=r"objective: cannot build 'fgssl\.losses\.Nope'"):
+        FGSSLModule(net=net, schedule=[], objective={"_target_": "fgssl.losses.Nope"})

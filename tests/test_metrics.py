@@ -25,8 +25,8 @@ from fgssl.metrics import (
     undefined_messages,
     undefined_to_null,
 )
-from fgssl.pipeline import monitor_callbacks
 from fgssl.plots.curves import plot_training_curves, read_validation_series
+from fgssl.run.factory import monitor_callbacks
 from helpers import RandomDataModule, one_thread, tiny_module, tiny_trainer
 
 ISIC2017 = ("melanoma", "seborrheic_keratosis", "nevus")
@@ -381,7 +381,7 @@ def test_module_logs_nan_and_warns_once_per_split_and_metric(
 
     module = tiny_module()
     trainer = tiny_trainer(max_epochs=2, limit_train_batches=1)
-    with caplog.at_level(logging.WARNING, logger="fgssl.module"):
+    with caplog.at_level(logging.WARNING, logger="fgssl.module_eval"):
         trainer.fit(module, datamodule=OneClassValidation(count=16))
     assert math.isnan(float(trainer.callback_metrics["val/combined/auroc"]))
     assert math.isnan(float(trainer.callback_metrics["val/concat/auroc"]))

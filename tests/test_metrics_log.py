@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from fgssl.metrics_log import ContinuingCSVLogger, trim_metrics_log
+from fgssl.run.metrics_log import ContinuingCSVLogger, trim_metrics_log
 
 # Lightning's layout: learning rates logged without an epoch as each epoch starts.
 LOG = """epoch,lr,loss,step

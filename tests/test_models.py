@@ -43,7 +43,7 @@ def test_number_of_granularities(k: int) -> None:
 
 
 def test_too_many_granularities_for_the_backbone() -> None:
-    with pytest.raises(ConfigError, match="fewer feature stages than the 7 granularities"):
+    with pytest.raises(ConfigError, match="fewer feature stages than the 7 tapped stages"):
         FGSSLNet("resnet18", num_classes=3, num_granularities=7)
 
 
@@ -162,7 +162,7 @@ def test_a_vit_is_built_for_the_configured_image_size() -> None:
     x = torch.randn(2, 3, 64, 64)
     # a ViT's taps are its last three blocks, all at one resolution: 64 px / 16 px patches
     assert [f.shape[-2:] for f in net.backbone(x)] == [(4, 4)] * 3
-    assert net.backbone.reductions == [16, 16, 16]
+    assert list(net.backbone.features.feature_info.reduction()) == [16, 16, 16]
     net.eval()
     with torch.no_grad():
         full = net(x)

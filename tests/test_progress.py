@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from fgssl.progress import PhaseProgress, format_duration
+from fgssl.run.progress import PhaseProgress, format_duration
 
 EPOCH_LINE = re.compile(
     r"^(?P<phase>\w+) epoch (?P<epoch>\d+)/(?P<epochs>\d+) · [\d.]+ s/epoch · "
@@ -35,7 +35,7 @@ class Tiny(pl.LightningModule):
         return torch.nn.functional.mse_loss(self.layer(x), y)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        logging.getLogger("fgssl.progress").info("validation batch")
+        logging.getLogger("fgssl.run.progress").info("validation batch")
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         pass
@@ -67,13 +67,13 @@ def tiny_trainer(epochs: int, root: Path, **kwargs: Any) -> pl.Trainer:
 
 
 def progress_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "fgssl.progress"]
+    return [r.getMessage() for r in caplog.records if r.name == "fgssl.run.progress"]
 
 
 def test_one_line_per_epoch_with_epoch_of_total_and_time_left(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="fgssl.progress")
+    caplog.set_level(logging.INFO, logger="fgssl.run.progress")
     trainer = tiny_trainer(3, tmp_path, callbacks=[PhaseProgress("finetune")])
     trainer.fit(Tiny())
     trainer.test(Tiny(), verbose=False)
@@ -108,7 +108,7 @@ def test_a_resumed_phase_counts_epochs_of_the_whole_phase(
     first.fit(Tiny())
     checkpoint = tmp_path / "two-epochs.ckpt"
     first.save_checkpoint(checkpoint)
-    caplog.set_level(logging.INFO, logger="fgssl.progress")
+    caplog.set_level(logging.INFO, logger="fgssl.run.progress")
     resumed = tiny_trainer(4, tmp_path, callbacks=[PhaseProgress("pretrain")])
     resumed.fit(Tiny(), ckpt_path=str(checkpoint), weights_only=False)
     epochs = [line.split(" · ")[0] for line in progress_lines(caplog) if " epoch " in line]
@@ -116,7 +116,7 @@ def test_a_resumed_phase_counts_epochs_of_the_whole_phase(
 
 
 def test_only_the_first_process_logs(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="fgssl.progress")
+    caplog.set_level(logging.INFO, logger="fgssl.run.progress")
     progress = PhaseProgress("pretrain")
     other_rank: Any = SimpleNamespace(
         is_global_zero=False,

@@ -16,8 +16,8 @@ import yaml
 from conftest import TINY_TRAINING
 from fgssl.cli import report as report_cli
 from fgssl.errors import ConfigError, DataLayoutError, DataNotFoundError
-from fgssl.pipeline import run_training
-from fgssl.report import collect_runs, default_metrics, summarize, write_report
+from fgssl.run.pipeline import run_training
+from fgssl.run.report import collect_runs, default_metrics, summarize, write_report
 
 KAPPAS = {"baseline": [0.50, 0.60, 0.70], "pmg": [0.80, 0.90, 0.85], "fgssl": [0.90, 0.92, 0.88]}
 

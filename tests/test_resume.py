@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import hydra.utils
 import pandas as pd
 import pytest
 import pytorch_lightning as pl
@@ -16,12 +17,16 @@ import yaml
 from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-import fgssl.pipeline
+import fgssl
+import fgssl.run.pipeline
 from conftest import TINY_TRAINING
-from fgssl.checkpointing import RelocatableModelCheckpoint, read_checkpoint
+from fgssl import BarlowTwinsLoss, FGSSLModule
 from fgssl.errors import ConfigError
-from fgssl.pipeline import run_training
-from fgssl.resume import check_resume_split, resumed_config
+from fgssl.evaluation import load_checkpoint
+from fgssl.evaluation.checkpoints import read_checkpoint
+from fgssl.run.checkpointing import RelocatableModelCheckpoint
+from fgssl.run.pipeline import run_training
+from fgssl.run.resume import check_resume_split, resumed_config
 
 FGSSL_TRAIN = Path(sys.executable).parent / "fgssl-train"
 
@@ -69,14 +74,14 @@ def test_resumed_run_matches_the_uninterrupted_run(
     ]
     whole = run_training(compose_config(*overrides), tmp_path / "whole")
 
-    build_trainer = fgssl.pipeline._build_trainer
+    build_trainer = fgssl.run.pipeline.build_trainer
 
     def interrupting_trainer(*args, **kwargs):  # type: ignore[no-untyped-def]
         trainer = build_trainer(*args, **kwargs)
         trainer.callbacks.insert(0, InterruptAt(epoch, batch))
         return trainer
 
-    monkeypatch.setattr(fgssl.pipeline, "_build_trainer", interrupting_trainer)
+    monkeypatch.setattr(fgssl.run.pipeline, "build_trainer", interrupting_trainer)
     with pytest.raises(SystemExit):  # Lightning exits after a graceful Ctrl-C shutdown
         run_training(compose_config(*overrides), tmp_path / "parts")
     last = Path("finetune", "checkpoints", "last.ckpt")
@@ -85,7 +90,7 @@ def test_resumed_run_matches_the_uninterrupted_run(
     assert interrupted["epoch"] == epoch - 1
     assert not (tmp_path / "parts" / "results.json").exists()
 
-    monkeypatch.setattr(fgssl.pipeline, "_build_trainer", build_trainer)
+    monkeypatch.setattr(fgssl.run.pipeline, "build_trainer", build_trainer)
     resumed = run_training(
         compose_config(*overrides, f"resume={tmp_path / 'parts'}"), tmp_path / "parts"
     )
@@ -300,7 +305,7 @@ def test_a_moved_run_directory_resumes_like_one_left_in_place(
         "figures.enabled=false",
         "ssl_eval.enabled=false",
     ]
-    build_trainer = fgssl.pipeline._build_trainer
+    build_trainer = fgssl.run.pipeline.build_trainer
     interrupt = [InterruptAt(2, 0)]
 
     def scripted_trainer(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -308,7 +313,7 @@ def test_a_moved_run_directory_resumes_like_one_left_in_place(
         trainer.callbacks[:0] = [*interrupt, ScriptedScores(monitor, [0.9, 0.5, 0.4])]
         return trainer
 
-    monkeypatch.setattr(fgssl.pipeline, "_build_trainer", scripted_trainer)
+    monkeypatch.setattr(fgssl.run.pipeline, "build_trainer", scripted_trainer)
     place = tmp_path / "in-place"
     with pytest.raises(SystemExit):
         run_training(compose_config(*overrides), place)
@@ -371,3 +376,36 @@ def test_fgssl_train_refuses_an_unsafe_resume_override_in_one_line(saved_run: Pa
     assert "data.root" not in line.split("cannot change", 1)[1].split(":", 1)[0]
     assert "Traceback" not in result.stderr
     assert _saved(saved_run)["model"]["net"]["feat_dim"] == 16  # config.yaml untouched
+
+
+def test_a_run_saved_before_the_run_package_resumes_with_its_logger(saved_run: Path) -> None:
+    """config.yaml of runs written before issue 12 names fgssl.metrics_log's logger."""
+    saved = _saved(saved_run)
+    saved["logger"] = {"csv": {"_target_": "fgssl.metrics_log.ContinuingCSVLogger"}}
+    (saved_run / "config.yaml").write_text(yaml.safe_dump(saved))
+    cfg = resumed_config(saved_run, [f"resume={saved_run}"], output_dir=saved_run)
+    assert cfg.logger.csv._target_ == "fgssl.run.metrics_log.ContinuingCSVLogger"
+    logger = hydra.utils.instantiate(cfg.logger.csv, save_dir=str(saved_run), name="finetune")
+    assert type(logger).__module__ == "fgssl.run.metrics_log"
+
+
+def test_a_checkpoint_without_an_objective_loads_with_barlow_twins(tmp_path: Path) -> None:
+    """Checkpoints written before the objective was a config choice have no 'objective'
+    hyper-parameter: they rebuild with Barlow Twins and their barlow_lambda/barlow_scale."""
+    net = {"_target_": "fgssl.models.BaselineNet", "backbone": "resnet18", "num_classes": 3}
+    module = FGSSLModule(net={**net, "pretrained": False}, schedule=[], barlow_scale=0.25)
+    path = tmp_path / "old.ckpt"
+    hparams = dict(module.hparams)
+    del hparams["objective"]
+    torch.save(
+        {
+            "state_dict": module.state_dict(),
+            "hyper_parameters": hparams,
+            "fgssl": {"version": fgssl.__version__, "phase": "finetune"},
+        },
+        path,
+    )
+    loaded = load_checkpoint(path)
+    assert isinstance(loaded.ssl_loss, BarlowTwinsLoss) and loaded.ssl_loss.scale == 0.25
+    for key, value in module.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value)

@@ -19,8 +19,9 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, Dataset
 
 from conftest import TINY_TRAINING
-from fgssl.checkpointing import read_checkpoint
-from fgssl.signals import WorkerInit, is_worker_failure, recording_sigterm
+from fgssl.data.worker_signals import WorkerInit
+from fgssl.evaluation.checkpoints import read_checkpoint
+from fgssl.run.signals import is_worker_failure, recording_sigterm
 
 FGSSL_TRAIN = Path(sys.executable).parent / "fgssl-train"
 needs_sigwaitinfo = pytest.mark.skipif(

@@ -15,8 +15,8 @@ from hydra import compose, initialize_config_module
 
 from conftest import TINY_TRAINING
 from fgssl.errors import ConfigError, NonFiniteLossError
-from fgssl.failures import read_failures, record_failure
-from fgssl.report import write_report
+from fgssl.run.failures import read_failures, record_failure
+from fgssl.run.report import write_report
 
 FGSSL_TRAIN = Path(sys.executable).parent / "fgssl-train"
 TINY_SWEEP = [

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from fgssl.data import FolderDataModule
 from fgssl.data.transforms import build_pipelines, load_pipelines, transform_presets
 from fgssl.errors import ConfigError
-from fgssl.pipeline import instantiate_datamodule
+from fgssl.run.factory import instantiate_datamodule
 
 Compose = Callable[..., DictConfig]
 VERSION = f"albumentations {A.__version__}"

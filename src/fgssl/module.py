@@ -3,36 +3,28 @@
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from pytorch_lightning.core.optimizer import LightningOptimizer
 from torch import nn
-from torchmetrics import Metric
 
-from fgssl.errors import ConfigError, NonFiniteLossError
-from fgssl.losses import BarlowTwinsLoss
-from fgssl.metrics import (
-    ClassificationMetrics,
-    classification_metrics,
-    confusion_matrix_metric,
-    undefined_messages,
-)
-from fgssl.models.base import EVAL_HEADS, NetOutput, StagedNet, StageOutput
-from fgssl.nonfinite import NonFiniteWatch
+from fgssl._version import __version__
+from fgssl.errors import ConfigError
+from fgssl.losses import build_objective
+from fgssl.models.base import NetOutput, StagedNet, StageOutput
+from fgssl.module_eval import EvaluatedModule
+from fgssl.nonfinite import NonFiniteWatch, nonfinite_error
 from fgssl.ops.jigsaw import PERMUTATIONS, Permutation, jigsaw
 from fgssl.optim import parameter_groups, warmup_cosine
 from fgssl.stages import Stage, plan_stages
+from fgssl.steps import fused_step, fused_view_step, progressive_step
 
 __all__ = ["FGSSLModule"]
-
-log = logging.getLogger(__name__)
 
 Phase = Literal["pretrain", "finetune"]
 StepMode = Literal["progressive", "fused"]
@@ -43,7 +35,7 @@ def _default_optimizer(params: Iterable[dict[str, Any]]) -> torch.optim.Optimize
     return torch.optim.SGD(params, lr=2e-3, momentum=0.9, weight_decay=5e-4)
 
 
-class FGSSLModule(pl.LightningModule):
+class FGSSLModule(EvaluatedModule):
     """Trains an FGSSLNet (or BaselineNet) in one phase with manual optimisation.
 
     A batch walks ``net.num_stages`` stages; stage k feeds ``jigsaw(image, schedule[k])`` to
@@ -73,6 +65,9 @@ class FGSSLModule(pl.LightningModule):
             larger than a cross-entropy's; with plain SGD that inflates the weight norms of
             batch-normalised layers and slows finetuning down. 1/D is a sensible choice
             when the pretrain phase uses the finetune phase's learning rate.
+        objective: the self-supervised loss of the pretrain phase, a config with a
+            ``_target_`` (e.g. ``fgssl.losses.VICRegLoss``) called with two (N, D) embedding
+            batches; None: Barlow Twins with ``barlow_lambda`` and ``barlow_scale``.
         ordinal: the labels are grades (adds quadratic weighted kappa to the metrics).
         class_names: one name per class; ISIC 2017's ``melanoma`` and ``seborrheic_keratosis``
             add their one-vs-rest AUROCs and ``mean_auroc`` to the metrics.
@@ -108,6 +103,7 @@ class FGSSLModule(pl.LightningModule):
         seed: int = 0,
         channels_last: bool = False,
         compile: bool | Mapping[str, Any] = False,
+        objective: Mapping[str, Any] | None = None,
     ):
         super().__init__()
         if phase not in ("pretrain", "finetune"):
@@ -143,29 +139,11 @@ class FGSSLModule(pl.LightningModule):
         )
         self._passes: dict[str, Callable[..., Any]] = {}
         self._nonfinite = NonFiniteWatch()
-        self.barlow_twins = BarlowTwinsLoss(barlow_lambda)
-        self.barlow_scale = barlow_scale
+        self.ssl_loss = build_objective(objective, lambd=barlow_lambda, scale=barlow_scale)
         self.class_weights: torch.Tensor | None
         weights = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
         self.register_buffer("class_weights", weights, persistent=False)
-        self.num_classes: int = self.net.num_classes
-        self.class_names = list(class_names) if class_names else None
-        self.eval_metrics = nn.ModuleDict(
-            {
-                f"{split}_{head}": classification_metrics(
-                    self.num_classes, ordinal=ordinal, class_names=self.class_names
-                )
-                for split in ("val", "test")
-                for head in EVAL_HEADS
-            }
-        )
-        self._undefined_warned: dict[str, set[str]] = {}
-        """By split: what :func:`fgssl.metrics.undefined_messages` already warned about."""
-        self.test_confusion = nn.ModuleDict(
-            {head: confusion_matrix_metric(self.num_classes) for head in EVAL_HEADS}
-        )
-        self.test_confusion_matrices: dict[str, list[list[int]]] = {}
-        """Confusion matrices (rows true, columns predicted) of the last test epoch, by head."""
+        self._init_evaluation(self.net.num_classes, ordinal=ordinal, class_names=class_names)
 
     # ----------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> Any:
@@ -287,71 +265,42 @@ class FGSSLModule(pl.LightningModule):
             k = stage.index
             z1 = net.project(self._stage_pass(puzzles[k], k).embedding, k)
             z2 = net.project(self._stage_pass(view, k).embedding, k)
-            return self.barlow_scale * self.barlow_twins(z1, z2)
+            return self.ssl_loss(z1, z2)
 
         return self._run_stages(stage_loss)
 
     def _run_stages(self, stage_loss: Callable[[Stage], torch.Tensor]) -> list[torch.Tensor]:
-        """Progressive: zero, backward and step per stage. Fused: one step for all stages.
-
-        Fused mode on one process backpropagates each stage as soon as its loss is known
-        (gradients accumulate), so only one stage's graph is alive at a time. Under DDP the
-        weighted losses are summed and backpropagated once.
-        """
-        optimizer = self._optimizer()
-        zero_to_none = self.zero_grad_to_none
-        losses: list[torch.Tensor] = []
-        if self.step_mode == "progressive":
-            for stage in self.stages:
-                optimizer.zero_grad(set_to_none=zero_to_none)
-                loss = stage_loss(stage)
-                self.manual_backward(stage.weight * loss)
-                optimizer.step()
-                losses.append(loss.detach())
-            return losses
-        optimizer.zero_grad(set_to_none=zero_to_none)
-        if self._distributed:
-            stage_losses = [stage_loss(stage) for stage in self.stages]
-            weighted = [s.weight * loss for s, loss in zip(self.stages, stage_losses, strict=True)]
-            self.manual_backward(torch.stack(weighted).sum())
-            losses = [loss.detach() for loss in stage_losses]
-        else:
-            for stage in self.stages:
-                loss = stage_loss(stage)
-                self.manual_backward(stage.weight * loss)
-                losses.append(loss.detach())
-        optimizer.step()
-        return losses
+        """The step of ``step_mode`` (see :mod:`fgssl.steps`); under DDP a fused step
+        backpropagates the summed losses once."""
+        step = progressive_step if self.step_mode == "progressive" else fused_step
+        extra = {} if self.step_mode == "progressive" else {"backward_once": self._distributed}
+        return step(
+            self.stages,
+            stage_loss,
+            self._optimizer(),
+            self.manual_backward,
+            zero_to_none=self.zero_grad_to_none,
+            **extra,
+        )
 
     def _fused_pretrain_step(
         self, puzzles: list[torch.Tensor], view: torch.Tensor
     ) -> list[torch.Tensor]:
-        """One step for all stages with the second view run once (K+2 network passes).
-
-        The second view's embeddings are detached into leaves; each puzzle's loss is
-        backpropagated as soon as it is known (its gradient piles up on those leaves), then
-        the second view is backpropagated once with the gradients gathered on its leaves.
-        """
+        """One step for all stages with the second view run once (K+2 network passes; see
+        :func:`fgssl.steps.fused_view_step`)."""
         net = self.net
-        optimizer = self._optimizer()
-        optimizer.zero_grad(set_to_none=self.zero_grad_to_none)
         view_out = self._full_pass(view)
-        targets = [net.project(e, k) for k, e in enumerate(view_out.embeddings)]
-        leaves = [t.detach().requires_grad_() for t in targets]
-        losses = []
-        for stage in self.stages:
-            k = stage.index
-            z1 = net.project(self._stage_pass(puzzles[k], k).embedding, k)
-            loss = self.barlow_scale * self.barlow_twins(z1, leaves[k])
-            self.manual_backward(stage.weight * loss)
-            losses.append(loss.detach())
-        used = [
-            (t, leaf.grad) for t, leaf in zip(targets, leaves, strict=True) if leaf.grad is not None
-        ]
-        # The leaf gradients already carry the AMP loss scale, so no second scaling here.
-        torch.autograd.backward([t for t, _ in used], [g for _, g in used])
-        optimizer.step()
-        return losses
+        return fused_view_step(
+            self.stages,
+            lambda stage: net.project(
+                self._stage_pass(puzzles[stage.index], stage.index).embedding, stage.index
+            ),
+            [net.project(e, k) for k, e in enumerate(view_out.embeddings)],
+            self.ssl_loss,
+            self._optimizer(),
+            self.manual_backward,
+            zero_to_none=self.zero_grad_to_none,
+        )
 
     def _optimizer(self) -> LightningOptimizer:
         optimizer = self.optimizers()
@@ -377,96 +326,15 @@ class FGSSLModule(pl.LightningModule):
         failure = self._nonfinite.first_failure()
         if not self.trainer.strategy.reduce_boolean_decision(failure is not None, all=False):
             return
-        if failure is None:
-            where = "in another process"
-        else:
-            stage = self.stages[failure[0]]
-            kind = "whole image" if stage.grid is None else f"{stage.grid}x{stage.grid} puzzle"
-            where = f"stage {stage.name} ({kind}), first at batch {failure[1]}"
-        hint = "lower the learning rate (optim.lr), set optim.grad_clip, or check the input data"
-        if self.compile_options is not None:
-            # seen on an H200 (torch 2.11): compiled passes under bf16-mixed gave NaN at once
-            hint += "; or train without perf.compile, which gave non-finite losses on CUDA"
-        raise NonFiniteLossError(
-            f"non-finite loss in the {self.phase} phase, {where}, epoch {self.current_epoch}: "
-            + hint
+        raise nonfinite_error(
+            failure,
+            self.stages,
+            phase=self.phase,
+            epoch=self.current_epoch,
+            compiled=self.compile_options is not None,
         )
 
-    # ------------------------------------------------------------------- evaluation
-    def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
-
-    def _evaluate(self, batch: Mapping[str, torch.Tensor], split: str) -> None:
-        output = self._full_pass(batch["image"])
-        labels = batch["label"]
-        for head, logits in output.eval_logits().items():
-            probabilities = logits.float().softmax(dim=1)
-            cast(Metric, self.eval_metrics[f"{split}_{head}"]).update(probabilities, labels)
-            if split == "test":
-                cast(Metric, self.test_confusion[head]).update(probabilities, labels)
-        loss = F.cross_entropy(output.concat.float(), labels)
-        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
-
-    def _log_eval_metrics(self, split: str) -> None:
-        """Log ``<split>/<head>/<metric>`` of the whole epoch and reset the metrics.
-
-        compute() gathers every process's predictions (a collective: every rank runs it), so
-        the values are equal on all ranks. Undefined values are logged as NaN, with one
-        warning per split and metric (none during the sanity check).
-        """
-        scores = {}
-        for head in EVAL_HEADS:
-            metric = cast(ClassificationMetrics, self.eval_metrics[f"{split}_{head}"])
-            if not metric.update_called:
-                continue
-            values = metric.compute()
-            self.log_dict(
-                {f"{split}/{head}/{name}": float(value) for name, value in values.items()},
-                on_step=False,
-                on_epoch=True,
-                sync_dist=True,  # equal on every rank: the mean changes nothing
-            )
-            assert metric.scores is not None
-            scores[f"{split}/{head}/"] = metric.scores
-            metric.reset()
-        if self._trainer is not None and self.trainer.sanity_checking:
-            return
-        warned = self._undefined_warned.setdefault(split, set())
-        for message in undefined_messages(split, scores, warned):
-            if self.global_rank == 0:
-                log.warning("%s", message)
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_eval_metrics("val")
-
-    def on_test_epoch_start(self) -> None:
-        for metric in self.test_confusion.values():
-            cast(Metric, metric).reset()
-
-    def on_test_epoch_end(self) -> None:
-        self._log_eval_metrics("test")
-        # compute() gathers the counts of every process (a collective: every rank runs it).
-        self.test_confusion_matrices = {
-            head: cast(Metric, metric).compute().long().tolist()
-            for head, metric in self.test_confusion.items()
-        }
-
-    def predict_step(
-        self, batch: Mapping[str, torch.Tensor], batch_idx: int
-    ) -> dict[str, torch.Tensor]:
-        """Class probabilities of the combined prediction and of the concat head."""
-        output = self._full_pass(batch["image"])
-        return {
-            "probabilities": output.combined.float().softmax(dim=1),
-            "concat_probabilities": output.concat.float().softmax(dim=1),
-        }
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        from fgssl import __version__
-
         checkpoint["fgssl"] = {
             "version": __version__,
             "phase": self.phase,

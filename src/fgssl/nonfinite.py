@@ -2,9 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
-__all__ = ["NonFiniteWatch"]
+from fgssl.errors import NonFiniteLossError
+from fgssl.stages import Stage
+
+__all__ = ["NonFiniteWatch", "nonfinite_error"]
+
+
+def nonfinite_error(
+    failure: tuple[int, int] | None,
+    stages: Sequence[Stage],
+    *,
+    phase: str,
+    epoch: int,
+    compiled: bool = False,
+) -> NonFiniteLossError:
+    """The error that stops a run after a non-finite loss: where it happened (``failure``:
+    (stage index, batch) from :meth:`NonFiniteWatch.first_failure`; None: in another
+    process) and what to try."""
+    if failure is None:
+        where = "in another process"
+    else:
+        stage = stages[failure[0]]
+        kind = "whole image" if stage.grid is None else f"{stage.grid}x{stage.grid} puzzle"
+        where = f"stage {stage.name} ({kind}), first at batch {failure[1]}"
+    hint = "lower the learning rate (optim.lr), set optim.grad_clip, or check the input data"
+    if compiled:
+        # seen on an H200 (torch 2.11): compiled passes under bf16-mixed gave NaN at once
+        hint += "; or train without perf.compile, which gave non-finite losses on CUDA"
+    return NonFiniteLossError(
+        f"non-finite loss in the {phase} phase, {where}, epoch {epoch}: " + hint
+    )
 
 
 class NonFiniteWatch:

@@ -36,7 +36,8 @@ def plan_stages(
         raise ConfigError(
             f"patch schedule {list(schedule)} has {len(schedule)} grids but the network has "
             f"{num_puzzle_stages} granularities: give one grid per granularity, finest first "
-            f"(e.g. schedule=8_4_2 with model.num_granularities=3)"
+            f"(FGSSLNet's num_granularities; fgssl-train derives model.net.num_granularities "
+            "from schedule.grids)"
         )
     for grid in schedule:
         if not isinstance(grid, int) or grid < 1:

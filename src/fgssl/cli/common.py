@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -16,6 +17,7 @@ __all__ = [
     "add_checkpoint_argument",
     "add_common_options",
     "add_tta_option",
+    "quote_schedule_choices",
     "resolve_device",
     "run_command",
 ]
@@ -23,7 +25,7 @@ __all__ = [
 
 def add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
     """The positional ``path``: a run directory or a finetuned .ckpt (see
-    :func:`fgssl.evaluation.load_run`)."""
+    :func:`fgssl.run.loading.load_run`)."""
     parser.add_argument(
         "path",
         help="a run directory of fgssl-train (uses finetune/checkpoints/best.ckpt) or a .ckpt",
@@ -93,3 +95,20 @@ def run_command(
             return 130
 
     return main
+
+
+_SCHEDULE_OVERRIDE = re.compile(r"^(?P<key>[+~]*schedule=)(?P<value>.+)$")
+_UNDERSCORED_NUMBER = re.compile(r"^\d+(_\d+)+$")
+
+
+def quote_schedule_choices(argv: list[str]) -> list[str]:
+    """Quote ``schedule=8_4_2,16_8_4`` so Hydra does not read 8_4_2 as the integer 842."""
+    quoted = []
+    for arg in argv:
+        match = _SCHEDULE_OVERRIDE.match(arg)
+        if match:
+            items = match["value"].split(",")
+            items = [f"'{item}'" if _UNDERSCORED_NUMBER.match(item) else item for item in items]
+            arg = match["key"] + ",".join(items)
+        quoted.append(arg)
+    return quoted

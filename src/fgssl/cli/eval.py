@@ -14,15 +14,10 @@ from fgssl.cli.common import (
     resolve_device,
     run_command,
 )
-from fgssl.evaluation.checkpoints import load_run
-from fgssl.evaluation.evaluate import (
-    Evaluation,
-    build_eval_datamodule,
-    check_split_matches,
-    evaluate_split,
-    write_evaluation,
-)
+from fgssl.evaluation.evaluate import Evaluation, evaluate_split, write_evaluation
 from fgssl.metrics import METRIC_DESCRIPTIONS, format_metric
+from fgssl.run.layout import EVAL_DIR, RunDir
+from fgssl.run.loading import build_eval_datamodule, check_split_matches, load_run
 
 PROG = "fgssl-eval"
 
@@ -75,7 +70,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     loaded = load_run(args.path, config=args.config, trusted=args.trust_checkpoint)
     datamodule = build_eval_datamodule(loaded.require_config(), args.overrides)
     datamodule.setup()
-    split_csv = loaded.run_dir / "split.csv" if loaded.run_dir else None
+    split_csv = RunDir(loaded.run_dir).split if loaded.run_dir else None
     if split_csv is not None and split_csv.is_file() and not args.ignore_split_file:
         assert datamodule.splits is not None
         if args.split in datamodule.splits:
@@ -83,7 +78,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     evaluation = evaluate_split(
         loaded, datamodule, args.split, device=resolve_device(args.device), tta=args.tta
     )
-    base = loaded.run_dir / "eval" if loaded.run_dir else loaded.checkpoint.parent / "eval"
+    base = (
+        RunDir(loaded.run_dir).eval_dir if loaded.run_dir else loaded.checkpoint.parent / EVAL_DIR
+    )
     out_dir = Path(args.output) if args.output else base / args.split
     paths = write_evaluation(evaluation, out_dir)
     print(summary(evaluation))

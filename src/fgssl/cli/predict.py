@@ -18,7 +18,6 @@ from fgssl.cli.common import (
     run_command,
 )
 from fgssl.errors import DataNotFoundError
-from fgssl.evaluation.checkpoints import load_run
 from fgssl.evaluation.predict import (
     EXCLUDED_BY_DEFAULT,
     ID_COLUMNS,
@@ -30,6 +29,7 @@ from fgssl.evaluation.predict import (
     predict_images,
     write_kaggle_submission,
 )
+from fgssl.run.loading import load_run
 
 PROG = "fgssl-predict"
 SHOWN_FAILURES = 20

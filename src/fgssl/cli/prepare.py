@@ -20,10 +20,10 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from fgssl.cli.train import quote_schedule_choices
+from fgssl.cli.common import quote_schedule_choices
 from fgssl.data.prepare import CacheReport, fill_cache
 from fgssl.errors import FgsslError
-from fgssl.pipeline import instantiate_datamodule
+from fgssl.run.factory import instantiate_datamodule
 
 __all__ = ["cli", "main"]
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from fgssl.cli.common import run_command
-from fgssl.report import write_report
+from fgssl.run.report import write_report
 
 PROG = "fgssl-report"
 

@@ -9,8 +9,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from fgssl.failures import FailedJob, read_failures
-from fgssl.report import write_report
+from fgssl.run.failures import FailedJob, read_failures
+from fgssl.run.report import write_report
 
 __all__ = ["ReportOnMultirunEnd", "failed_jobs_of_last_sweep"]
 
@@ -28,7 +28,7 @@ def failed_jobs_of_last_sweep() -> list[FailedJob]:
 class ReportOnMultirunEnd(Callback):
     """After ``fgssl-train -m ...`` (any sweeper or launcher): ``report.md``, ``report.csv``
     and ``runs.csv`` in the sweep directory, as ``fgssl-report`` writes them, listing the
-    jobs that failed with one of fgssl's errors (see :mod:`fgssl.failures`).
+    jobs that failed with one of fgssl's errors (see :mod:`fgssl.run.failures`).
 
     Every run has saved its own results by then, so a failure here is logged, not raised.
     """

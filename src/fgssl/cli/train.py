@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -14,12 +13,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from fgssl.cli.common import quote_schedule_choices
 from fgssl.cli.sweep_report import failed_jobs_of_last_sweep
 from fgssl.errors import FgsslError
-from fgssl.failures import clear_failure, record_failure
-from fgssl.pipeline import run_training
-from fgssl.resume import find_resume_point, resumed_config
-from fgssl.signals import is_worker_failure, recording_sigterm
+from fgssl.run.failures import clear_failure, record_failure
+from fgssl.run.pipeline import run_training
+from fgssl.run.resume import find_resume_point, resumed_config
+from fgssl.run.signals import is_worker_failure, recording_sigterm
 
 log = logging.getLogger("fgssl")
 
@@ -60,7 +60,7 @@ def main(cfg: DictConfig) -> float | None:
                 return None
             if sigterm_received() and is_worker_failure(caught):
                 # DataLoader workers that died of a SIGTERM sent to the whole process group
-                # before they could leave it to this process (fgssl.signals)
+                # before they could leave it to this process (fgssl.run.signals)
                 _interrupted(run_dir, 143)
             raise
         except SystemExit as stop:  # Ctrl-C (Lightning exits with 1) or SIGTERM
@@ -95,23 +95,6 @@ def _interrupted(run_dir: str, status: int) -> NoReturn:
         )
     print(f"fgssl-train: interrupted; {kept}", file=sys.stderr)
     sys.exit(status)
-
-
-_SCHEDULE_OVERRIDE = re.compile(r"^(?P<key>[+~]*schedule=)(?P<value>.+)$")
-_UNDERSCORED_NUMBER = re.compile(r"^\d+(_\d+)+$")
-
-
-def quote_schedule_choices(argv: list[str]) -> list[str]:
-    """Quote ``schedule=8_4_2,16_8_4`` so Hydra does not read 8_4_2 as the integer 842."""
-    quoted = []
-    for arg in argv:
-        match = _SCHEDULE_OVERRIDE.match(arg)
-        if match:
-            items = match["value"].split(",")
-            items = [f"'{item}'" if _UNDERSCORED_NUMBER.match(item) else item for item in items]
-            arg = match["key"] + ",".join(items)
-        quoted.append(arg)
-    return quoted
 
 
 def cli() -> None:

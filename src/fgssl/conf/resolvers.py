@@ -39,5 +39,7 @@ def default_resize_size(image_size: int, ratio: Fraction | str = RESIZE_RATIO) -
 
 def register_resolvers() -> None:
     """Register ``${fgssl.resize_size:<image size>[,<ratio>]}`` (see
-    :func:`default_resize_size`)."""
+    :func:`default_resize_size`) and ``${fgssl.len:<list>}`` (its length: K, the number of
+    tapped stages, from the patch schedule's grids)."""
     OmegaConf.register_new_resolver("fgssl.resize_size", default_resize_size, replace=True)
+    OmegaConf.register_new_resolver("fgssl.len", len, replace=True)

@@ -29,9 +29,9 @@ from fgssl.data.splits import label_subset
 from fgssl.data.tables import index_images, pick_images
 from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, finalize, load_pipelines
 from fgssl.data.verify import VERIFY_MODES, VerifyMode, find_unreadable
+from fgssl.data.worker_signals import WorkerInit
 from fgssl.data.workers import NumWorkers, resolve_num_workers
 from fgssl.errors import ConfigError, DataLayoutError, ImageReadError, MissingImagesError
-from fgssl.signals import WorkerInit
 
 __all__ = ["ImageClassificationDataModule", "SplitTables"]
 
@@ -474,7 +474,7 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
 
     def _worker_init(self) -> WorkerInit | None:
         """Workers that leave a SIGTERM sent to the whole process group (``timeout``,
-        SLURM) to the main process, which ends the run cleanly (see fgssl.signals)."""
+        SLURM) to the main process, which ends the run cleanly (see fgssl.data.worker_signals)."""
         if not self.num_workers:
             return None
         trainer = getattr(self, "trainer", None)

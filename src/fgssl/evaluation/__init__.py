@@ -1,7 +1,7 @@
-"""Evaluating trained checkpoints: loading, scoring, prediction on new images, and the
-self-supervised protocols (linear probe, k-NN) on frozen features."""
+"""Evaluating trained checkpoints: loading a checkpoint file, scoring, prediction on new
+images, and the self-supervised protocols (linear probe, k-NN) on frozen features."""
 
-from fgssl.evaluation.checkpoints import LoadedRun, load_checkpoint, load_run, resolve_checkpoint
+from fgssl.evaluation.checkpoints import LoadedRun, load_checkpoint
 from fgssl.evaluation.evaluate import Evaluation, evaluate_split, write_evaluation
 from fgssl.evaluation.features import extract_features
 from fgssl.evaluation.inference import predict_probabilities
@@ -28,11 +28,9 @@ __all__ = [
     "knn_predict",
     "linear_probe_predict",
     "load_checkpoint",
-    "load_run",
     "per_class_report",
     "predict_images",
     "predict_probabilities",
-    "resolve_checkpoint",
     "score",
     "write_evaluation",
     "write_kaggle_submission",

@@ -1,45 +1,34 @@
-"""Loading trained FGSSLModule checkpoints (and the run directories that hold them) offline."""
+"""Reading fgssl checkpoint files and rebuilding the FGSSLModule saved in them, offline.
+
+Finding the checkpoint and config of a run directory is :mod:`fgssl.run.loading`'s job."""
 
 from __future__ import annotations
 
 import inspect
 import logging
 import os
+import pickle
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from fgssl.checkpointing import (
-    BEST_CHECKPOINT,
-    LAST_CHECKPOINT,
-    check_checkpoint_version,
-    read_checkpoint,
-)
+from fgssl._version import __version__
 from fgssl.errors import CheckpointError, ConfigError
 from fgssl.module import FGSSLModule
 
 __all__ = [
-    "RUN_CHECKPOINTS",
     "LoadedRun",
-    "find_run_dir",
+    "check_checkpoint_version",
     "load_checkpoint",
-    "load_run",
-    "resolve_checkpoint",
+    "read_checkpoint",
 ]
 
 log = logging.getLogger(__name__)
-
-RUN_CHECKPOINTS = {
-    "finetune": (
-        (Path("finetune") / BEST_CHECKPOINT).as_posix(),
-        (Path("finetune") / LAST_CHECKPOINT).as_posix(),
-    ),
-    "pretrain": ((Path("pretrain") / LAST_CHECKPOINT).as_posix(),),
-}
-"""Checkpoints of a run directory by phase, in order of preference."""
 
 
 @dataclass
@@ -69,32 +58,66 @@ class LoadedRun:
         return list(names) if names else [str(c) for c in range(self.module.num_classes)]
 
 
-def resolve_checkpoint(path: str | os.PathLike[str], *, phase: str = "finetune") -> Path:
-    """``path`` itself if it is a file; for a run directory, its checkpoint of ``phase``.
+def read_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    map_location: str | torch.device = "cpu",
+    trusted: bool = False,
+) -> dict[str, Any]:
+    """Load a Lightning checkpoint file with ``torch.load(weights_only=True)``: no pickled
+    code is run. A file that needs full unpickling is refused unless ``trusted``.
 
-    Raises :class:`CheckpointError` naming what was looked for.
+    Raises :class:`CheckpointError` for a missing file, a file that is not a PyTorch
+    checkpoint, and a PyTorch file without a ``state_dict``.
     """
     path = Path(path).expanduser()
-    if path.is_file():
-        return path
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
-    candidates = [path / name for name in RUN_CHECKPOINTS[phase]]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise CheckpointError(
-        f"{str(path)!r} is a folder without a {phase} checkpoint: expected a run directory "
-        f"of fgssl-train holding {' or '.join(RUN_CHECKPOINTS[phase])}, or a .ckpt file"
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist or is not a file")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=not trusted)
+    except pickle.UnpicklingError as error:
+        # A torch.save archive whose pickle names classes the weights-only loader does not
+        # allow (garbage fails with "Unsupported operand" instead).
+        if zipfile.is_zipfile(path) and "unsupported global" in str(error).lower():
+            raise CheckpointError(
+                f"{str(path)!r} holds Python objects that torch.load(weights_only=True) refuses "
+                "to unpickle; if you trust the file, load it with trusted=True "
+                "(--trust-checkpoint on the command line)"
+            ) from error
+        raise CheckpointError(_not_a_checkpoint(path, error)) from error
+    except Exception as error:  # torch.load fails in many ways on files that are not its own
+        raise CheckpointError(_not_a_checkpoint(path, error)) from error
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(
+            f"{str(path)!r} is a PyTorch file but not a Lightning checkpoint (no 'state_dict')"
+        )
+    return checkpoint
+
+
+def _not_a_checkpoint(path: Path, error: BaseException) -> str:
+    text = str(error).strip()
+    if not zipfile.is_zipfile(path):
+        reason = "not a torch.save archive"
+    else:
+        reason = f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+    return (
+        f"{str(path)!r} is not a PyTorch checkpoint ({reason}): expected a .ckpt file written "
+        "by fgssl-train"
     )
 
 
-def find_run_dir(checkpoint: Path) -> Path | None:
-    """The run directory (the folder with ``config.yaml``) above ``checkpoint``, if any."""
-    for parent in list(checkpoint.resolve().parents)[:3]:
-        if (parent / "config.yaml").is_file():
-            return parent
-    return None
+def check_checkpoint_version(checkpoint: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Raise naming both versions if ``checkpoint`` was written by another fgssl major.minor.
+
+    Checkpoints without fgssl metadata (written by a bare FGSSLModule) pass.
+    """
+    meta = checkpoint.get("fgssl")
+    theirs = str(meta.get("version", "?")) if isinstance(meta, Mapping) else None
+    if theirs is not None and theirs.split(".")[:2] != __version__.split(".")[:2]:
+        raise CheckpointError(
+            f"{str(path)!r} was written by fgssl {theirs}, this is fgssl {__version__}: "
+            "use the version that wrote it, or start a new run"
+        )
 
 
 def load_checkpoint(
@@ -143,36 +166,3 @@ def load_checkpoint(
             f"cannot rebuild the network of {str(path)!r} from its saved config: {error}"
         ) from error
     return module.eval()
-
-
-def load_run(
-    path: str | os.PathLike[str],
-    *,
-    phase: str = "finetune",
-    config: str | os.PathLike[str] | None = None,
-    trusted: bool = False,
-    random_init: bool = False,
-) -> LoadedRun:
-    """Load a checkpoint file or a run directory's checkpoint of ``phase``, with its config.
-
-    ``config`` is a ``config.yaml`` to use instead of the one found in the run directory;
-    ``random_init``: see :func:`load_checkpoint`.
-    """
-    checkpoint = resolve_checkpoint(path, phase=phase)
-    module = load_checkpoint(checkpoint, trusted=trusted, random_init=random_init)
-    run_dir = find_run_dir(checkpoint)
-    config_path = Path(config).expanduser() if config else None
-    if config_path is None and run_dir is not None:
-        config_path = run_dir / "config.yaml"
-    loaded_config = None
-    if config_path is not None:
-        if not config_path.is_file():
-            raise CheckpointError(f"config {str(config_path)!r} does not exist")
-        try:
-            node = OmegaConf.load(config_path)
-        except Exception as error:  # YAML syntax errors come in several types
-            raise CheckpointError(f"cannot read {str(config_path)!r} as YAML: {error}") from error
-        if not isinstance(node, DictConfig):
-            raise CheckpointError(f"{str(config_path)!r} is not a config mapping")
-        loaded_config = node
-    return LoadedRun(module, checkpoint, run_dir, loaded_config)

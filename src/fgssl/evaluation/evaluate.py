@@ -4,29 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from fgssl.atomic import write_csv_atomically, write_text_atomically
 from fgssl.data.base import ImageClassificationDataModule
-from fgssl.data.tables import read_csv_columns
 from fgssl.errors import ConfigError
 from fgssl.evaluation.checkpoints import LoadedRun
 from fgssl.evaluation.inference import HEADS, predict_probabilities
 from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score_heads
 from fgssl.metrics import undefined_to_null
+from fgssl.run.layout import RESULTS
 
 __all__ = [
     "Evaluation",
-    "build_eval_datamodule",
-    "check_split_matches",
     "evaluate_split",
     "write_evaluation",
 ]
@@ -67,52 +62,6 @@ class Evaluation:
             }
         )
         return json_tree
-
-
-def build_eval_datamodule(
-    config: DictConfig, overrides: Sequence[str] = ()
-) -> ImageClassificationDataModule:
-    """The data module of a run's ``config`` with ``KEY=VALUE`` overrides (e.g. ``data.root``).
-
-    Only existing keys may be overridden.
-    """
-    from fgssl.pipeline import build_datamodule
-
-    cfg = config.copy()
-    OmegaConf.set_struct(cfg, True)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. data.root=/data/aptos)")
-    try:
-        merged = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as error:
-        reason = str(error).strip().splitlines()[0]
-        raise ConfigError(f"cannot apply overrides {list(overrides)}: {reason}") from error
-    if not isinstance(merged, DictConfig) or "data" not in merged:
-        raise ConfigError("the run config has no 'data' section: is it an fgssl-train config?")
-    return build_datamodule(merged)
-
-
-def check_split_matches(
-    datamodule: ImageClassificationDataModule, split: str, split_csv: Path
-) -> None:
-    """Refuse to evaluate ``split`` if its images differ from those ``split.csv`` recorded.
-
-    A split rebuilt from changed data (or another seed) could hold training images.
-    """
-    recorded = read_csv_columns(split_csv, ["id", "split"], "split file of the run")
-    expected = set(recorded.loc[recorded["split"] == split, "id"])
-    assert datamodule.splits is not None
-    found = set(datamodule.splits[split]["id"].astype(str))
-    if expected != found:
-        missing, new = sorted(expected - found), sorted(found - expected)
-        raise ConfigError(
-            f"the {split!r} split rebuilt from the data ({len(found)} images) differs from the "
-            f"one the run recorded in {str(split_csv)!r} ({len(expected)} images): "
-            f"{len(missing)} missing now (e.g. {missing[:3]}), {len(new)} new (e.g. {new[:3]}); "
-            "the data or data.seed changed since training. Pass --ignore-split-file to "
-            "evaluate anyway."
-        )
 
 
 def evaluate_split(
@@ -199,7 +148,7 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> dict[str, P
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
-        "results": out_dir / "results.json",
+        "results": out_dir / RESULTS,
         "per_class": out_dir / "per_class.csv",
         "predictions": out_dir / "predictions.csv",
         "confusion_matrix": out_dir / "confusion_matrix.png",

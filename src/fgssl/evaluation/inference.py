@@ -13,7 +13,6 @@ __all__ = [
     "HEADS",
     "TTA_FLIPS",
     "default_device",
-    "device_for_accelerator",
     "predict_probabilities",
 ]
 
@@ -26,13 +25,6 @@ TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
 def default_device() -> torch.device:
     """CUDA when available, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def device_for_accelerator(accelerator: str) -> torch.device:
-    """The device of a Lightning ``accelerator`` setting for evaluation outside the Trainer:
-    CUDA for ``gpu``/``cuda``/``auto`` when available, else the CPU."""
-    wants_gpu = str(accelerator).lower() in ("gpu", "cuda", "auto")
-    return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
 
 
 @torch.no_grad()

@@ -54,8 +54,8 @@ def create_timm_model(
         path = Path(pretrained_weights).expanduser()
         if not path.is_file():
             raise PretrainedWeightsError(
-                f"model.pretrained_weights={str(path)!r} does not exist: expected a timm weights "
-                "file (.safetensors, .pth or .bin) for backbone " + repr(name)
+                f"model.net.pretrained_weights={str(path)!r} does not exist: expected a timm "
+                "weights file (.safetensors, .pth or .bin) for backbone " + repr(name)
             )
         overlay = {"file": str(path)}
     if name not in timm.list_models():
@@ -84,8 +84,8 @@ def create_timm_model(
         raise PretrainedWeightsError(
             f"could not load pretrained ImageNet weights for backbone {name!r} ({error}). "
             "Without internet access, download the weights elsewhere (e.g. "
-            f"https://huggingface.co/timm/{name}) and set model.pretrained_weights=/path/to/"
-            "model.safetensors, or train from scratch with model.pretrained=false."
+            f"https://huggingface.co/timm/{name}) and set model.net.pretrained_weights=/path/"
+            "to/model.safetensors, or train from scratch with model.net.pretrained=false."
         ) from error
     return model
 
@@ -167,10 +167,10 @@ class TappedBackbone(nn.Module):
         except (AssertionError, IndexError) as error:  # timm's check of out_indices
             raise ConfigError(
                 f"backbone {name!r} has fewer feature stages than the {num_levels} "
-                f"granularities asked for (model.num_granularities): {error}"
+                "tapped stages asked for (model.net.num_granularities, one per grid of "
+                f"schedule.grids): {error}"
             ) from error
         self.channels: list[int] = list(self.features.feature_info.channels())
-        self.reductions: list[int] = list(self.features.feature_info.reduction())
         self.num_levels = num_levels
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

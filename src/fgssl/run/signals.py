@@ -5,66 +5,21 @@ PyTorch's DataLoader workers die of a SIGTERM that their parent did not send, an
 process then fails with "DataLoader worker ... is killed by signal: Terminated" in the
 middle of a step. Here the workers leave such a signal to the main process, where
 Lightning stops at the next batch and the run ends with fgssl-train's interruption
-message; and a worker failure that follows a SIGTERM counts as that interruption.
+message (the workers' side: :mod:`fgssl.data.worker_signals`); and a worker failure that
+follows a SIGTERM counts as that interruption.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from lightning_fabric.utilities.seed import pl_worker_init_function
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-__all__ = ["WorkerInit", "is_worker_failure", "leave_sigterm_to_parent", "recording_sigterm"]
-
-
-class WorkerInit:
-    """The ``worker_init_fn`` of fgssl's DataLoaders: :func:`leave_sigterm_to_parent`, then
-    the per-worker seeding that Lightning would have added (``seed_everything(...,
-    workers=True)`` sets PL_SEED_WORKERS; Lightning adds its own function only to loaders
-    without one).
-
-    Args:
-        rank: the global rank of the process that creates the loader.
-    """
-
-    def __init__(self, rank: int = 0) -> None:
-        self.rank = rank
-        self.parent_pid = os.getpid()  # the process that creates (and owns) the workers
-
-    def __call__(self, worker_id: int) -> None:
-        leave_sigterm_to_parent(self.parent_pid)
-        if int(os.environ.get("PL_SEED_WORKERS", 0)):
-            pl_worker_init_function(worker_id, rank=self.rank)
-
-
-def leave_sigterm_to_parent(parent_pid: int | None = None) -> bool:
-    """In a DataLoader worker: exit quietly on a SIGTERM from the parent process (as
-    PyTorch's own handler does when the loader shuts its workers down), ignore a SIGTERM
-    from anyone else (the main process receives it too, and shuts the workers down).
-
-    A thread waits for the signal (``sigwaitinfo`` tells who sent it); SIGTERM is blocked
-    in the worker's other threads. Returns False, changing nothing, where the platform has
-    no ``sigwaitinfo`` (macOS, Windows).
-    """
-    if not hasattr(signal, "sigwaitinfo"):
-        return False
-    parents = {os.getppid(), parent_pid or os.getppid()}
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-
-    def wait() -> None:
-        while True:
-            info = signal.sigwaitinfo({signal.SIGTERM})
-            if info.si_pid in parents:
-                os._exit(0)
-
-    threading.Thread(target=wait, name="fgssl-sigterm", daemon=True).start()
-    return True
+__all__ = ["is_worker_failure", "recording_sigterm"]
 
 
 @contextmanager

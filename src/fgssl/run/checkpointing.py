@@ -4,9 +4,7 @@ of every epoch, and clear errors for checkpoints that do not fit the run."""
 from __future__ import annotations
 
 import os
-import pickle
 import shutil
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,25 +16,15 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from fgssl.atomic import atomic_path
 from fgssl.errors import CheckpointError, ConfigError
-
-LAST_CHECKPOINT = Path("checkpoints", "last.ckpt")
-"""Where a phase keeps the checkpoint of its latest finished epoch (relative to the phase's
-folder)."""
-BEST_CHECKPOINT = Path("checkpoints", "best.ckpt")
-"""Where the finetune phase keeps the checkpoint of its best validation score (relative to
-the phase's folder)."""
+from fgssl.evaluation.checkpoints import check_checkpoint_version
 
 __all__ = [
-    "BEST_CHECKPOINT",
-    "LAST_CHECKPOINT",
     "AtomicCheckpointIO",
     "BestCheckpoint",
     "RelocatableModelCheckpoint",
     "check_checkpoint_matches",
-    "check_checkpoint_version",
     "check_output_location",
     "every_epoch_checkpoint",
-    "read_checkpoint",
 ]
 
 
@@ -145,70 +133,6 @@ def check_output_location(run_dir: Path, *, bytes_needed: int = 0) -> None:
             f"only {free / 2**20:.0f} MiB free under {str(run_dir)!r}, but this run's "
             f"checkpoints need about {bytes_needed / 2**20:.0f} MiB: free some space or choose "
             "another location with hydra.run.dir=..."
-        )
-
-
-def read_checkpoint(
-    path: str | os.PathLike[str],
-    *,
-    map_location: str | torch.device = "cpu",
-    trusted: bool = False,
-) -> dict[str, Any]:
-    """Load a Lightning checkpoint file with ``torch.load(weights_only=True)``: no pickled
-    code is run. A file that needs full unpickling is refused unless ``trusted``.
-
-    Raises :class:`CheckpointError` for a missing file, a file that is not a PyTorch
-    checkpoint, and a PyTorch file without a ``state_dict``.
-    """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist or is not a file")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=not trusted)
-    except pickle.UnpicklingError as error:
-        # A torch.save archive whose pickle names classes the weights-only loader does not
-        # allow (garbage fails with "Unsupported operand" instead).
-        if zipfile.is_zipfile(path) and "unsupported global" in str(error).lower():
-            raise CheckpointError(
-                f"{str(path)!r} holds Python objects that torch.load(weights_only=True) refuses "
-                "to unpickle; if you trust the file, load it with trusted=True "
-                "(--trust-checkpoint on the command line)"
-            ) from error
-        raise CheckpointError(_not_a_checkpoint(path, error)) from error
-    except Exception as error:  # torch.load fails in many ways on files that are not its own
-        raise CheckpointError(_not_a_checkpoint(path, error)) from error
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise CheckpointError(
-            f"{str(path)!r} is a PyTorch file but not a Lightning checkpoint (no 'state_dict')"
-        )
-    return checkpoint
-
-
-def _not_a_checkpoint(path: Path, error: BaseException) -> str:
-    text = str(error).strip()
-    if not zipfile.is_zipfile(path):
-        reason = "not a torch.save archive"
-    else:
-        reason = f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
-    return (
-        f"{str(path)!r} is not a PyTorch checkpoint ({reason}): expected a .ckpt file written "
-        "by fgssl-train"
-    )
-
-
-def check_checkpoint_version(checkpoint: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
-    """Raise naming both versions if ``checkpoint`` was written by another fgssl major.minor.
-
-    Checkpoints without fgssl metadata (written by a bare FGSSLModule) pass.
-    """
-    from fgssl import __version__
-
-    meta = checkpoint.get("fgssl")
-    theirs = str(meta.get("version", "?")) if isinstance(meta, Mapping) else None
-    if theirs is not None and theirs.split(".")[:2] != __version__.split(".")[:2]:
-        raise CheckpointError(
-            f"{str(path)!r} was written by fgssl {theirs}, this is fgssl {__version__}: "
-            "use the version that wrote it, or start a new run"
         )
 
 

@@ -15,7 +15,8 @@ import yaml
 
 from fgssl.atomic import write_csv_atomically, write_text_atomically
 from fgssl.errors import DataLayoutError, DataNotFoundError
-from fgssl.failures import FailedJob, read_failures
+from fgssl.run.failures import FailedJob, read_failures
+from fgssl.run.layout import CONFIG, RESULTS
 
 __all__ = [
     "collect_runs",
@@ -86,7 +87,7 @@ def collect_runs(multirun_dir: str | os.PathLike[str]) -> pd.DataFrame:
         )
     rows, unfinished = [], []
     for job in jobs:
-        results_path = job / "results.json"
+        results_path = job / RESULTS
         if not results_path.is_file():
             unfinished.append(job.name)
             continue
@@ -100,8 +101,8 @@ def collect_runs(multirun_dir: str | os.PathLike[str]) -> pd.DataFrame:
             seed = next(
                 (o.split("=", 1)[1] for o in overrides if _override_key(o) in SEED_KEYS), None
             )
-            if seed is None and (job / "config.yaml").is_file():
-                seed = (yaml.safe_load((job / "config.yaml").read_text()) or {}).get("seed")
+            if seed is None and (job / CONFIG).is_file():
+                seed = (yaml.safe_load((job / CONFIG).read_text()) or {}).get("seed")
         except (OSError, ValueError, yaml.YAMLError) as error:
             raise DataLayoutError(
                 f"cannot read the results of job {str(job)!r}: {error}"
@@ -255,7 +256,7 @@ def write_report(
 
 
 def failures_markdown(failed: Sequence[FailedJob], common: Sequence[str] = ()) -> str:
-    """A Markdown section listing the failed jobs (see :mod:`fgssl.failures`) with their
+    """A Markdown section listing the failed jobs (see :mod:`fgssl.run.failures`) with their
     overrides (less those in ``common``, as the results table shows them) and one-line
     reason."""
     lines = [

@@ -16,8 +16,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from fgssl.checkpointing import LAST_CHECKPOINT
 from fgssl.errors import ConfigError
+from fgssl.run.layout import RunDir
 
 __all__ = [
     "RESUME_GROUPS",
@@ -78,14 +78,15 @@ class ResumePoint:
 
 
 def find_resume_point(run_dir: str | Path) -> ResumePoint:
-    """The ``last.ckpt`` of each phase found in ``run_dir`` (see fgssl.pipeline's layout).
+    """The ``last.ckpt`` of each phase found in ``run_dir`` (see :mod:`fgssl.run.layout`).
 
     A finished pretrain phase is continued too: its fit ends at once, restoring the weights
     the finetune phase starts from.
     """
     run_dir = Path(run_dir)
-    pretrain = run_dir / "pretrain" / LAST_CHECKPOINT
-    finetune = run_dir / "finetune" / LAST_CHECKPOINT
+    run = RunDir(run_dir)
+    pretrain = run.last_checkpoint("pretrain")
+    finetune = run.last_checkpoint("finetune")
     if finetune.is_file():
         return ResumePoint(finetune=str(finetune))
     return ResumePoint(pretrain=str(pretrain) if pretrain.is_file() else None)
@@ -114,7 +115,7 @@ def resumed_config(
     ``run_dir``: a run continues in its own folder.
     """
     run_dir = Path(run_dir)
-    path = run_dir / "config.yaml"
+    path = RunDir(run_dir).config
     if not path.is_file():
         raise ConfigError(
             f"resume={str(run_dir)!r}: no config.yaml there, so it is not an fgssl run directory"
@@ -127,6 +128,7 @@ def resumed_config(
         )
     saved = OmegaConf.load(path)
     assert isinstance(saved, DictConfig)
+    _update_moved_targets(saved)
     saved_choices = _saved_choices(run_dir)
     finetune_started = find_resume_point(run_dir).finetune is not None
     refused = []
@@ -156,6 +158,25 @@ def resumed_config(
     with open_dict(saved):
         saved.resume = str(run_dir)
     return saved
+
+
+MOVED_TARGETS = {"fgssl.metrics_log.": "fgssl.run.metrics_log."}
+"""Module paths that a run's saved ``config.yaml`` may name from before they moved (the run
+package, issue 12): old prefix -> new prefix of ``_target_``."""
+
+
+def _update_moved_targets(node: Any) -> None:
+    """Rewrite every ``_target_`` of ``node`` that names a moved module, in place."""
+    if isinstance(node, DictConfig):
+        target = node.get("_target_")
+        for old, new in MOVED_TARGETS.items():
+            if isinstance(target, str) and target.startswith(old):
+                node["_target_"] = new + target.removeprefix(old)
+        for key in node:
+            _update_moved_targets(node._get_node(key))
+    elif isinstance(node, ListConfig):
+        for item in node:
+            _update_moved_targets(item)
 
 
 def _apply(saved: DictConfig, override: Override, finetune_started: bool) -> str | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from fgssl.atomic import write_text_atomically
+from fgssl.run.layout import FAILED, RESULTS
 
 __all__ = [
     "FAILURE_RECORD",
@@ -24,7 +25,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FAILURE_RECORD = "failed.json"
+FAILURE_RECORD = FAILED
 """In a run directory: ``{"error": <one-line message>, "type": <error class>}``."""
 
 
@@ -68,7 +69,7 @@ def read_failures(multirun_dir: str | os.PathLike[str]) -> list[FailedJob]:
     folders = [p for p in root.iterdir() if (p / FAILURE_RECORD).is_file()]
     failed = []
     for job in sorted(folders, key=lambda p: (not p.name.isdigit(), p.name.zfill(12))):
-        if (job / "results.json").is_file():
+        if (job / RESULTS).is_file():
             continue
         try:
             record = json.loads((job / FAILURE_RECORD).read_text())

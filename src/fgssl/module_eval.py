@@ -1,0 +1,128 @@
+"""Validation, test and prediction of a staged network in a LightningModule: the metrics of
+the combined prediction and the concat head, their undefined values, the test confusion
+matrices. :class:`fgssl.module.FGSSLModule` inherits them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import cast
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import Metric
+
+from fgssl.metrics import (
+    ClassificationMetrics,
+    classification_metrics,
+    confusion_matrix_metric,
+    undefined_messages,
+)
+from fgssl.models.base import EVAL_HEADS, NetOutput
+
+__all__ = ["EvaluatedModule"]
+
+log = logging.getLogger(__name__)
+
+
+class EvaluatedModule(pl.LightningModule):
+    """The evaluation hooks; a subclass calls :meth:`_init_evaluation` in its ``__init__``
+    and implements :meth:`_full_pass` (every head on a batch of images)."""
+
+    def _init_evaluation(
+        self, num_classes: int, *, ordinal: bool, class_names: Sequence[str] | None
+    ) -> None:
+        self.num_classes: int = num_classes
+        self.class_names = list(class_names) if class_names else None
+        self.eval_metrics = nn.ModuleDict(
+            {
+                f"{split}_{head}": classification_metrics(
+                    self.num_classes, ordinal=ordinal, class_names=self.class_names
+                )
+                for split in ("val", "test")
+                for head in EVAL_HEADS
+            }
+        )
+        self._undefined_warned: dict[str, set[str]] = {}
+        """By split: what :func:`fgssl.metrics.undefined_messages` already warned about."""
+        self.test_confusion = nn.ModuleDict(
+            {head: confusion_matrix_metric(self.num_classes) for head in EVAL_HEADS}
+        )
+        self.test_confusion_matrices: dict[str, list[list[int]]] = {}
+        """Confusion matrices (rows true, columns predicted) of the last test epoch, by head."""
+
+    def _full_pass(self, x: torch.Tensor) -> NetOutput:
+        raise NotImplementedError
+
+    def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def _evaluate(self, batch: Mapping[str, torch.Tensor], split: str) -> None:
+        output = self._full_pass(batch["image"])
+        labels = batch["label"]
+        for head, logits in output.eval_logits().items():
+            probabilities = logits.float().softmax(dim=1)
+            cast(Metric, self.eval_metrics[f"{split}_{head}"]).update(probabilities, labels)
+            if split == "test":
+                cast(Metric, self.test_confusion[head]).update(probabilities, labels)
+        loss = F.cross_entropy(output.concat.float(), labels)
+        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
+
+    def _log_eval_metrics(self, split: str) -> None:
+        """Log ``<split>/<head>/<metric>`` of the whole epoch and reset the metrics.
+
+        compute() gathers every process's predictions (a collective: every rank runs it), so
+        the values are equal on all ranks. Undefined values are logged as NaN, with one
+        warning per split and metric (none during the sanity check).
+        """
+        scores = {}
+        for head in EVAL_HEADS:
+            metric = cast(ClassificationMetrics, self.eval_metrics[f"{split}_{head}"])
+            if not metric.update_called:
+                continue
+            values = metric.compute()
+            self.log_dict(
+                {f"{split}/{head}/{name}": float(value) for name, value in values.items()},
+                on_step=False,
+                on_epoch=True,
+                sync_dist=True,  # equal on every rank: the mean changes nothing
+            )
+            assert metric.scores is not None
+            scores[f"{split}/{head}/"] = metric.scores
+            metric.reset()
+        if self._trainer is not None and self.trainer.sanity_checking:
+            return
+        warned = self._undefined_warned.setdefault(split, set())
+        for message in undefined_messages(split, scores, warned):
+            if self.global_rank == 0:
+                log.warning("%s", message)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_eval_metrics("val")
+
+    def on_test_epoch_start(self) -> None:
+        for metric in self.test_confusion.values():
+            cast(Metric, metric).reset()
+
+    def on_test_epoch_end(self) -> None:
+        self._log_eval_metrics("test")
+        # compute() gathers the counts of every process (a collective: every rank runs it).
+        self.test_confusion_matrices = {
+            head: cast(Metric, metric).compute().long().tolist()
+            for head, metric in self.test_confusion.items()
+        }
+
+    def predict_step(
+        self, batch: Mapping[str, torch.Tensor], batch_idx: int
+    ) -> dict[str, torch.Tensor]:
+        """Class probabilities of the combined prediction and of the concat head."""
+        output = self._full_pass(batch["image"])
+        return {
+            "probabilities": output.combined.float().softmax(dim=1),
+            "concat_probabilities": output.concat.float().softmax(dim=1),
+        }

@@ -1,0 +1,184 @@
+"""The one place that reads a run's Hydra config to build its objects: the data module, the
+LightningModule of a phase and the trainer of a phase (with its callbacks and loggers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor
+from pytorch_lightning.utilities import rank_zero_only
+
+from fgssl.data.base import ImageClassificationDataModule
+from fgssl.data.transforms import check_pipelines_config
+from fgssl.errors import ConfigError
+from fgssl.module import FGSSLModule
+from fgssl.run.checkpointing import AtomicCheckpointIO, BestCheckpoint, every_epoch_checkpoint
+from fgssl.run.instantiation import instantiate_unwrapped, plain
+from fgssl.run.layout import LAST_CHECKPOINT, METRICS, Phase
+from fgssl.run.metrics_log import trim_metrics_log
+from fgssl.run.progress import PhaseProgress
+
+__all__ = [
+    "build_datamodule",
+    "build_module",
+    "build_trainer",
+    "instantiate_datamodule",
+    "is_rank_zero",
+    "monitor_callbacks",
+    "monitor_key",
+    "plain_dict",
+]
+
+
+def instantiate_datamodule(cfg: DictConfig) -> ImageClassificationDataModule:
+    """Check ``cfg.data.transforms``, instantiate ``cfg.data`` and create any generated
+    data (``prepare_data``)."""
+    check_pipelines_config(cfg.data.get("transforms"), "data.transforms")
+    datamodule = instantiate_unwrapped(cfg.data)
+    if not isinstance(datamodule, ImageClassificationDataModule):
+        raise ConfigError(
+            f"data._target_ built a {type(datamodule).__name__}: expected a subclass of "
+            "fgssl.data.ImageClassificationDataModule"
+        )
+    datamodule.prepare_data()
+    return datamodule
+
+
+def build_datamodule(cfg: DictConfig) -> ImageClassificationDataModule:
+    """Instantiate ``cfg.data``, create any generated data, and read and check the splits."""
+    datamodule = instantiate_datamodule(cfg)
+    datamodule.setup()
+    return datamodule
+
+
+def build_module(
+    cfg: DictConfig, datamodule: ImageClassificationDataModule, *, phase: Phase
+) -> FGSSLModule:
+    """The LightningModule of ``phase`` for the dataset of ``datamodule``."""
+    net_cfg = plain_dict(cfg.model.net)
+    net_cfg["num_classes"] = datamodule.num_classes
+    return FGSSLModule(
+        net=net_cfg,
+        phase=phase,
+        step_mode=cfg.step_mode,
+        schedule=list(cfg.schedule.grids),
+        permutation=cfg.schedule.get("permutation", "derangement"),
+        whole_image_weight=cfg.loss.whole_image_weight,
+        optimizer=instantiate(cfg.optim.optimizer),
+        lr=cfg.optim.pretrain_lr if phase == "pretrain" and cfg.optim.pretrain_lr else cfg.optim.lr,
+        backbone_lr_scale=cfg.optim.backbone_lr_scale,
+        warmup_epochs=cfg.optim.warmup_epochs,
+        min_lr_scale=cfg.optim.min_lr_scale,
+        zero_grad_to_none=cfg.optim.zero_grad_to_none,
+        grad_clip=cfg.optim.grad_clip,
+        barlow_lambda=cfg.loss.barlow_lambda,
+        barlow_scale=cfg.loss.barlow_scale,
+        label_smoothing=cfg.loss.label_smoothing,
+        class_weights=(
+            datamodule.class_weights(plain(cfg.loss.get("class_weights")))
+            if phase == "finetune"
+            else None
+        ),
+        ordinal=datamodule.ordinal,
+        class_names=list(datamodule.class_names),
+        seed=cfg.seed,
+        channels_last=cfg.perf.channels_last,
+        compile=plain_dict(cfg.perf.compile)
+        if OmegaConf.is_dict(cfg.perf.compile)
+        else cfg.perf.compile,
+        # runs saved before the objective group resume with Barlow Twins, as they trained
+        objective=plain_dict(cfg.objective) if cfg.get("objective") is not None else None,
+    )
+
+
+def build_trainer(
+    cfg: DictConfig,
+    phase_dir: Path,
+    epochs: int,
+    resumed_epoch: int | None,
+    *,
+    validate: bool = True,
+    callbacks: list[pl.Callback] | None = None,
+) -> pl.Trainer:
+    """A trainer for one phase; a resumed phase continues its metrics.csv after
+    ``resumed_epoch``, a fresh one starts it anew."""
+    if is_rank_zero():
+        trim_metrics_log(phase_dir / METRICS, resumed_epoch)
+    kwargs = plain_dict(cfg.trainer)
+    if not validate:
+        kwargs["limit_val_batches"] = 0
+    every_callback = [
+        *(callbacks or []),
+        # after the caller's checkpoints, so that last.ckpt holds their updated state
+        every_epoch_checkpoint(phase_dir / LAST_CHECKPOINT),
+        LearningRateMonitor(logging_interval="epoch"),
+        PhaseProgress(phase_dir.name),  # "finetune epoch 3/30 · ... left in this phase"
+    ]
+    loggers = [
+        instantiate(logger_cfg, save_dir=str(phase_dir.parent), name=phase_dir.name, version="")
+        for logger_cfg in cfg.logger.values()
+    ]
+    return pl.Trainer(
+        **kwargs,
+        max_epochs=epochs,
+        logger=loggers,
+        callbacks=every_callback,
+        default_root_dir=str(phase_dir),
+        sync_batchnorm=bool(cfg.model.get("sync_batchnorm", False)),
+        plugins=[AtomicCheckpointIO()],
+    )
+
+
+def monitor_callbacks(
+    monitor: str, best_path: Path, *, patience: int | None = None, min_delta: float = 0.0
+) -> tuple[BestCheckpoint, list[pl.Callback]]:
+    """The callbacks that follow the validation metric ``monitor`` (maximised, or minimised
+    when it ends in ``loss``): the checkpoint of its best epoch at ``best_path``, and with a
+    ``patience``, early stopping. Returns the checkpoint callback and all of them.
+
+    An epoch where ``monitor`` is undefined (NaN) is never the best, and counts as an epoch
+    without improvement (Lightning's EarlyStopping would stop at once).
+    """
+    checkpoint = BestCheckpoint(
+        dirpath=best_path.parent,
+        filename=best_path.stem,
+        monitor=monitor,
+        mode="min" if monitor.endswith("loss") else "max",
+        auto_insert_metric_name=False,
+    )
+    callbacks: list[pl.Callback] = [checkpoint]
+    if patience is not None:
+        callbacks.append(
+            EarlyStopping(
+                monitor=monitor,
+                mode=checkpoint.mode,
+                patience=patience,
+                min_delta=min_delta,
+                check_finite=False,
+            )
+        )
+    return checkpoint, callbacks
+
+
+def monitor_key(cfg: DictConfig, datamodule: ImageClassificationDataModule) -> str:
+    """The validation metric that picks the best finetune epoch (``monitor``; ``auto``: the
+    combined prediction's official metric of the dataset)."""
+    if cfg.monitor != "auto":
+        return str(cfg.monitor)
+    return f"val/combined/{datamodule.official_metric}"
+
+
+def is_rank_zero() -> bool:
+    """True in the process that writes files (rank 0 of a distributed run)."""
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def plain_dict(node: DictConfig) -> dict[str, Any]:
+    """A resolved, plain-Python copy of a config node."""
+    container = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(container, dict)
+    return {str(key): value for key, value in container.items()}

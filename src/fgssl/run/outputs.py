@@ -1,0 +1,109 @@
+"""What the first process writes after a run's test: ``results.json``, the figures, and the
+SSL evaluation of the pretrained weights. Training is over, so a failure after results.json
+is written is logged, not raised; nothing here is a collective."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from fgssl.atomic import write_text_atomically
+from fgssl.data.base import ImageClassificationDataModule
+from fgssl.evaluation.checkpoints import load_checkpoint
+from fgssl.evaluation.ssl import evaluate_frozen
+from fgssl.metrics import undefined_to_null
+from fgssl.module import FGSSLModule
+from fgssl.plots.run import write_run_figures
+from fgssl.run.layout import RunDir
+
+__all__ = ["write_outputs"]
+
+log = logging.getLogger(__name__)
+
+
+def write_outputs(
+    cfg: DictConfig,
+    run: RunDir,
+    results: dict[str, Any],
+    module: FGSSLModule,
+    datamodule: ImageClassificationDataModule,
+    device: torch.device,
+) -> None:
+    """``results.json``, the figures, and the SSL evaluation of the pretrained network
+    (added to ``results`` and results.json rewritten)."""
+    write_text_atomically(run.results, json.dumps(results, indent=2, allow_nan=False) + "\n")
+    if cfg.figures.enabled:
+        _write_figures(cfg, run, module, datamodule, results["monitor"], device)
+    if not (cfg.ssl_eval.enabled and cfg.pretrain_epochs > 0):
+        return
+    # The pretrain phase's last checkpoint holds its final weights, in a resumed run too.
+    ssl_results = _evaluate_pretrained(cfg, run, datamodule, device)
+    if ssl_results is not None:
+        results["ssl_eval"] = undefined_to_null(ssl_results)
+        write_text_atomically(run.results, json.dumps(results, indent=2, allow_nan=False) + "\n")
+
+
+def _evaluate_pretrained(
+    cfg: DictConfig,
+    run: RunDir,
+    datamodule: ImageClassificationDataModule,
+    device: torch.device,
+) -> dict[str, Any] | None:
+    """Linear probe and k-NN on the frozen features of the network of the pretrain phase's
+    last checkpoint, fitted on the finetune phase's (labelled) training images; None if it
+    fails."""
+    datamodule.phase = "finetune"
+    try:
+        results = evaluate_frozen(
+            load_checkpoint(run.last_checkpoint("pretrain")).net,
+            datamodule,
+            split=cfg.ssl_eval.split,
+            device=device,
+            knn_k=cfg.ssl_eval.knn_k,
+            knn_temperature=cfg.ssl_eval.knn_temperature,
+            probe_c=cfg.ssl_eval.probe_c,
+            features=cfg.ssl_eval.features,
+        )
+    except Exception:
+        log.exception("the SSL evaluation of the pretrained network failed (results are saved)")
+        return None
+    metric = datamodule.official_metric
+    log.info(
+        "frozen pretrained features on the %s split: linear probe %s %.4f, k-NN %s %.4f",
+        results["split"],
+        metric,
+        results["linear_probe"].get(metric, float("nan")),
+        metric,
+        results["knn"].get(metric, float("nan")),
+    )
+    return results
+
+
+def _write_figures(
+    cfg: DictConfig,
+    run: RunDir,
+    module: FGSSLModule,
+    datamodule: ImageClassificationDataModule,
+    monitor: str,
+    device: torch.device,
+) -> None:
+    """The run's PNGs; a failure is logged (the results are saved already)."""
+    try:
+        written = write_run_figures(
+            run.root,
+            net=module.net.to(device),
+            datamodule=datamodule,
+            schedule=list(cfg.schedule.grids),
+            monitor=monitor,
+            confusion=module.test_confusion_matrices,
+            num_images=cfg.figures.num_images,
+            permutation=cfg.schedule.get("permutation", "derangement"),
+        )
+    except Exception:
+        log.exception("could not write the figures of %s (the results are saved)", run.root)
+        return
+    log.info("figures: %s", ", ".join(path.name for path in written))

@@ -1,0 +1,198 @@
+"""A full run from a config: pretrain -> finetune -> test, with everything saved in one
+folder (its layout: :mod:`fgssl.run.layout`). The two training phases are one
+:func:`fit_phase` run twice."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from fgssl.atomic import write_text_atomically
+from fgssl.data.base import ImageClassificationDataModule
+from fgssl.evaluation.checkpoints import read_checkpoint
+from fgssl.metrics import undefined_to_null
+from fgssl.module import FGSSLModule
+from fgssl.run.checkpointing import (
+    BestCheckpoint,
+    check_checkpoint_matches,
+    check_output_location,
+)
+from fgssl.run.config_checks import check_config, check_schedule_fits
+from fgssl.run.factory import (
+    build_datamodule,
+    build_module,
+    build_trainer,
+    is_rank_zero,
+    monitor_callbacks,
+    monitor_key,
+)
+from fgssl.run.layout import Phase, RunDir
+from fgssl.run.outputs import write_outputs
+from fgssl.run.resume import ResumePoint, check_resume_split, find_resume_point
+
+__all__ = ["fit_phase", "run_training"]
+
+log = logging.getLogger(__name__)
+
+
+def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
+    """Run the phases ``cfg`` asks for, writing everything into ``run_dir``.
+
+    With ``cfg.resume`` set (to ``run_dir``), phases whose checkpoints show them finished are
+    skipped and an interrupted phase continues from its ``last.ckpt``. Only the first
+    process writes files. Returns the content of ``results.json``.
+    """
+    run = RunDir(run_dir)
+    check_config(cfg)
+    if is_rank_zero():
+        check_output_location(run.root)
+    pl.seed_everything(cfg.seed, workers=True)
+    if cfg.perf.matmul_precision:
+        torch.set_float32_matmul_precision(cfg.perf.matmul_precision)
+    resume = find_resume_point(run.root) if cfg.get("resume") else ResumePoint()
+    datamodule = build_datamodule(cfg)
+    check_schedule_fits(cfg, datamodule)
+    if cfg.get("resume"):  # a moved data.root must still give the run's images
+        check_resume_split(run.split, datamodule.split_table())
+    if is_rank_zero():
+        write_text_atomically(run.config, OmegaConf.to_yaml(cfg, resolve=True))
+        datamodule.write_split(run.split)
+    monitor = monitor_key(cfg, datamodule)
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    pretrained_state = None
+    if cfg.pretrain_epochs > 0 and resume.finetune is None:
+        module, _, _ = fit_phase(cfg, run, datamodule, "pretrain", resume_from=resume.pretrain)
+        pretrained_state = module.net.state_dict()
+        timings["pretrain_seconds"] = time.perf_counter() - started
+
+    finetune_started = time.perf_counter()
+    module, trainer, checkpoint = fit_phase(
+        cfg,
+        run,
+        datamodule,
+        "finetune",
+        resume_from=resume.finetune,
+        initial_state=pretrained_state,
+        monitor=monitor,
+    )
+    timings["finetune_seconds"] = time.perf_counter() - finetune_started
+    assert checkpoint is not None
+
+    best = checkpoint.best_model_path or None
+    if best is None and is_rank_zero():
+        log.warning(
+            "no validation epoch gave a defined %s (see the warnings above): testing the last "
+            "checkpoint, and best_val_score is null",
+            monitor,
+        )
+    tested = best or str(run.last_checkpoint("finetune"))
+    (test_metrics,) = trainer.test(
+        module, datamodule=datamodule, ckpt_path=tested, weights_only=True
+    )
+    timings["total_seconds"] = time.perf_counter() - started
+    # undefined metrics (NaN) become None: null in results.json
+    results: dict[str, Any] = undefined_to_null(
+        {
+            "test": nest_metrics(test_metrics, prefix="test/"),
+            "monitor": monitor,
+            "best_val_score": _to_float(checkpoint.best_model_score),
+            "best_checkpoint": str(Path(best).relative_to(run.root.resolve())) if best else None,
+            "class_names": list(datamodule.class_names),
+            "confusion_matrix": module.test_confusion_matrices,
+            "timings": timings,
+        }
+    )
+    if trainer.is_global_zero:
+        write_outputs(cfg, run, results, module, datamodule, trainer.strategy.root_device)
+    return results
+
+
+def fit_phase(
+    cfg: DictConfig,
+    run: RunDir,
+    datamodule: ImageClassificationDataModule,
+    phase: Phase,
+    *,
+    resume_from: str | None,
+    initial_state: Mapping[str, torch.Tensor] | None = None,
+    monitor: str | None = None,
+) -> tuple[FGSSLModule, pl.Trainer, BestCheckpoint | None]:
+    """Train ``phase`` for its ``<phase>_epochs``, in ``run``'s folder of that phase.
+
+    Args:
+        resume_from: the phase's ``last.ckpt`` to continue from (checked to be this fgssl's
+            and this network's), or None for a fresh phase.
+        initial_state: network weights to start from (the pretrained ones, for finetune).
+        monitor: the validation metric whose best epoch is checkpointed (``best.ckpt``) and
+            that early stopping follows; None: no validation (the pretrain phase).
+
+    Returns the trained module, its trainer and the best-epoch checkpoint callback (None
+    without ``monitor``).
+    """
+    datamodule.phase = phase
+    module = build_module(cfg, datamodule, phase=phase)
+    _check_room_for_checkpoints(run.root, module)
+    resumed_epoch = _resumed_epoch(resume_from, module)
+    if initial_state is not None:
+        module.net.load_state_dict(initial_state)
+    checkpoint, callbacks = None, None
+    if monitor is not None:
+        checkpoint, callbacks = monitor_callbacks(
+            monitor,
+            run.best_checkpoint,
+            patience=cfg.early_stopping.patience,
+            min_delta=cfg.early_stopping.min_delta,
+        )
+    epochs = cfg.pretrain_epochs if phase == "pretrain" else cfg.finetune_epochs
+    trainer = build_trainer(
+        cfg,
+        run.phase(phase),
+        epochs,
+        resumed_epoch,
+        validate=monitor is not None,
+        callbacks=callbacks,
+    )
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    return module, trainer, checkpoint
+
+
+def _check_room_for_checkpoints(run_dir: Path, module: FGSSLModule) -> None:
+    """Room for best, last and a temporary copy: weights plus SGD momentum each."""
+    if is_rank_zero():
+        parameter_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
+        check_output_location(run_dir, bytes_needed=3 * 2 * parameter_bytes)
+
+
+def _resumed_epoch(checkpoint_path: str | None, module: FGSSLModule) -> int | None:
+    """The last finished epoch of the checkpoint to continue from (None: a fresh phase),
+    after checking that it is this fgssl's and this network's."""
+    if checkpoint_path is None:
+        return None
+    checkpoint = read_checkpoint(checkpoint_path)
+    check_checkpoint_matches(checkpoint, checkpoint_path, dict(module.hparams["net"]))
+    return int(checkpoint["epoch"])
+
+
+def nest_metrics(metrics: Mapping[str, float], prefix: str) -> dict[str, Any]:
+    """{"test/combined/acc": x} -> {"combined": {"acc": x}}."""
+    nested: dict[str, Any] = {}
+    for key, value in sorted(metrics.items()):
+        parts = key.removeprefix(prefix).split("/")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = float(value)
+    return nested
+
+
+def _to_float(value: torch.Tensor | float | None) -> float | None:
+    return None if value is None else float(value)

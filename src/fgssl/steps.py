@@ -1,0 +1,132 @@
+"""The optimizer steps of one training batch over the stage plan, as plain functions
+(no Lightning: any optimizer with ``zero_grad``/``step`` and any ``backward`` will do).
+
+- :func:`progressive_step`: one optimizer step per stage (PMG, the paper): zero, loss,
+  backward, step, K+1 times per batch, with one optimizer (shared momentum).
+- :func:`fused_step`: the weighted stage losses stepped once.
+- :func:`fused_view_step`: the fused self-supervised step with the second view run once
+  (the "leaf trick": K+2 network passes instead of 2(K+1)).
+
+Each returns the detached loss of every stage, in stage order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import torch
+
+from fgssl.stages import Stage
+
+__all__ = [
+    "Backward",
+    "Optimizer",
+    "StageLoss",
+    "fused_step",
+    "fused_view_step",
+    "progressive_step",
+]
+
+StageLoss = Callable[[Stage], torch.Tensor]
+"""The (unweighted) loss of one stage of the batch."""
+Backward = Callable[[torch.Tensor], None]
+"""Backpropagates a loss: ``loss.backward()``, or Lightning's ``manual_backward`` (AMP
+scaling, DDP)."""
+
+
+class Optimizer(Protocol):
+    def zero_grad(self, set_to_none: bool = ...) -> None: ...
+
+    def step(self) -> object: ...
+
+
+def progressive_step(
+    stages: Sequence[Stage],
+    stage_loss: StageLoss,
+    optimizer: Optimizer,
+    backward: Backward,
+    *,
+    zero_to_none: bool = True,
+) -> list[torch.Tensor]:
+    """Zero, backward ``stage.weight * loss`` and step, stage by stage."""
+    losses: list[torch.Tensor] = []
+    for stage in stages:
+        optimizer.zero_grad(set_to_none=zero_to_none)
+        loss = stage_loss(stage)
+        backward(stage.weight * loss)
+        optimizer.step()
+        losses.append(loss.detach())
+    return losses
+
+
+def fused_step(
+    stages: Sequence[Stage],
+    stage_loss: StageLoss,
+    optimizer: Optimizer,
+    backward: Backward,
+    *,
+    zero_to_none: bool = True,
+    backward_once: bool = False,
+) -> list[torch.Tensor]:
+    """One step on ``sum_k weight_k * loss_k``.
+
+    Each stage is backpropagated as soon as its loss is known (gradients accumulate), so only
+    one stage's graph is alive at a time; ``backward_once`` sums the weighted losses and
+    backpropagates once instead (DDP: one gradient all-reduce per step).
+    """
+    optimizer.zero_grad(set_to_none=zero_to_none)
+    if backward_once:
+        stage_losses = [stage_loss(stage) for stage in stages]
+        weighted = [s.weight * loss for s, loss in zip(stages, stage_losses, strict=True)]
+        backward(torch.stack(weighted).sum())
+        losses = [loss.detach() for loss in stage_losses]
+    else:
+        losses = []
+        for stage in stages:
+            loss = stage_loss(stage)
+            backward(stage.weight * loss)
+            losses.append(loss.detach())
+    optimizer.step()
+    return losses
+
+
+def fused_view_step(
+    stages: Sequence[Stage],
+    puzzle_embedding: Callable[[Stage], torch.Tensor],
+    view_embeddings: Sequence[torch.Tensor],
+    objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    optimizer: Optimizer,
+    backward: Backward,
+    *,
+    zero_to_none: bool = True,
+) -> list[torch.Tensor]:
+    """One self-supervised step for all stages with the second view run once.
+
+    Args:
+        puzzle_embedding: the (projected) embedding of the stage's puzzle, (N, D).
+        view_embeddings: the second view's (projected) embedding of every tapped block
+            (index ``stage.index``), from one full network pass.
+        objective: the SSL loss of (puzzle embedding, view embedding).
+
+    The view's embeddings are detached into leaves; each puzzle's loss is backpropagated as
+    soon as it is known (its gradient piles up on those leaves), then the view is
+    backpropagated once with the gradients gathered on its leaves. The gradients equal those
+    of :func:`fused_step` with the view recomputed per stage.
+    """
+    optimizer.zero_grad(set_to_none=zero_to_none)
+    leaves = [target.detach().requires_grad_() for target in view_embeddings]
+    losses = []
+    for stage in stages:
+        loss = objective(puzzle_embedding(stage), leaves[stage.index])
+        backward(stage.weight * loss)
+        losses.append(loss.detach())
+    used = [
+        (target, leaf.grad)
+        for target, leaf in zip(view_embeddings, leaves, strict=True)
+        if leaf.grad is not None
+    ]
+    # The leaf gradients already carry the AMP loss scale, so no second scaling here.
+    torch.autograd.backward([t for t, _ in used], [g for _, g in used])
+    optimizer.step()
+    return losses
