@@ -143,6 +143,22 @@ def test_the_permutation_rule_is_checked_and_reaches_the_module(
     assert module.permutation == "cycle"
 
 
+def test_the_objective_is_a_config_choice_and_a_bad_target_is_refused_early(
+    compose_config: Compose, tmp_path: Path
+) -> None:
+    data = SimpleNamespace(num_classes=5, ordinal=True, class_names=[str(c) for c in range(5)])
+    cfg = compose_config("+experiment=demo", *TINY_TRAINING, "objective=vicreg")
+    module = build_module(cfg, data, phase="pretrain")  # type: ignore[arg-type]
+    assert type(module.ssl_loss).__name__ == "VICRegLoss"
+    default = build_module(compose_config("+experiment=demo"), data, phase="pretrain")  # type: ignore[arg-type]
+    assert type(default.ssl_loss).__name__ == "BarlowTwinsLoss"
+    assert default.ssl_loss.scale == compose_config("+experiment=demo").loss.barlow_scale
+    cfg = compose_config(
+        "+experiment=aptos", "data.root=/nonexistent", "objective._target_=fgssl.losses.Nope"
+    )
+    assert "objective._target_='fgssl.losses.Nope' is not a class" in refusal(cfg, tmp_path)
+
+
 def test_a_grid_finer_than_the_image_is_refused_before_any_data_is_read(
     compose_config: Compose, tmp_path: Path
 ) -> None:

@@ -29,6 +29,19 @@ def test_fused_mode_steps_once_per_batch(phase: str) -> None:
 
 
 @pytest.mark.parametrize("step_mode", ["progressive", "fused"])
+def test_the_pretrain_phase_trains_with_vicreg(step_mode: str) -> None:
+    objective = {"_target_": "fgssl.losses.VICRegLoss"}
+    module = tiny_module(phase="pretrain", step_mode=step_mode, objective=objective)
+    before = copy.deepcopy(module.net.state_dict())
+    trainer = tiny_trainer(limit_train_batches=2, limit_val_batches=0)
+    trainer.fit(module, datamodule=RandomDataModule(views=True))
+    loss = trainer.callback_metrics["pretrain/loss_epoch"]
+    assert torch.isfinite(loss) and loss > 0
+    changed = [k for k, v in module.net.state_dict().items() if not torch.equal(v, before[k])]
+    assert any(k.startswith("backbone.") for k in changed)
+
+
+@pytest.mark.parametrize("step_mode", ["progressive", "fused"])
 @pytest.mark.parametrize("phase", ["pretrain", "finetune"])
 def test_one_batch_changes_every_part_of_the_network(phase: str, step_mode: str) -> None:
     module = tiny_module(phase=phase, step_mode=step_mode)

@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from hydra.utils import get_class
 from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -41,6 +42,7 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.step_mode not in ("progressive", "fused"):
         raise ConfigError(f"step_mode must be 'progressive' or 'fused', got {cfg.step_mode!r}")
     _check_method(cfg)
+    _check_objective(cfg)
     _check_batch_size(cfg)
     _check_trainer(cfg)
     permutation = cfg.schedule.get("permutation", "derangement")
@@ -98,6 +100,22 @@ def _check_trainer(cfg: DictConfig) -> None:
     for key, instead in _TRAINER_KEYS_SET_BY_FGSSL.items():
         if key in trainer:
             raise ConfigError(f"trainer.{key} is set by fgssl itself: use {instead}")
+
+
+def _check_objective(cfg: DictConfig) -> None:
+    """The SSL objective's ``_target_`` must name a class (checked before any data is read;
+    its arguments are checked when the pretrain phase builds it)."""
+    objective = cfg.get("objective")
+    if objective is None or cfg.pretrain_epochs == 0:
+        return
+    target = objective.get("_target_")
+    try:
+        get_class(str(target))
+    except Exception as error:
+        raise ConfigError(
+            f"objective._target_={target!r} is not a class that can be imported "
+            "(e.g. fgssl.losses.BarlowTwinsLoss, fgssl.losses.VICRegLoss)"
+        ) from error
 
 
 def _check_method(cfg: DictConfig) -> None:
