@@ -1,0 +1,88 @@
+"""fgssl-export: the ONNX and TorchScript files against PyTorch on the same images, the
+preprocessing written beside them, the command on a trained run, and the refusals."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fgssl.cli import export as export_cli
+from fgssl.data.io import read_rgb
+from fgssl.errors import ConfigError
+from fgssl.evaluation.export import ExportedModel, ProbabilityNet, export_run
+from fgssl.evaluation.predict import eval_transform, images_from_folder, predict_images
+from helpers import one_thread, tiny_net
+
+pytest.importorskip("onnxruntime", reason="the export extra (onnx, onnxruntime) is not installed")
+
+single_thread = pytest.fixture(autouse=True)(one_thread)
+CLASSES = ["a", "b", "c"]
+TOLERANCE = 1e-5
+"""Max abs difference of float32 probabilities, ONNX Runtime or TorchScript against PyTorch
+(measured: about 1e-7 on the tiny network)."""
+
+
+def test_exported_models_predict_real_images_as_pytorch(aptos_root: Path, tmp_path: Path):
+    net = tiny_net().eval()
+    exported = export_run(net, None, CLASSES, tmp_path / "out", image_size=32, source="test")
+    assert set(exported["files"]) == {"onnx", "torchscript"}
+    assert all(d <= TOLERANCE for d in exported["max_abs_difference"].values())
+    model = ExportedModel.load(tmp_path / "out" / "model.onnx")
+    meta = json.loads((tmp_path / "out" / "model.preprocessing.json").read_text())
+    assert meta["class_names"] == CLASSES == model.class_names
+    assert (meta["image_size"], meta["resize_size"]) == (32, 37)
+    assert meta["input"]["shape"] == ["batch", 3, 32, 32]
+    # the preprocessing as written gives fgssl's own evaluation transform, to the bit
+    images = sorted((aptos_root / "test_images").iterdir())[:5]
+    ours = eval_transform(None, image_size=32)
+    theirs = model.transform()
+    batch = torch.stack([theirs(read_rgb(path)) for path in images])
+    assert torch.equal(batch, torch.stack([ours(read_rgb(path)) for path in images]))
+    # fgssl-predict's probabilities against ONNX Runtime's and TorchScript's on the images
+    table = predict_images(net, images_from_folder(aptos_root / "test_images"), ours, CLASSES).table
+    expected = table.set_index("id").loc[[p.stem for p in images], [f"prob_{c}" for c in CLASSES]]
+    onnx = model(batch)
+    scripted = torch.jit.load(str(tmp_path / "out" / "model.pt"))(batch).detach().numpy()
+    assert onnx.shape == (5, 3)  # a batch size other than the export's example (2)
+    assert np.abs(onnx - expected.to_numpy()).max() <= TOLERANCE
+    assert np.abs(scripted - expected.to_numpy()).max() <= TOLERANCE
+    np.testing.assert_allclose(onnx.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_export_refusals(tmp_path: Path, monkeypatch):
+    net = tiny_net()
+    with pytest.raises(ConfigError, match="choose from"):
+        export_run(net, None, CLASSES, tmp_path, image_size=32, formats=["tflite"])
+    with pytest.raises(ConfigError, match="--image-size"):
+        export_run(net, None, CLASSES, tmp_path, formats=["torchscript"])
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
+    with pytest.raises(ConfigError, match=r"fgssl\[export\]"):
+        export_run(net, None, CLASSES, tmp_path, image_size=32, formats=["onnx"])
+
+
+@pytest.mark.slow
+def test_fgssl_export_of_a_run(tiny_run: Path, tmp_path: Path, capsys):
+    out = tmp_path / "exported"
+    assert export_cli.main([str(tiny_run), "-o", str(out), "--format", "onnx"]) == 0
+    printed = capsys.readouterr().out
+    assert "max abs difference of the probabilities to PyTorch" in printed
+    assert not (out / "model.pt").exists()
+    meta = json.loads((out / "model.preprocessing.json").read_text())
+    assert meta["class_names"] == ["No DR", "Mild", "Moderate", "Severe", "Proliferative DR"]
+    assert meta["source"].endswith("best.ckpt")
+    model = ExportedModel.load(out / "model.onnx")
+    size = meta["image_size"]
+    images = torch.rand(3, 3, size, size)
+    from fgssl.run.loading import load_run
+
+    with torch.no_grad():
+        expected = ProbabilityNet(load_run(tiny_run).module.net.eval())(images).numpy()
+    assert np.abs(model(images) - expected).max() <= TOLERANCE
+    # a missing model: one line naming the file
+    assert export_cli.main([str(tmp_path / "none.ckpt")]) == 2
+    assert "none.ckpt" in capsys.readouterr().err
