@@ -1,0 +1,324 @@
+"""``report.html`` of a run directory and of a sweep: one self-contained page each
+(:mod:`fgssl.plots.html`: figures embedded, no script, no network).
+
+A run's page shows its summary, the test metrics of both heads with their bootstrap
+intervals, per-class precision and recall (from the confusion matrices), the confusion
+matrices, calibration, the referable-DR view (graded DR data), the training curves, the
+jigsaw schedule, the Grad-CAM panels, the SSL evaluation (after a pretrain phase) and the
+config. A part the run did not write is shown as a note saying so, never left out silently.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from fgssl.metrics import METRIC_DESCRIPTIONS
+from fgssl.plots.html import HtmlPage, Section, figure_png
+from fgssl.run.layout import RunDir
+
+__all__ = ["REPORT_HTML", "RUN_SECTIONS", "write_run_html", "write_sweep_html"]
+
+REPORT_HTML = "report.html"
+RUN_SECTIONS = (
+    "summary",
+    "metrics",
+    "per-class",
+    "confusion",
+    "calibration",
+    "curves",
+    "jigsaw",
+    "gradcam",
+    "config",
+)
+"""The sections every run page has (plus ``screening`` and ``ssl-eval`` when they apply)."""
+
+_FIGURES = {
+    "confusion": ("confusion_matrix.png", "Confusion matrices"),
+    "calibration": ("reliability_diagram.png", "Reliability diagram"),
+    "curves": ("training_curves.png", "Training curves"),
+    "jigsaw": ("jigsaw_schedule.png", "Jigsaw schedule"),
+    "gradcam": ("gradcam.png", "Grad-CAM"),
+}
+_MISSING_FIGURE = "not written (figures.enabled=false, or drawing it failed: see the run's log)"
+
+
+def _interval_text(interval: Mapping[str, Any] | None) -> str:
+    if not interval:
+        return "–"
+    low, high = interval.get("low"), interval.get("high")
+    if low is None or high is None:
+        return f"null ({interval.get('reason', 'undefined')})"
+    undefined = interval.get("undefined_resamples") or 0
+    text = f"{low:.4f} – {high:.4f}"
+    return f"{text} ({undefined} undefined resamples left out)" if undefined else text
+
+
+def _figure(section: Section, run_dir: Path, name: str) -> None:
+    file, alt = _FIGURES[name]
+    if (run_dir / file).is_file():
+        section.image(run_dir / file, alt)
+    else:
+        section.text(f"{file}: {_MISSING_FIGURE}", note=True)
+
+
+def _metrics(page: HtmlPage, results: Mapping[str, Any]) -> None:
+    section = page.section("Test metrics", "metrics")
+    test = results.get("test") or {}
+    intervals = (results.get("intervals") or {}).get("test") or {}
+    heads = list(test)
+    if not heads:
+        section.text("results.json holds no test metrics", note=True)
+        return
+    settings = (results.get("intervals") or {}).get("settings")
+    confidence = f"{settings['confidence']:.0%}" if settings else "95%"
+    names = list(dict.fromkeys(n for h in heads for n in test[h]))
+    header = ["metric", *(f"{h}{x}" for h in heads for x in ("", f" {confidence} interval"))]
+    rows = [
+        [
+            f"{name} ({METRIC_DESCRIPTIONS.get(name, name)})",
+            *(
+                cell
+                for h in heads
+                for cell in (test[h].get(name), _interval_text(intervals.get(h, {}).get(name)))
+            ),
+        ]
+        for name in names
+    ]
+    section.table(header, rows)
+    if settings:
+        section.text(
+            f"Intervals: {settings['method']}, {settings['resamples']} resamples, seed "
+            f"{settings['seed']}, from the per-image test predictions.",
+            note=True,
+        )
+    else:
+        section.text("results.json holds no intervals (a run of an older fgssl)", note=True)
+    monitor = results.get("monitor")
+    if monitor:
+        section.text(f"Checkpoint chosen by {monitor}: {results.get('best_val_score')}")
+
+
+def _per_class(page: HtmlPage, results: Mapping[str, Any]) -> None:
+    section = page.section("Per class", "per-class")
+    names = list(results.get("class_names") or [])
+    confusion = results.get("confusion_matrix") or {}
+    if not names or not confusion:
+        section.text("results.json holds no confusion matrix", note=True)
+        return
+    for head, matrix in confusion.items():
+        rows = []
+        for c, name in enumerate(names):
+            support = sum(matrix[c])
+            predicted = sum(row[c] for row in matrix)
+            rows.append(
+                [
+                    name,
+                    matrix[c][c] / predicted if predicted else None,
+                    matrix[c][c] / support if support else None,
+                    support,
+                ]
+            )
+        section.table(["class", "precision", "recall", "support"], rows, caption=head)
+    section.text(
+        "null: a class never predicted has no precision, one without test images no recall.",
+        note=True,
+    )
+
+
+def _calibration(page: HtmlPage, results: Mapping[str, Any], run_dir: Path) -> None:
+    section = page.section("Calibration", "calibration")
+    calibration = results.get("calibration")
+    if calibration:
+        intervals = (results.get("intervals") or {}).get("test") or {}
+        rows = [
+            [head, values.get("ece"), _interval_text(intervals.get(head, {}).get("ece"))]
+            for head, values in (calibration.get("heads") or {}).items()
+        ]
+        section.table(["head", "ECE", "interval"], rows)
+        section.text(str(calibration.get("binning", "")), note=True)
+    else:
+        section.text("results.json holds no calibration", note=True)
+    _figure(section, run_dir, "calibration")
+
+
+def _screening(page: HtmlPage, results: Mapping[str, Any]) -> None:
+    screening = results.get("screening")
+    if not screening:
+        return
+    section = page.section("Referable DR screening", "screening")
+    section.text(
+        f"{screening['definition']}; prediction: {screening['prediction']}; score: "
+        f"{screening['score']}. {screening['referable_images']} referable and "
+        f"{screening['non_referable_images']} non-referable test images."
+    )
+    rows = [
+        [name, value, _interval_text(screening["intervals"].get(name))]
+        for name, value in screening["metrics"].items()
+    ]
+    section.table(["metric", "value", "interval"], rows)
+
+
+def _ssl_eval(page: HtmlPage, results: Mapping[str, Any]) -> None:
+    ssl = results.get("ssl_eval")
+    if not ssl:
+        return
+    section = page.section("Frozen pretrained features", "ssl-eval")
+    protocols = {k: v for k, v in ssl.items() if isinstance(v, Mapping)}
+    names = list(dict.fromkeys(n for v in protocols.values() for n in v))
+    section.table(
+        ["metric", *protocols], [[n, *(p.get(n) for p in protocols.values())] for n in names]
+    )
+
+
+def write_run_html(
+    run_dir: str | os.PathLike[str], path: str | os.PathLike[str] | None = None
+) -> Path:
+    """Write the run's page (``<run dir>/report.html`` unless ``path``) from its
+    results.json, figures and config.yaml; returns its path."""
+    run = RunDir(run_dir)
+    results: dict[str, Any] = json.loads(run.results.read_text()) if run.results.is_file() else {}
+    page = HtmlPage(f"fgssl run {run.root.name}", subtitle=str(run.root.resolve()))
+    summary = page.section("Summary", "summary")
+    if not results:
+        summary.text("results.json is missing: the run has not finished its test", note=True)
+    timings = results.get("timings") or {}
+    summary.table(
+        ["item", "value"],
+        [
+            ["classes", ", ".join(results.get("class_names") or [])],
+            ["monitor", results.get("monitor")],
+            ["best validation score", results.get("best_val_score")],
+            ["best checkpoint", results.get("best_checkpoint")],
+            *([name, f"{seconds:.0f} s"] for name, seconds in timings.items()),
+        ],
+    )
+    _metrics(page, results)
+    _per_class(page, results)
+    _figure(page.section("Confusion matrices", "confusion"), run.root, "confusion")
+    _calibration(page, results, run.root)
+    _screening(page, results)
+    _figure(page.section("Training curves", "curves"), run.root, "curves")
+    _figure(page.section("Jigsaw schedule", "jigsaw"), run.root, "jigsaw")
+    _figure(page.section("Grad-CAM", "gradcam"), run.root, "gradcam")
+    _ssl_eval(page, results)
+    config = page.section("Config", "config")
+    if run.config.is_file():
+        config.pre(run.config.read_text())
+    else:
+        config.text("config.yaml is missing", note=True)
+    return page.write(path or run.root / REPORT_HTML)
+
+
+def _swept_keys(runs: pd.DataFrame) -> dict[str, list[str]]:
+    """Override key -> its value in each run, for the keys whose value differs."""
+    values: dict[str, list[str]] = {}
+    for overrides in runs["overrides"]:
+        for override in overrides:
+            key = override.split("=", 1)[0].lstrip("+~")
+            values.setdefault(key, [])
+    for key in values:
+        values[key] = [
+            next(
+                (o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == key),
+                "",
+            )
+            for overrides in runs["overrides"]
+        ]
+    return {key: v for key, v in values.items() if len(set(v)) > 1}
+
+
+def _metric_plot(runs: pd.DataFrame, key: str, values: list[str], metric: str) -> bytes:
+    """Each run's ``metric`` against its value of ``key`` (categories in first-seen order),
+    with the mean of each value; undefined values are left out."""
+    order = list(dict.fromkeys(values))
+    figure = Figure(figsize=(5, 3.2), layout="constrained")
+    ax = figure.subplots()
+    position = [order.index(v) for v in values]
+    y = runs[metric].to_numpy(dtype=float)
+    ax.scatter(position, y, color="tab:blue", alpha=0.6, label="runs")
+    means = [
+        float(pd.Series(y[[i for i, v in enumerate(values) if v == value]]).mean())
+        for value in order
+    ]
+    ax.plot(range(len(order)), means, color="tab:red", marker="o", label="mean")
+    ax.set_xticks(range(len(order)), labels=order, rotation=20, ha="right", fontsize=8)
+    ax.set_xlabel(key)
+    ax.set_ylabel(metric.removeprefix("test/"))
+    ax.legend(fontsize=7)
+    return figure_png(figure)
+
+
+def write_sweep_html(
+    runs: pd.DataFrame,
+    summary: pd.DataFrame,
+    metrics: Sequence[str],
+    path: str | os.PathLike[str],
+    *,
+    title: str,
+    notes: Sequence[str] = (),
+) -> Path:
+    """A sweep's page: the results table (``summary`` of :func:`fgssl.run.report.summarize`,
+    mean ± std over seeds, with each run's bootstrap interval of a metric when a
+    configuration has one run), one plot of each metric against each swept key, and
+    ``notes`` (e.g. the failed jobs)."""
+    page = HtmlPage(title)
+    table = page.section("Results", "results")
+    rows = []
+    for record in summary.to_dict("records"):
+        cells: list[object] = [record["configuration"], record["seeds"]]
+        for metric in metrics:
+            mean, std, count = (
+                record[f"{metric} mean"],
+                record[f"{metric} std"],
+                record[f"{metric} n"],
+            )
+            cell = "–" if count == 0 or math.isnan(mean) else f"{mean:.4f}"
+            if not math.isnan(std):
+                cell += f" ± {std:.4f}"
+            cell += _single_run_interval(runs, record["configuration"], metric, record["seeds"])
+            cells.append(
+                cell if count == record["seeds"] else f"{cell} ({count} of {record['seeds']})"
+            )
+        rows.append(cells)
+    table.table(["configuration", "seeds", *(m.removeprefix("test/") for m in metrics)], rows)
+    table.text(
+        "mean ± sample standard deviation over seeds; [low, high]: the run's bootstrap "
+        "interval when a configuration has one run; –: no run has a value.",
+        note=True,
+    )
+    plots = page.section("Metrics against the swept keys", "plots")
+    swept = _swept_keys(runs)
+    if not swept:
+        plots.text("no override differs between the runs", note=True)
+    for key, values in swept.items():
+        for metric in metrics:
+            if metric in runs.columns and runs[metric].notna().any():
+                plots.image(_metric_plot(runs, key, values, metric), f"{metric} against {key}")
+    if notes:
+        failures = page.section("Notes", "notes")
+        for note in notes:
+            failures.pre(note)
+    return page.write(path)
+
+
+def _single_run_interval(runs: pd.DataFrame, configuration: str, metric: str, seeds: int) -> str:
+    """`` [low, high]`` of the one run of ``configuration`` (``test/<head>/<m>`` ->
+    ``intervals/test/<head>/<m>/low|high`` in runs), or ''."""
+    if seeds != 1 or not metric.startswith("test/"):
+        return ""
+    base = "intervals/" + metric
+    row = runs[runs["configuration"] == configuration]
+    if f"{base}/low" not in runs.columns or row.empty:
+        return ""
+    low, high = row[f"{base}/low"].iloc[0], row[f"{base}/high"].iloc[0]
+    if pd.isna(low) or pd.isna(high):
+        return ""
+    return f" [{low:.4f}, {high:.4f}]"
