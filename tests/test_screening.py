@@ -8,6 +8,7 @@ from sklearn.metrics import recall_score, roc_auc_score
 
 from fgssl import data
 from fgssl.evaluation.bootstrap import BootstrapSettings, resample_indices
+from fgssl.evaluation.reporting import paper_report
 from fgssl.evaluation.screening import ICDR_GRADES, is_icdr_graded, referable_dr
 
 
@@ -78,3 +79,18 @@ def test_which_tasks_are_icdr_graded():
     assert not is_icdr_graded(("a", "b", "c", "d", "e"), True)
     with pytest.raises(ValueError, match=r"\(N, 5\)"):
         referable_dr(np.zeros((3, 4)), np.zeros(3, int))
+
+
+def test_paper_report_adds_screening_only_for_icdr_grading():
+    rng = np.random.default_rng(0)
+    grades = rng.integers(0, 5, 40)
+    heads = {"combined": rng.dirichlet(np.ones(5), 40), "concat": rng.dirichlet(np.ones(5), 40)}
+    settings = BootstrapSettings(resamples=50)
+    report = paper_report(heads, grades, ordinal=True, class_names=ICDR_GRADES, settings=settings)
+    assert report["screening"]["head"] == "combined"
+    expected = referable_dr(heads["combined"], grades, settings).to_json()["metrics"]
+    assert report["screening"]["metrics"] == expected
+    assert set(report["intervals"]["test"]) == {"combined", "concat"}
+    assert "ece" in report["intervals"]["test"]["concat"]
+    other = paper_report(heads, grades, ordinal=False, class_names=list("abcde"), settings=settings)
+    assert "screening" not in other and other["calibration"]["heads"]["combined"]["ece"] > 0
