@@ -32,7 +32,7 @@ TINY_TRAINING = [
     "data.num_workers=0",
     "trainer.accelerator=cpu",
     "trainer.enable_progress_bar=false",
-    "schedule='8_4_2'",
+    "schedule=grids_8_4_2",
 ]
 """Overrides that make any experiment train in seconds on a CPU."""
 

@@ -154,7 +154,7 @@ def test_schedule_finer_than_the_image_is_refused(
     cfg = _aptos_cfg(
         compose_config,
         aptos_root,
-        "schedule='32_16_8'",
+        "schedule=grids_32_16_8",
         "data.image_size=16",
         "data.resize_size=20",
     )

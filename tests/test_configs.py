@@ -31,7 +31,8 @@ Compose = Callable[..., DictConfig]
 
 def test_the_shipped_experiments_and_schedules() -> None:
     assert {"demo", "aptos"} <= set(EXPERIMENTS)
-    assert {"8_4_2", "16_8_4", "32_16_8"} <= set(SCHEDULES)
+    assert {"grids_8_4_2", "grids_16_8_4", "grids_32_16_8"} <= set(SCHEDULES)
+    assert {"8_4_2", "16_8_4", "32_16_8"} <= set(SCHEDULES)  # the old names, as aliases
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -53,7 +54,8 @@ def test_every_experiment_composes_and_instantiates(
 @pytest.mark.parametrize("schedule", SCHEDULES)
 def test_every_schedule_composes(compose_config: Compose, schedule: str) -> None:
     cfg = compose_config(f"schedule='{schedule}'", "data.root=/x")
-    assert "_".join(map(str, cfg.schedule.grids)) == schedule
+    assert "_".join(map(str, cfg.schedule.grids)) == schedule.removeprefix("grids_")
+    assert cfg.model.net.num_granularities == len(cfg.schedule.grids)  # K from the schedule
 
 
 def test_reference_settings_of_the_aptos_experiment(compose_config: Compose) -> None:
@@ -163,7 +165,10 @@ def test_a_grid_finer_than_the_image_is_refused_before_any_data_is_read(
     compose_config: Compose, tmp_path: Path
 ) -> None:
     cfg = compose_config(
-        "+experiment=aptos", "data.root=/nonexistent", "data.image_size=24", "schedule='32_16_8'"
+        "+experiment=aptos",
+        "data.root=/nonexistent",
+        "data.image_size=24",
+        "schedule=grids_32_16_8",
     )
     assert "grids [32] larger than the 24px images" in refusal(cfg, tmp_path)
 

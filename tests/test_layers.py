@@ -19,7 +19,10 @@ PACKAGE = Path(fgssl.__file__).parent
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # (name, module prefixes), lowest first
     ("foundation", ("fgssl._version", "fgssl.errors", "fgssl.atomic", "fgssl.run.layout")),
-    ("method math", ("fgssl.models", "fgssl.losses", "fgssl.ops", "fgssl.metrics")),
+    (
+        "method math",
+        ("fgssl.models", "fgssl.losses", "fgssl.ops", "fgssl.metrics", "fgssl.undefined"),
+    ),
     ("data", ("fgssl.data", "fgssl.conf")),
     (
         "stages and step executors",

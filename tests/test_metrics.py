@@ -18,15 +18,10 @@ from torch import nn
 
 from ddp_worker import metrics_on_a_shard, random_predictions
 from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score
-from fgssl.metrics import (
-    classification_metrics,
-    compute_scores,
-    format_metric,
-    undefined_messages,
-    undefined_to_null,
-)
+from fgssl.metrics import classification_metrics, compute_scores
 from fgssl.plots.curves import plot_training_curves, read_validation_series
 from fgssl.run.factory import monitor_callbacks
+from fgssl.undefined import format_metric, undefined_messages, undefined_to_null
 from helpers import RandomDataModule, one_thread, tiny_module, tiny_trainer
 
 ISIC2017 = ("melanoma", "seborrheic_keratosis", "nevus")

@@ -14,13 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import Metric
 
-from fgssl.metrics import (
-    ClassificationMetrics,
-    classification_metrics,
-    confusion_matrix_metric,
-    undefined_messages,
-)
+from fgssl.metrics import ClassificationMetrics, classification_metrics, confusion_matrix_metric
 from fgssl.models.base import EVAL_HEADS, NetOutput
+from fgssl.undefined import undefined_messages
 
 __all__ = ["EvaluatedModule"]
 
@@ -46,7 +42,7 @@ class EvaluatedModule(pl.LightningModule):
             }
         )
         self._undefined_warned: dict[str, set[str]] = {}
-        """By split: what :func:`fgssl.metrics.undefined_messages` already warned about."""
+        """By split: what :func:`fgssl.undefined.undefined_messages` already warned about."""
         self.test_confusion = nn.ModuleDict(
             {head: confusion_matrix_metric(self.num_classes) for head in EVAL_HEADS}
         )

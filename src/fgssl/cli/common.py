@@ -102,7 +102,8 @@ _UNDERSCORED_NUMBER = re.compile(r"^\d+(_\d+)+$")
 
 
 def quote_schedule_choices(argv: list[str]) -> list[str]:
-    """Quote ``schedule=8_4_2,16_8_4`` so Hydra does not read 8_4_2 as the integer 842."""
+    """Quote ``schedule=8_4_2,16_8_4`` so Hydra does not read 8_4_2 as the integer 842 (the
+    old schedule names; ``grids_8_4_2`` and the like need no quoting)."""
     quoted = []
     for arg in argv:
         match = _SCHEDULE_OVERRIDE.match(arg)

@@ -15,9 +15,10 @@ from fgssl.cli.common import (
     run_command,
 )
 from fgssl.evaluation.evaluate import Evaluation, evaluate_split, write_evaluation
-from fgssl.metrics import METRIC_DESCRIPTIONS, format_metric
+from fgssl.metrics import METRIC_DESCRIPTIONS
 from fgssl.run.layout import EVAL_DIR, RunDir
 from fgssl.run.loading import build_eval_datamodule, check_split_matches, load_run
+from fgssl.undefined import format_metric
 
 PROG = "fgssl-eval"
 

@@ -14,8 +14,8 @@ from fgssl.atomic import write_text_atomically
 from fgssl.cli.common import add_common_options, resolve_device, run_command
 from fgssl.evaluation.features import FEATURES
 from fgssl.evaluation.ssl import PROTOCOLS, evaluate_frozen
-from fgssl.metrics import format_metric, undefined_to_null
 from fgssl.run.loading import build_eval_datamodule, load_run
+from fgssl.undefined import format_metric, undefined_to_null
 
 PROG = "fgssl-ssl-eval"
 

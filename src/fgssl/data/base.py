@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Sampler
 
 from fgssl.conf.resolvers import default_resize_size
@@ -22,16 +21,17 @@ from fgssl.data.cache import CacheFormat, ImageCache
 from fgssl.data.dataset import ImageDataset
 from fgssl.data.duplicates import COLUMN as DUPLICATE_COLUMN
 from fgssl.data.duplicates import DuplicateMode, check_duplicates, require_duplicate_mode
+from fgssl.data.image_files import drop_missing, drop_unreadable, resolve_images
 from fgssl.data.imbalance import balancing_weights, class_weights
 from fgssl.data.io import check_bits_stored, read_rgb
+from fgssl.data.loaders import check_whole_batch, unrepeated_sampler
 from fgssl.data.sampling import EpochSampler, shared_epoch
 from fgssl.data.splits import label_subset
-from fgssl.data.tables import index_images, pick_images
 from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, finalize, load_pipelines
-from fgssl.data.verify import VERIFY_MODES, VerifyMode, find_unreadable
+from fgssl.data.verify import VERIFY_MODES, VerifyMode
 from fgssl.data.worker_signals import WorkerInit
 from fgssl.data.workers import NumWorkers, resolve_num_workers
-from fgssl.errors import ConfigError, DataLayoutError, ImageReadError, MissingImagesError
+from fgssl.errors import ConfigError, DataLayoutError
 
 __all__ = ["ImageClassificationDataModule", "SplitTables"]
 
@@ -340,13 +340,7 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         # An incomplete last batch is dropped: one image would make batch norm fail. Under
         # DDP each of the W processes gets ceil(N / W) images and batch_size is per process.
         processes = trainer.world_size if trainer is not None else 1
-        per_process = -(-len(dataset) // processes)
-        if per_process < self.batch_size:
-            shares = f" ({processes} processes get {per_process} each)" if processes > 1 else ""
-            raise ConfigError(
-                f"the training split has {len(dataset)} images{shares}, fewer than batch_size="
-                f"{self.batch_size} per process: lower data.batch_size"
-            )
+        check_whole_batch(len(dataset), self.batch_size, processes)
         return self._loader(dataset, self.batch_size, drop_last=True, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
@@ -356,7 +350,7 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         """Under DDP each image is tested exactly once (Lightning's default sampler pads the
         last batch with repeated images, which would count them twice in the metrics)."""
         dataset = self.dataset("test")
-        return self._loader(dataset, self.eval_batch_size, sampler=_unrepeated_sampler(dataset))
+        return self._loader(dataset, self.eval_batch_size, sampler=unrepeated_sampler(dataset))
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.dataset("predict"), self.eval_batch_size)
@@ -388,38 +382,16 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         ``source`` names the file that listed them; ``ignore`` is a regular expression of
         file stems that are not images of the dataset.
         """
-        index = index_images(folders, ignore=ignore)
-        ids = table["id"].tolist()
-        where = " or ".join(repr(str(f)) for f in folders)
-        found = pick_images(index, ids, where=where)
-        paths = pd.Series(
-            [None if p is None else str(p) for p in found], index=table.index, dtype=object
+        return resolve_images(
+            table, folders, source=source, ignore=ignore, missing_images=self.missing_images
         )
-        frame = table.assign(path=paths)
-        unlisted = len(set(index) - set(ids))
-        if unlisted:
-            log.info(
-                "%d image file(s) in %s are not listed in %s and are not used",
-                unlisted,
-                ", ".join(repr(str(f)) for f in folders),
-                repr(str(source)),
-            )
-        return self.drop_missing(frame, source=source, expected=f"<id>.png or .jpg in {where}")
 
     def drop_missing(self, frame: pd.DataFrame, *, source: Path, expected: str) -> pd.DataFrame:
         """Apply the ``missing_images`` policy to the rows of ``frame`` whose ``path`` is
         None (their image file was not found)."""
-        missing = frame.loc[frame["path"].isna(), "id"].astype(str).tolist()
-        if not missing:
-            return frame
-        message = (
-            f"{len(missing)} of {len(frame)} images listed in {str(source)!r} are missing "
-            f"(expected {expected}), e.g. " + ", ".join(missing[:5])
+        return drop_missing(
+            frame, source=source, expected=expected, missing_images=self.missing_images
         )
-        if self.missing_images == "error":
-            raise MissingImagesError(message + "; set data.missing_images=skip to leave them out")
-        log.warning("%s; skipping them", message)
-        return frame[frame["path"].notna()]
 
     # -------------------------------------------------------------------- internals
     def _ready_splits(self) -> SplitTables:
@@ -428,29 +400,16 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         return self.splits
 
     def _drop_unreadable(self, splits: SplitTables) -> SplitTables:
-        paths = [p for table in splits.values() for p in table["path"]]
-        problems = find_unreadable(
-            paths,
+        kept, self.unreadable = drop_unreadable(
+            splits,
             mode=self.verify_images,
             reader=self.reader,
             bits_stored=self.bits_stored,
             workers=self.verify_workers,
             progress=self.verify_progress,
+            missing_images=self.missing_images,
         )
-        self.unreadable = problems
-        if not problems:
-            return splits
-        examples = "; ".join(list(problems.values())[:3])
-        message = (
-            f"{len(problems)} of {len(set(paths))} images cannot be read (corrupt, truncated or "
-            f"of an unsupported format): {examples}"
-        )
-        if self.missing_images == "error":
-            raise ImageReadError(message + "; set data.missing_images=skip to leave them out")
-        log.warning("%s; skipping them", message)
-        return {
-            name: t[~t["path"].isin(problems)].reset_index(drop=True) for name, t in splits.items()
-        }
+        return kept
 
     def _loader(
         self,
@@ -479,13 +438,3 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
             return None
         trainer = getattr(self, "trainer", None)
         return WorkerInit(rank=trainer.global_rank if trainer is not None else 0)
-
-
-def _unrepeated_sampler(dataset: ImageDataset) -> Sampler[int] | None:
-    """A sampler giving each process a disjoint share of ``dataset`` (no padding) when
-    torch.distributed runs several processes, else None (Lightning's default)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return None
-    if torch.distributed.get_world_size() == 1:
-        return None
-    return UnrepeatedDistributedSampler(dataset, shuffle=False)

@@ -17,8 +17,8 @@ from fgssl.errors import ConfigError
 from fgssl.evaluation.checkpoints import LoadedRun
 from fgssl.evaluation.inference import HEADS, predict_probabilities
 from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score_heads
-from fgssl.metrics import undefined_to_null
 from fgssl.run.layout import RESULTS
+from fgssl.undefined import undefined_to_null
 
 __all__ = [
     "Evaluation",

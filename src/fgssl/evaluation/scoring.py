@@ -12,13 +12,8 @@ import pandas as pd
 import torch
 from sklearn import metrics as skm
 
-from fgssl.metrics import (
-    Scores,
-    compute_scores,
-    confusion_matrix_metric,
-    one_vs_rest_auroc,
-    undefined_messages,
-)
+from fgssl.metrics import Scores, compute_scores, confusion_matrix_metric, one_vs_rest_auroc
+from fgssl.undefined import undefined_messages
 
 __all__ = ["confusion_matrix", "per_class_report", "score", "score_heads"]
 

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from fgssl.errors import DataNotFoundError
+from fgssl.run.layout import PHASES, RunDir
 
 __all__ = ["plot_training_curves", "read_epoch_series", "read_validation_series"]
 
@@ -69,11 +70,8 @@ def plot_training_curves(
     head's value of the same metric) per epoch, from ``<run_dir>/<phase>/metrics.csv``.
     Epochs where ``monitor`` is undefined (NaN) are gaps in its line, listed in the title."""
     run_dir = Path(run_dir)
-    csvs = {
-        phase: run_dir / phase / "metrics.csv"
-        for phase in ("pretrain", "finetune")
-        if (run_dir / phase / "metrics.csv").is_file()
-    }
+    run = RunDir(run_dir)
+    csvs = {phase: run.metrics(phase) for phase in PHASES if run.metrics(phase).is_file()}
     if not csvs:
         raise DataNotFoundError(
             f"no pretrain/metrics.csv or finetune/metrics.csv in {str(run_dir)!r}: training "

@@ -15,10 +15,10 @@ from fgssl.atomic import write_text_atomically
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.evaluation.checkpoints import load_checkpoint
 from fgssl.evaluation.ssl import evaluate_frozen
-from fgssl.metrics import undefined_to_null
 from fgssl.module import FGSSLModule
 from fgssl.plots.run import write_run_figures
 from fgssl.run.layout import RunDir
+from fgssl.undefined import undefined_to_null
 
 __all__ = ["write_outputs"]
 

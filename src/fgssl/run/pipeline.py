@@ -17,7 +17,6 @@ from omegaconf import DictConfig, OmegaConf
 from fgssl.atomic import write_text_atomically
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.evaluation.checkpoints import read_checkpoint
-from fgssl.metrics import undefined_to_null
 from fgssl.module import FGSSLModule
 from fgssl.run.checkpointing import (
     BestCheckpoint,
@@ -36,6 +35,7 @@ from fgssl.run.factory import (
 from fgssl.run.layout import Phase, RunDir
 from fgssl.run.outputs import write_outputs
 from fgssl.run.resume import ResumePoint, check_resume_split, find_resume_point
+from fgssl.undefined import undefined_to_null
 
 __all__ = ["fit_phase", "run_training"]
 
@@ -50,20 +50,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     process writes files. Returns the content of ``results.json``.
     """
     run = RunDir(run_dir)
-    check_config(cfg)
-    if is_rank_zero():
-        check_output_location(run.root)
-    pl.seed_everything(cfg.seed, workers=True)
-    if cfg.perf.matmul_precision:
-        torch.set_float32_matmul_precision(cfg.perf.matmul_precision)
-    resume = find_resume_point(run.root) if cfg.get("resume") else ResumePoint()
-    datamodule = build_datamodule(cfg)
-    check_schedule_fits(cfg, datamodule)
-    if cfg.get("resume"):  # a moved data.root must still give the run's images
-        check_resume_split(run.split, datamodule.split_table())
-    if is_rank_zero():
-        write_text_atomically(run.config, OmegaConf.to_yaml(cfg, resolve=True))
-        datamodule.write_split(run.split)
+    datamodule, resume = _start(cfg, run)
     monitor = monitor_key(cfg, datamodule)
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -114,6 +101,27 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     if trainer.is_global_zero:
         write_outputs(cfg, run, results, module, datamodule, trainer.strategy.root_device)
     return results
+
+
+def _start(cfg: DictConfig, run: RunDir) -> tuple[ImageClassificationDataModule, ResumePoint]:
+    """Checks, seeding and the data, before any training: the data module with its splits
+    read (checked against the run's split.csv when resuming), ``config.yaml`` and
+    ``split.csv`` written, and the checkpoints to resume from."""
+    check_config(cfg)
+    if is_rank_zero():
+        check_output_location(run.root)
+    pl.seed_everything(cfg.seed, workers=True)
+    if cfg.perf.matmul_precision:
+        torch.set_float32_matmul_precision(cfg.perf.matmul_precision)
+    resume = find_resume_point(run.root) if cfg.get("resume") else ResumePoint()
+    datamodule = build_datamodule(cfg)
+    check_schedule_fits(cfg, datamodule)
+    if cfg.get("resume"):  # a moved data.root must still give the run's images
+        check_resume_split(run.split, datamodule.split_table())
+    if is_rank_zero():
+        write_text_atomically(run.config, OmegaConf.to_yaml(cfg, resolve=True))
+        datamodule.write_split(run.split)
+    return datamodule, resume
 
 
 def fit_phase(

@@ -1,0 +1,106 @@
+"""Finding a dataset's image files and leaving out the missing or unreadable ones, under the
+``missing_images`` policy (``error``: refuse, naming the first few; ``skip``: log a count)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fgssl.data.tables import index_images, pick_images
+from fgssl.data.verify import VerifyMode, find_unreadable
+from fgssl.errors import ImageReadError, MissingImagesError
+
+__all__ = ["drop_missing", "drop_unreadable", "resolve_images"]
+
+log = logging.getLogger(__name__)
+
+SplitTables = dict[str, pd.DataFrame]
+
+
+def resolve_images(
+    table: pd.DataFrame,
+    folders: Sequence[Path],
+    *,
+    source: Path,
+    ignore: str | None = None,
+    missing_images: str = "error",
+) -> pd.DataFrame:
+    """Add the ``path`` of each row's ``<id>.<image extension>`` found in ``folders``.
+
+    Ids without a file raise :class:`MissingImagesError` naming the first few and their
+    count, or, with ``missing_images="skip"``, are left out with a logged count; ids that
+    name several files (``x.png`` and ``x.jpg``) raise :class:`DataLayoutError`. ``source``
+    names the file that listed them; ``ignore`` is a regular expression of file stems that
+    are not images of the dataset.
+    """
+    index = index_images(folders, ignore=ignore)
+    ids = table["id"].tolist()
+    where = " or ".join(repr(str(f)) for f in folders)
+    found = pick_images(index, ids, where=where)
+    paths = pd.Series(
+        [None if p is None else str(p) for p in found], index=table.index, dtype=object
+    )
+    frame = table.assign(path=paths)
+    unlisted = len(set(index) - set(ids))
+    if unlisted:
+        log.info(
+            "%d image file(s) in %s are not listed in %s and are not used",
+            unlisted,
+            ", ".join(repr(str(f)) for f in folders),
+            repr(str(source)),
+        )
+    return drop_missing(
+        frame, source=source, expected=f"<id>.png or .jpg in {where}", missing_images=missing_images
+    )
+
+
+def drop_missing(
+    frame: pd.DataFrame, *, source: Path, expected: str, missing_images: str = "error"
+) -> pd.DataFrame:
+    """Apply the ``missing_images`` policy to the rows of ``frame`` whose ``path`` is None
+    (their image file was not found)."""
+    missing = frame.loc[frame["path"].isna(), "id"].astype(str).tolist()
+    if not missing:
+        return frame
+    message = (
+        f"{len(missing)} of {len(frame)} images listed in {str(source)!r} are missing "
+        f"(expected {expected}), e.g. " + ", ".join(missing[:5])
+    )
+    if missing_images == "error":
+        raise MissingImagesError(message + "; set data.missing_images=skip to leave them out")
+    log.warning("%s; skipping them", message)
+    return frame[frame["path"].notna()]
+
+
+def drop_unreadable(
+    splits: SplitTables,
+    *,
+    mode: VerifyMode,
+    reader: Callable[..., Any],
+    bits_stored: int | None,
+    workers: int | None,
+    progress: Callable[[int, int], None] | None,
+    missing_images: str = "error",
+) -> tuple[SplitTables, dict[str, str]]:
+    """``splits`` without the images that cannot be read (checked per ``mode``, see
+    :func:`fgssl.data.verify.find_unreadable`), and those images (path -> reason)."""
+    paths = [p for table in splits.values() for p in table["path"]]
+    problems = find_unreadable(
+        paths, mode=mode, reader=reader, bits_stored=bits_stored, workers=workers, progress=progress
+    )
+    if not problems:
+        return splits, problems
+    examples = "; ".join(list(problems.values())[:3])
+    message = (
+        f"{len(problems)} of {len(set(paths))} images cannot be read (corrupt, truncated or "
+        f"of an unsupported format): {examples}"
+    )
+    if missing_images == "error":
+        raise ImageReadError(message + "; set data.missing_images=skip to leave them out")
+    log.warning("%s; skipping them", message)
+    kept = {name: t[~t["path"].isin(problems)].reset_index(drop=True) for name, t in splits.items()}
+    return kept, problems
