@@ -149,13 +149,13 @@ class FGSSLModule(EvaluatedModule):
     def configure_optimizers(self) -> Any:
         groups = parameter_groups(self.net, self.lr, self.backbone_lr_scale)
         optimizer = self.optimizer_factory(groups)
-        schedule = functools.partial(
+        lr_lambda = functools.partial(  # the LR schedule (not the patch schedule)
             warmup_cosine,
             total=max(int(self.trainer.estimated_stepping_batches), 1),
             warmup=int(self.warmup_epochs * self._batches_per_epoch()),
             floor=self.min_lr_scale,
         )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

@@ -122,14 +122,15 @@ def _size_error(name: str, image_size: int | None, fixed: int, error: Exception)
 
 
 class TappedBackbone(nn.Module):
-    """A timm ``features_only`` backbone returning its last ``num_levels`` stages.
+    """A timm ``features_only`` backbone returning its last ``num_indices`` feature maps
+    (timm's ``out_indices``; fgssl calls them the tapped stages).
 
-    ``forward_until(x, level)`` returns one tapped stage and, for models that implement
+    ``forward_until(x, tap)`` returns tapped stage ``tap`` and, for models that implement
     timm's ``forward_intermediates`` (ResNets, EfficientNets, ConvNeXts, ViTs, ...), runs no
     deeper stage than that one.
 
-    Its "stages" are timm's feature indices: for a CNN the last ``num_levels`` resolution
-    stages (strides 8, 16, 32 for three), for a plain ViT the last ``num_levels``
+    Its "stages" are timm's feature indices: for a CNN the last ``num_indices`` resolution
+    stages (strides 8, 16, 32 for three), for a plain ViT the last ``num_indices``
     transformer blocks, which all share one resolution (image_size / patch size); Swin and
     other hierarchical transformers have stages of decreasing resolution like a CNN.
     ``image_size`` builds a backbone with a fixed input size for that size (see
@@ -139,16 +140,16 @@ class TappedBackbone(nn.Module):
     def __init__(
         self,
         name: str,
-        num_levels: int = 3,
+        num_indices: int = 3,
         *,
         pretrained: bool = False,
         pretrained_weights: str | None = None,
         image_size: int | None = None,
     ):
         super().__init__()
-        if num_levels < 1:
-            raise ValueError(f"num_levels must be >= 1, got {num_levels}")
-        out_indices = tuple(range(-num_levels, 0))
+        if num_indices < 1:
+            raise ValueError(f"num_indices must be >= 1, got {num_indices}")
+        out_indices = tuple(range(-num_indices, 0))
         common: dict[str, Any] = dict(
             pretrained=pretrained,
             pretrained_weights=pretrained_weights,
@@ -166,12 +167,12 @@ class TappedBackbone(nn.Module):
                 self.can_stop_early = False
         except (AssertionError, IndexError) as error:  # timm's check of out_indices
             raise ConfigError(
-                f"backbone {name!r} has fewer feature stages than the {num_levels} "
+                f"backbone {name!r} has fewer feature stages than the {num_indices} "
                 "tapped stages asked for (model.net.num_granularities, one per grid of "
                 f"schedule.grids): {error}"
             ) from error
         self.channels: list[int] = list(self.features.feature_info.channels())
-        self.num_levels = num_levels
+        self.num_indices = num_indices
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return list(self.features(x))
@@ -181,13 +182,14 @@ class TappedBackbone(nn.Module):
         model = self.features.model if self.can_stop_early else self.features
         model.set_grad_checkpointing(enable)
 
-    def forward_until(self, x: torch.Tensor, level: int) -> torch.Tensor:
-        """Feature map of tapped stage ``level`` (0 = shallowest tapped stage)."""
-        if not 0 <= level < self.num_levels:
-            raise IndexError(f"level must be in [0, {self.num_levels}), got {level}")
+    def forward_until(self, x: torch.Tensor, tap: int) -> torch.Tensor:
+        """Feature map of tapped stage ``tap`` (0 = shallowest tapped stage, i.e. timm's
+        ``out_indices[tap]``)."""
+        if not 0 <= tap < self.num_indices:
+            raise IndexError(f"tap must be in [0, {self.num_indices}), got {tap}")
         if not self.can_stop_early:
-            return self.forward(x)[level]
-        index = self.features.out_indices[level]
+            return self.forward(x)[tap]
+        index = self.features.out_indices[tap]
         (feature,) = self.features.model.forward_intermediates(
             x, indices=[index], stop_early=True, intermediates_only=True
         )
