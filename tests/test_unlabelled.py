@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fgssl.data import APTOS2019DataModule
 from fgssl.data.unlabelled import (
     UNLABELLED_SPLIT,
     UnlabelledSource,
@@ -21,7 +22,13 @@ from fgssl.data.unlabelled import (
     pretrain_images,
     read_sources,
 )
-from fgssl.errors import ConfigError, DataLayoutError, DataNotFoundError, MissingImagesError
+from fgssl.errors import (
+    ConfigError,
+    DataLayoutError,
+    DataNotFoundError,
+    ImageReadError,
+    MissingImagesError,
+)
 from layouts import write_image
 
 
@@ -178,3 +185,66 @@ def test_own_unlabelled_images_must_exist(run_splits: dict[str, pd.DataFrame]) -
     with pytest.raises(ConfigError, match=r"data\.unlabelled_own=true, but APTOS has no"):
         add_unlabelled(run_splits, [], own=True, missing_images="error", dataset="APTOS")
     assert add_unlabelled(run_splits, [], own=False, missing_images="error") == run_splits
+
+
+# --------------------------------------------------------------------- in a data module
+def aptos(root: Path, **kwargs: object) -> APTOS2019DataModule:
+    options: dict[str, object] = dict(
+        image_size=32, resize_size=36, batch_size=8, num_workers=0, phase="pretrain"
+    )
+    options.update(kwargs)
+    return APTOS2019DataModule(root, **options)  # type: ignore[arg-type]
+
+
+def test_the_pretrain_phase_reads_the_pools_and_finetuning_does_not(
+    aptos_root: Path, tmp_path: Path
+) -> None:
+    pool = tmp_path / "eyepacs"
+    make_images(pool, [f"train/{i}_left.jpeg" for i in range(5)], seed=7)
+    dm = aptos(aptos_root, unlabelled=[str(pool)], unlabelled_own=True, label_fraction=0.5)
+    dm.setup()
+    assert dm.splits is not None
+    train, own = dm.splits["train"], dm.splits["predict"]
+    pretrain = dm.table("train")
+    assert len(pretrain) == len(train) + 5 + len(own)
+    assert set(pretrain["id"]) >= {"eyepacs/train/0_left.jpeg", *own["id"]}
+    loader = dm.train_dataloader()  # the pretrain loader's sampler draws from all of them
+    assert len(loader.sampler) == len(pretrain)  # type: ignore[arg-type]
+    assert (loader.dataset.labels[len(train) :] == -1).all()  # type: ignore[attr-defined]
+    dm.phase = "finetune"  # finetuning: the labels label_fraction kept, no pool
+    assert len(dm.table("train")) == int(train["labelled"].sum()) < len(train)
+    table = dm.split_table()
+    pool_rows = table[table["split"] == UNLABELLED_SPLIT]
+    assert len(pool_rows) == 5 and not pool_rows["labelled"].any()
+    assert (pool_rows["label"] == -1).all()
+    # without the options, the pretrain images are the training images, as before
+    plain = aptos(aptos_root)
+    assert plain.table("train")["id"].tolist() == train["id"].tolist()
+
+
+def test_a_validation_image_in_the_pool_is_refused_before_training(
+    aptos_root: Path, tmp_path: Path
+) -> None:
+    dm = aptos(aptos_root)
+    dm.setup()
+    assert dm.splits is not None
+    val = dm.splits["val"].iloc[0]
+    pool = tmp_path / "pool"
+    make_images(pool, ["a.png"], seed=3)
+    shutil.copyfile(val["path"], pool / "renamed.png")
+    with pytest.raises(
+        DataLayoutError, match=rf"renamed.png' is byte-identical to val image '{val['id']}'"
+    ):
+        aptos(aptos_root, unlabelled=[str(pool)]).setup()
+
+
+def test_unreadable_pool_images_follow_missing_images(aptos_root: Path, tmp_path: Path) -> None:
+    pool = tmp_path / "pool"
+    make_images(pool, ["a.png", "b.png"], seed=3)
+    (pool / "broken.png").write_bytes((pool / "a.png").read_bytes()[:60])  # truncated
+    with pytest.raises(ImageReadError, match=r"broken\.png"):
+        aptos(aptos_root, unlabelled=[str(pool)]).setup()
+    dm = aptos(aptos_root, unlabelled=[str(pool)], missing_images="skip")
+    dm.setup()
+    assert dm.splits is not None
+    assert dm.splits[UNLABELLED_SPLIT]["id"].tolist() == ["pool/a.png", "pool/b.png"]

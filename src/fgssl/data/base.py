@@ -28,6 +28,7 @@ from fgssl.data.loaders import check_whole_batch, unrepeated_sampler
 from fgssl.data.sampling import EpochSampler, shared_epoch
 from fgssl.data.splits import label_subset
 from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, finalize, load_pipelines
+from fgssl.data.unlabelled import add_unlabelled, exclude_overlap, parse_sources, pretrain_images
 from fgssl.data.verify import VERIFY_MODES, VerifyMode
 from fgssl.data.worker_signals import WorkerInit
 from fgssl.data.workers import NumWorkers, resolve_num_workers
@@ -89,6 +90,11 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
             different splits and ``split.csv`` marks them (``duplicate_group``); ``"error"``
             refuses them; both keep them on one side of splits drawn from the training
             images. ``"ignore"`` reads no file for it.
+        unlabelled: extra images for the pretrain phase only: a folder (recursively) or a
+            CSV with a path column, or a list of them (see :mod:`fgssl.data.unlabelled`);
+            the ``unlabelled`` split. None of them may be a validation or test image.
+        unlabelled_own: also pretrain on the dataset's own unlabelled images (its
+            ``predict`` split, e.g. APTOS ``test.csv``).
     """
 
     class_names: Sequence[str] = ()
@@ -123,6 +129,8 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         sampler: Literal["weighted"] | None = None,
         bits_stored: int | None = None,
         duplicates: DuplicateMode = "warn",
+        unlabelled: Any = None,
+        unlabelled_own: bool = False,
     ):
         super().__init__()
         self.root = Path(root).expanduser()
@@ -164,6 +172,8 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         self.verify_images: VerifyMode = verify_images
         self.label_fraction = label_fraction
         self.sampler = sampler
+        self.unlabelled = parse_sources(unlabelled)
+        self.unlabelled_own = bool(unlabelled_own)
         self.cache = self._make_cache(cache_dir, cache_size, cache_format)
         self.verify_workers: int | None = None
         """Threads that check the images in :meth:`setup` (None: CPU count, at most 16)."""
@@ -240,13 +250,21 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:
             return
-        splits = self._drop_unreadable(self.read_splits())
+        splits = add_unlabelled(
+            self.read_splits(),
+            self.unlabelled,
+            own=self.unlabelled_own,
+            missing_images=self.missing_images,
+            dataset=type(self).__name__,
+        )
+        splits = self._drop_unreadable(splits)
         for name in REQUIRED_SPLITS:
             if name not in splits or splits[name].empty:
                 raise DataLayoutError(
                     f"{type(self).__name__} found no images for the {name!r} split in "
                     f"{str(self.root)!r}"
                 )
+        splits = exclude_overlap(splits, own=self.unlabelled_own)  # never val/test images
         splits = check_duplicates(splits, self.duplicates)
         train = splits["train"]
         labelled = label_subset(train["label"].tolist(), self.label_fraction, seed=self.seed)
@@ -263,7 +281,8 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
             )
 
     def split_table(self) -> pd.DataFrame:
-        """One row per image: ``id``, ``label``, ``split`` (train/val/test/predict),
+        """One row per image: ``id``, ``label``, ``split`` (train/val/test/predict, and
+        ``unlabelled`` for the extra pretraining images of ``data.unlabelled``),
         ``labelled`` (False for unlabelled images and for training images whose label
         ``label_fraction`` held back from finetuning) and, unless ``duplicates="ignore"``,
         ``duplicate_group`` (shared by byte-identical files, empty for the others)."""
@@ -286,10 +305,14 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
 
     def table(self, split: str) -> pd.DataFrame:
         """The images of ``split`` as the current phase uses them: in the finetune phase,
-        the training split keeps only the images whose label ``label_fraction`` kept."""
+        the training split keeps only the images whose label ``label_fraction`` kept; in
+        the pretrain phase it holds every training image and the unlabelled ones
+        (:func:`fgssl.data.unlabelled.pretrain_images`)."""
         splits = self._ready_splits()
         if split not in splits:
             raise KeyError(f"{type(self).__name__} has no {split!r} split: {list(splits)}")
+        if split == "train" and self.phase == "pretrain":
+            return pretrain_images(splits, own=self.unlabelled_own)
         table = splits[split]
         if split == "train" and self.phase == "finetune":
             table = table[table["labelled"]]

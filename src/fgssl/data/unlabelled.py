@@ -207,8 +207,13 @@ def check_held_out_overlap(pool: pd.DataFrame, splits: Mapping[str, pd.DataFrame
     ]
     keys = content_keys(pool_paths + [p for _, _, p in others])
     pool_keys, other_keys = keys[: len(pool_paths)], keys[len(pool_paths) :]
-    by_real = {os.path.realpath(p): (n, i) for n, i, p in others}
-    by_key = {k: (n, i) for (n, i, _), k in zip(others, other_keys, strict=True) if k is not None}
+    by_real: dict[str, tuple[str, str]] = {}
+    by_key: dict[str, tuple[str, str]] = {}
+    for (name, image_id, path), key in zip(others, other_keys, strict=True):
+        # the first split naming a file wins: val before a test split that repeats it
+        by_real.setdefault(os.path.realpath(path), (name, image_id))
+        if key is not None:
+            by_key.setdefault(key, (name, image_id))
 
     held_out: list[str] = []
     in_train: list[int] = []
