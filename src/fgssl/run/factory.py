@@ -15,6 +15,8 @@ from pytorch_lightning.utilities import rank_zero_only
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.data.transforms import check_pipelines_config
 from fgssl.errors import ConfigError
+from fgssl.evaluation.bootstrap import BootstrapSettings
+from fgssl.evaluation.monitor import SSLMonitor
 from fgssl.module import FGSSLModule
 from fgssl.run.checkpointing import AtomicCheckpointIO, BestCheckpoint, every_epoch_checkpoint
 from fgssl.run.instantiation import instantiate_unwrapped, plain
@@ -23,6 +25,7 @@ from fgssl.run.metrics_log import trim_metrics_log
 from fgssl.run.progress import PhaseProgress
 
 __all__ = [
+    "bootstrap_settings",
     "build_datamodule",
     "build_module",
     "build_trainer",
@@ -31,6 +34,7 @@ __all__ = [
     "monitor_callbacks",
     "monitor_key",
     "plain_dict",
+    "ssl_monitor_callback",
 ]
 
 
@@ -182,3 +186,32 @@ def plain_dict(node: DictConfig) -> dict[str, Any]:
     container = OmegaConf.to_container(node, resolve=True)
     assert isinstance(container, dict)
     return {str(key): value for key, value in container.items()}
+
+
+def ssl_monitor_callback(cfg: DictConfig) -> SSLMonitor | None:
+    """The pretrain monitor of ``ssl_monitor.*`` (:class:`~fgssl.evaluation.monitor.SSLMonitor`),
+    or None when ``ssl_monitor.every_n_epochs`` is 0 (a run of an older fgssl has no
+    ``ssl_monitor``: the defaults). Raises ConfigError naming a bad value."""
+    node: Any = cfg.get("ssl_monitor") or {}
+    every = node.get("every_n_epochs", 1)
+    if every == 0:
+        return None
+    return SSLMonitor(
+        every,
+        knn_k=node.get("knn_k", 20),
+        knn_temperature=node.get("knn_temperature", 0.07),
+    )
+
+
+def bootstrap_settings(cfg: DictConfig) -> BootstrapSettings:
+    """The test metrics' bootstrap settings (``intervals.*``; a run of an older fgssl has
+    none: the defaults, seeded with the run's seed). Raises ConfigError naming the key."""
+    node: Any = cfg.get("intervals") or {}
+    try:
+        return BootstrapSettings(
+            resamples=node.get("resamples", 1000),
+            confidence=node.get("confidence", 0.95),
+            seed=node.get("seed", cfg.get("seed", 0)),
+        )
+    except ConfigError as error:
+        raise ConfigError(f"intervals.{error}") from None

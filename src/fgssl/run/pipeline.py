@@ -31,6 +31,7 @@ from fgssl.run.factory import (
     is_rank_zero,
     monitor_callbacks,
     monitor_key,
+    ssl_monitor_callback,
 )
 from fgssl.run.layout import Phase, RunDir
 from fgssl.run.outputs import write_outputs
@@ -160,6 +161,8 @@ def fit_phase(
             patience=cfg.early_stopping.patience,
             min_delta=cfg.early_stopping.min_delta,
         )
+    if phase == "pretrain" and (ssl_monitor := ssl_monitor_callback(cfg)) is not None:
+        callbacks = [*(callbacks or []), ssl_monitor]
     epochs = cfg.pretrain_epochs if phase == "pretrain" else cfg.finetune_epochs
     trainer = build_trainer(
         cfg,

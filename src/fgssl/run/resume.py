@@ -58,6 +58,8 @@ RESUME_OVERRIDABLE: tuple[str, ...] = (
     "trainer.enable_model_summary",
     "trainer.log_every_n_steps",
     "figures",
+    "ssl_monitor",
+    "intervals",
 )
 """Config keys (and the keys below them) that ``resume=<run dir>`` accepts overrides of;
 any other override that changes the run's saved config is refused."""
