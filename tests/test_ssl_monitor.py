@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -209,3 +210,25 @@ def test_monitor_panels_from_metrics_csv(tmp_path: Path) -> None:
     assert list(axes[1].lines[0].get_ydata()) == [5.0, 6.0, 7.0]
     assert axes[2].lines[-1].get_ydata()[0] == pytest.approx(0.25)  # the 1/sqrt(D) line
     assert read_monitor_series(tmp_path / "metrics.csv").shape[1] == 4
+
+
+def test_every_pretrain_run_logs_and_draws_the_monitor(tiny_run: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from fgssl.plots.curves import plot_training_curves
+    from fgssl.plots.monitor import read_monitor_series
+    from fgssl.run.layout import RunDir
+
+    run = RunDir(tiny_run)
+    series = read_monitor_series(run.metrics("pretrain"))
+    assert series.index.tolist() == [0, 1]  # the random-weight reference, then epoch 1
+    heads = {c.split("/")[1] for c in series.columns if c.endswith("/rankme")}
+    assert heads == {"stage1", "stage2", "stage3", "concat"}
+    assert series["monitor/knn/kappa"].notna().all()
+    # training_curves.png gets the monitor's row of panels below the losses
+    with_monitor = Image.open(plot_training_curves(tiny_run, tmp_path / "curves.png")).size
+    for phase in ("finetune",):
+        (tmp_path / "plain" / phase).mkdir(parents=True)
+        shutil.copy(run.metrics(phase), tmp_path / "plain" / phase)
+    without = Image.open(plot_training_curves(tmp_path / "plain", tmp_path / "plain.png")).size
+    assert with_monitor[1] == 2 * without[1]

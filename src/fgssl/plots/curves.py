@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from fgssl.errors import DataNotFoundError
+from fgssl.plots.monitor import MONITOR_PANELS, plot_monitor_panels, read_monitor_series
 from fgssl.run.layout import PHASES, RunDir
 
 __all__ = ["plot_training_curves", "read_epoch_series", "read_validation_series"]
@@ -68,7 +69,9 @@ def plot_training_curves(
 ) -> Path:
     """Stage losses of each phase and the validation metric ``monitor`` (and the concat
     head's value of the same metric) per epoch, from ``<run_dir>/<phase>/metrics.csv``.
-    Epochs where ``monitor`` is undefined (NaN) are gaps in its line, listed in the title."""
+    Epochs where ``monitor`` is undefined (NaN) are gaps in its line, listed in the title.
+    When the pretrain phase logged the pretrain monitor (:mod:`fgssl.plots.monitor`), its
+    k-NN score and collapse indicators form a second row."""
     run_dir = Path(run_dir)
     run = RunDir(run_dir)
     csvs = {phase: run.metrics(phase) for phase in PHASES if run.metrics(phase).is_file()}
@@ -77,14 +80,22 @@ def plot_training_curves(
             f"no pretrain/metrics.csv or finetune/metrics.csv in {str(run_dir)!r}: training "
             "curves need the CSV logger (logger=csv)"
         )
-    panels = len(csvs) + ("finetune" in csvs)
-    figure = Figure(figsize=(4.2 * panels, 3.4), layout="constrained")
-    axes = list(figure.subplots(1, panels, squeeze=False)[0])
+    top = len(csvs) + ("finetune" in csvs)  # the stage losses, then validation
+    watched = read_monitor_series(csvs["pretrain"]) if "pretrain" in csvs else pd.DataFrame()
+    rows = 1 if watched.empty else 2  # the pretrain monitor's panels below
+    columns = max(top, MONITOR_PANELS * (rows - 1))
+    figure = Figure(figsize=(4.2 * columns, 3.4 * rows), layout="constrained")
+    grid = figure.subplots(rows, columns, squeeze=False)
+    axes = list(grid[0])
+    for ax in [*axes[top:], *(grid[1][MONITOR_PANELS:] if rows == 2 else [])]:
+        ax.set_visible(False)
+    if rows == 2:
+        plot_monitor_panels(list(grid[1][:MONITOR_PANELS]), watched)
     for ax, (phase, csv) in zip(axes, csvs.items(), strict=False):
         if not _plot_stage_losses(ax, csv, phase):
             ax.set_visible(False)
     if "finetune" in csvs:
-        ax = axes[-1]
+        ax = axes[top - 1]
         series = read_validation_series(csvs["finetune"], monitor)
         for column in series.columns:
             ax.plot(series.index, series[column], marker=".", label=column)
