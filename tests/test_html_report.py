@@ -30,7 +30,7 @@ def _fake_run(root: Path, *, figures: bool = True) -> Path:
     labels = rng.integers(0, 5, 60)
     heads = {h: rng.dirichlet(np.ones(5), 60) for h in ("combined", "concat")}
     results = {
-        "test": {h: {"acc": 0.5, "kappa": None} for h in heads},
+        "test": {**{h: {"acc": 0.5, "kappa": None} for h in heads}, "loss": 1.2},
         "monitor": "val/combined/kappa",
         "best_val_score": 0.7,
         "class_names": list(ICDR_GRADES),
@@ -148,4 +148,32 @@ def test_pages_render_in_a_browser(browser, tmp_path):
         browser, write_sweep_html(runs, summary, metrics, tmp_path / "s.html", title="t")
     )
     assert page.is_visible("section#results table") and page.is_visible("section#plots img")
+    assert problems == []
+
+
+@pytest.mark.slow
+def test_a_trained_run_reports_intervals_calibration_and_its_page(tiny_run: Path, browser):
+    """The pipeline's results.json: an interval for every test metric of both heads and the
+    ECE, the referable-DR view (APTOS grades); reliability_diagram.png; report.html renders."""
+    results = json.loads((tiny_run / "results.json").read_text())
+    assert results["intervals"]["settings"]["resamples"] == 1000
+    heads = {head: m for head, m in results["test"].items() if isinstance(m, dict)}
+    assert set(heads) == {"combined", "concat"}
+    for head, metrics in heads.items():
+        intervals = results["intervals"]["test"][head]
+        assert set(intervals) == {*metrics, "ece"}
+        for name, value in metrics.items():
+            interval = intervals[name]
+            if value is None:
+                assert interval["low"] is None
+            elif interval["low"] is not None:
+                assert interval["low"] <= interval["high"]
+        assert 0 <= results["calibration"]["heads"][head]["ece"] <= 1
+    assert set(results["screening"]["metrics"]) == {"sensitivity", "specificity", "auroc"}
+    assert (tiny_run / "reliability_diagram.png").is_file()
+    page, problems = _load(browser, tiny_run / "report.html")
+    for section in (*RUN_SECTIONS, "screening", "ssl-eval"):
+        assert page.is_visible(f"section#{section} h2"), section
+    sizes = page.eval_on_selector_all("img", "images => images.map(i => i.naturalWidth)")
+    assert len(sizes) == 5 and all(width > 0 for width in sizes)
     assert problems == []

@@ -191,7 +191,26 @@ def test_no_images_and_bad_settings():
     assert all(i.low is None and i.reason == "no images" for i in got["c"].values())
     with pytest.raises(ConfigError, match="resamples must be at least 1"):
         BootstrapSettings(resamples=0)
-    with pytest.raises(ConfigError, match="confidence must be in"):
+    with pytest.raises(ConfigError, match="confidence must be a number in"):
         BootstrapSettings(confidence=95)
     with pytest.raises(ConfigError, match="integer"):
         BootstrapSettings(resamples=10.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("intervals.resamples=0", "intervals.resamples must be at least 1, got 0"),
+        ("intervals.confidence=95", r"intervals.confidence must be a number in \(0, 1\)"),
+    ],
+)
+def test_fgssl_train_refuses_bad_interval_settings(compose_config, override, message):
+    from fgssl.run.config_checks import check_config
+
+    with pytest.raises(ConfigError, match=message):
+        check_config(compose_config("+experiment=demo", override))
+    cfg = compose_config("+experiment=demo", "seed=3")
+    check_config(cfg)
+    from fgssl.run.factory import bootstrap_settings
+
+    assert bootstrap_settings(cfg) == BootstrapSettings(resamples=1000, confidence=0.95, seed=3)

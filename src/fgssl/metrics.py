@@ -224,6 +224,9 @@ class ClassificationMetrics(Metric):
         """The names of the metrics :meth:`compute` returns."""
         self.scores: Scores | None = None
         """What the last :meth:`compute` found, with the reasons of undefined values."""
+        self.scored: tuple[np.ndarray, np.ndarray] | None = None
+        """The (N, C) probabilities and (N,) labels the last :meth:`compute` scored (every
+        process's, gathered): what the bootstrap intervals resample."""
         self.add_state("probabilities", default=[], dist_reduce_fx="cat")
         self.add_state("labels", default=[], dist_reduce_fx="cat")
 
@@ -241,6 +244,7 @@ class ClassificationMetrics(Metric):
         else:
             probabilities = dim_zero_cat(self.probabilities).double().cpu().numpy()
             labels = dim_zero_cat(self.labels).cpu().numpy()
+        self.scored = (probabilities, labels)
         self.scores = compute_scores(
             probabilities, labels, ordinal=self.ordinal, class_names=self.class_names
         )

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import cast
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,9 @@ class EvaluatedModule(pl.LightningModule):
         )
         self.test_confusion_matrices: dict[str, list[list[int]]] = {}
         """Confusion matrices (rows true, columns predicted) of the last test epoch, by head."""
+        self.test_predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        """(N, C) probabilities and (N,) labels of the last test epoch (every process's,
+        gathered), by head: what the test metrics scored and their intervals resample."""
 
     def _full_pass(self, x: torch.Tensor) -> NetOutput:
         raise NotImplementedError
@@ -90,6 +94,8 @@ class EvaluatedModule(pl.LightningModule):
             )
             assert metric.scores is not None
             scores[f"{split}/{head}/"] = metric.scores
+            if split == "test" and metric.scored is not None:
+                self.test_predictions[head] = metric.scored
             metric.reset()
         if self._trainer is not None and self.trainer.sanity_checking:
             return
@@ -104,6 +110,7 @@ class EvaluatedModule(pl.LightningModule):
     def on_test_epoch_start(self) -> None:
         for metric in self.test_confusion.values():
             cast(Metric, metric).reset()
+        self.test_predictions = {}
 
     def on_test_epoch_end(self) -> None:
         self._log_eval_metrics("test")

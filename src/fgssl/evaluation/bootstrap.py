@@ -49,7 +49,8 @@ _CHUNK_ELEMENTS = 2**21
 
 @dataclass(frozen=True)
 class BootstrapSettings:
-    """How intervals are computed. Raises ConfigError on a value out of range."""
+    """How intervals are computed. Raises ConfigError on a value out of range, its message
+    starting with the field's name (callers prefix it: ``intervals.resamples ...``)."""
 
     resamples: int = 1000
     confidence: float = 0.95
@@ -57,13 +58,19 @@ class BootstrapSettings:
 
     def __post_init__(self) -> None:
         if isinstance(self.resamples, bool) or not isinstance(self.resamples, int):
-            raise ConfigError(f"bootstrap resamples must be an integer, got {self.resamples!r}")
+            raise ConfigError(f"resamples must be an integer, got {self.resamples!r}")
         if self.resamples < 1:
-            raise ConfigError(f"bootstrap resamples must be at least 1, got {self.resamples}")
-        if not 0 < self.confidence < 1:
+            raise ConfigError(f"resamples must be at least 1, got {self.resamples}")
+        if (
+            isinstance(self.confidence, bool)
+            or not isinstance(self.confidence, int | float)
+            or not 0 < self.confidence < 1
+        ):
             raise ConfigError(
-                f"bootstrap confidence must be in (0, 1) (0.95 for 95 %), got {self.confidence!r}"
+                f"confidence must be a number in (0, 1) (0.95 for 95 %), got {self.confidence!r}"
             )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
 
     @property
     def tail(self) -> float:

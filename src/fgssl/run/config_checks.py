@@ -14,6 +14,8 @@ from pytorch_lightning.utilities import rank_zero_only
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.errors import ConfigError
 from fgssl.ops.jigsaw import PERMUTATIONS
+from fgssl.run.factory import bootstrap_settings
+from fgssl.run.tracking import check_trackers
 
 __all__ = ["check_config", "check_schedule_fits", "unshuffled_border"]
 
@@ -23,7 +25,7 @@ log = logging.getLogger(__name__)
 # deep inside Lightning), with the fgssl setting to use instead.
 _TRAINER_KEYS_SET_BY_FGSSL = {
     "max_epochs": "pretrain_epochs and finetune_epochs",
-    "logger": "the logger group (logger=csv or logger=tensorboard)",
+    "logger": "the logger group (logger=csv, tensorboard, mlflow or wandb)",
     "callbacks": "early_stopping.* and monitor",
     "default_root_dir": "hydra.run.dir",
     "sync_batchnorm": "model.sync_batchnorm",
@@ -43,6 +45,8 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"step_mode must be 'progressive' or 'fused', got {cfg.step_mode!r}")
     _check_method(cfg)
     _check_objective(cfg)
+    bootstrap_settings(cfg)
+    check_trackers(cfg.get("logger") or {})
     _check_batch_size(cfg)
     _check_trainer(cfg)
     permutation = cfg.schedule.get("permutation", "derangement")

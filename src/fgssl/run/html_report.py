@@ -22,11 +22,10 @@ from matplotlib.figure import Figure
 
 from fgssl.metrics import METRIC_DESCRIPTIONS
 from fgssl.plots.html import HtmlPage, Section, figure_png
-from fgssl.run.layout import RunDir
+from fgssl.run.layout import RELIABILITY_DIAGRAM, REPORT_HTML, RunDir
 
-__all__ = ["REPORT_HTML", "RUN_SECTIONS", "write_run_html", "write_sweep_html"]
+__all__ = ["RUN_SECTIONS", "write_run_html", "write_sweep_html"]
 
-REPORT_HTML = "report.html"
 RUN_SECTIONS = (
     "summary",
     "metrics",
@@ -42,7 +41,7 @@ RUN_SECTIONS = (
 
 _FIGURES = {
     "confusion": ("confusion_matrix.png", "Confusion matrices"),
-    "calibration": ("reliability_diagram.png", "Reliability diagram"),
+    "calibration": (RELIABILITY_DIAGRAM, "Reliability diagram"),
     "curves": ("training_curves.png", "Training curves"),
     "jigsaw": ("jigsaw_schedule.png", "Jigsaw schedule"),
     "gradcam": ("gradcam.png", "Grad-CAM"),
@@ -73,7 +72,7 @@ def _metrics(page: HtmlPage, results: Mapping[str, Any]) -> None:
     section = page.section("Test metrics", "metrics")
     test = results.get("test") or {}
     intervals = (results.get("intervals") or {}).get("test") or {}
-    heads = list(test)
+    heads = [head for head, values in test.items() if isinstance(values, Mapping)]
     if not heads:
         section.text("results.json holds no test metrics", note=True)
         return
@@ -101,6 +100,8 @@ def _metrics(page: HtmlPage, results: Mapping[str, Any]) -> None:
         )
     else:
         section.text("results.json holds no intervals (a run of an older fgssl)", note=True)
+    if isinstance(test.get("loss"), int | float):
+        section.text(f"test loss (cross-entropy of the concat head): {test['loss']:.4f}")
     monitor = results.get("monitor")
     if monitor:
         section.text(f"Checkpoint chosen by {monitor}: {results.get('best_val_score')}")

@@ -12,7 +12,9 @@ Layout::
     results.json                     test metrics of the best checkpoint, and run facts
     failed.json                      a sweep job that stopped with fgssl's error, and why
     eval/                            fgssl-eval's default output folder
-    training_curves.png, jigsaw_schedule.png, gradcam.png, confusion_matrix.png
+    training_curves.png, jigsaw_schedule.png, gradcam.png, confusion_matrix.png,
+    reliability_diagram.png
+    report.html                      the run on one self-contained page
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ __all__ = [
     "LAST_CHECKPOINT",
     "METRICS",
     "PHASES",
+    "RELIABILITY_DIAGRAM",
+    "REPORT_HTML",
     "RESULTS",
     "SPLIT",
     "Phase",
@@ -46,6 +50,9 @@ RESULTS = "results.json"
 FAILED = "failed.json"
 METRICS = "metrics.csv"
 EVAL_DIR = "eval"
+REPORT_HTML = "report.html"
+"""The run's (or a sweep's) self-contained page."""
+RELIABILITY_DIAGRAM = "reliability_diagram.png"
 LAST_CHECKPOINT = Path("checkpoints", "last.ckpt")
 """Saved after every epoch (relative to a phase folder): what a resumed run continues from."""
 BEST_CHECKPOINT = Path("checkpoints", "best.ckpt")

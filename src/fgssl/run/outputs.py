@@ -18,6 +18,7 @@ from fgssl.evaluation.ssl import evaluate_frozen
 from fgssl.module import FGSSLModule
 from fgssl.plots.run import write_run_figures
 from fgssl.run.layout import RunDir
+from fgssl.run.run_report import add_paper_report, publish_run, write_reliability_diagram
 from fgssl.undefined import undefined_to_null
 
 __all__ = ["write_outputs"]
@@ -33,18 +34,28 @@ def write_outputs(
     datamodule: ImageClassificationDataModule,
     device: torch.device,
 ) -> None:
-    """``results.json``, the figures, and the SSL evaluation of the pretrained network
-    (added to ``results`` and results.json rewritten)."""
+    """``results.json`` (with the test metrics' intervals, calibration and referable-DR
+    view), the figures, the SSL evaluation of the pretrained network (added to ``results``
+    and results.json rewritten), then report.html and the MLflow attachments."""
+    add_paper_report(
+        cfg,
+        results,
+        module.test_predictions,
+        ordinal=bool(datamodule.ordinal),
+        class_names=list(datamodule.class_names),
+    )
     write_text_atomically(run.results, json.dumps(results, indent=2, allow_nan=False) + "\n")
     if cfg.figures.enabled:
         _write_figures(cfg, run, module, datamodule, results["monitor"], device)
-    if not (cfg.ssl_eval.enabled and cfg.pretrain_epochs > 0):
-        return
+        write_reliability_diagram(run, module.test_predictions)
     # The pretrain phase's last checkpoint holds its final weights, in a resumed run too.
-    ssl_results = _evaluate_pretrained(cfg, run, datamodule, device)
-    if ssl_results is not None:
-        results["ssl_eval"] = undefined_to_null(ssl_results)
-        write_text_atomically(run.results, json.dumps(results, indent=2, allow_nan=False) + "\n")
+    if cfg.ssl_eval.enabled and cfg.pretrain_epochs > 0:
+        ssl_results = _evaluate_pretrained(cfg, run, datamodule, device)
+        if ssl_results is not None:
+            results["ssl_eval"] = undefined_to_null(ssl_results)
+            text = json.dumps(results, indent=2, allow_nan=False) + "\n"
+            write_text_atomically(run.results, text)
+    publish_run(cfg, run)
 
 
 def _evaluate_pretrained(
