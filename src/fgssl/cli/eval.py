@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fgssl.cli.common import (
     add_checkpoint_argument,
@@ -14,8 +15,11 @@ from fgssl.cli.common import (
     resolve_device,
     run_command,
 )
+from fgssl.errors import ConfigError
+from fgssl.evaluation.bootstrap import BootstrapSettings
 from fgssl.evaluation.evaluate import Evaluation, evaluate_split, write_evaluation
 from fgssl.metrics import METRIC_DESCRIPTIONS
+from fgssl.run.factory import bootstrap_settings
 from fgssl.run.layout import EVAL_DIR, RunDir
 from fgssl.run.loading import build_eval_datamodule, check_split_matches, load_run
 from fgssl.undefined import format_metric
@@ -28,9 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description=(
             "Evaluate a trained fgssl checkpoint on a labelled split of its dataset: writes "
-            "results.json (every metric of the combined prediction and of the concat head, "
-            "and the confusion matrices), per_class.csv, predictions.csv and "
-            "confusion_matrix.png."
+            "results.json (every metric of the combined prediction and of the concat head "
+            "with its bootstrap interval, the calibration, the referable-DR view of graded "
+            "DR data, and the confusion matrices), per_class.csv, predictions.csv, "
+            "confusion_matrix.png and reliability_diagram.png."
         ),
         epilog=(
             "examples:\n"
@@ -59,6 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_tta_option(parser)
     parser.add_argument(
+        "--resamples",
+        type=int,
+        help="bootstrap resamples of the intervals (default: the run's intervals.resamples, "
+        "else 1000)",
+    )
+    parser.add_argument(
+        "--confidence",
+        type=float,
+        help="level of the intervals (default: the run's intervals.confidence, else 0.95)",
+    )
+    parser.add_argument(
         "--ignore-split-file",
         action="store_true",
         help="evaluate even if the rebuilt split differs from the run's split.csv",
@@ -67,7 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interval_settings(args: argparse.Namespace, config: Any) -> BootstrapSettings:
+    """The run's ``intervals.*`` with --resamples/--confidence in their place; ConfigError
+    naming the option."""
+    run = bootstrap_settings(config) if config is not None else BootstrapSettings()
+    try:
+        return BootstrapSettings(
+            resamples=run.resamples if args.resamples is None else args.resamples,
+            confidence=run.confidence if args.confidence is None else args.confidence,
+            seed=run.seed,
+        )
+    except ConfigError as error:
+        raise ConfigError(f"--{error}") from None
+
+
 def _evaluate(args: argparse.Namespace) -> int:
+    _interval_settings(args, None)  # bad options are refused before anything is loaded
     loaded = load_run(args.path, config=args.config, trusted=args.trust_checkpoint)
     datamodule = build_eval_datamodule(loaded.require_config(), args.overrides)
     datamodule.setup()
@@ -77,7 +108,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         if args.split in datamodule.splits:
             check_split_matches(datamodule, args.split, split_csv)
     evaluation = evaluate_split(
-        loaded, datamodule, args.split, device=resolve_device(args.device), tta=args.tta
+        loaded,
+        datamodule,
+        args.split,
+        device=resolve_device(args.device),
+        tta=args.tta,
+        intervals=_interval_settings(args, loaded.config),
     )
     base = (
         RunDir(loaded.run_dir).eval_dir if loaded.run_dir else loaded.checkpoint.parent / EVAL_DIR
@@ -90,20 +126,55 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def summary(evaluation: Evaluation) -> str:
-    """The metrics of both heads as a plain-text table."""
+    """The metrics of both heads, with the combined prediction's interval, as a plain-text
+    table."""
+    intervals = evaluation.report.get("intervals", {})
+    settings = intervals.get("settings", {})
+    combined = intervals.get(evaluation.split, {}).get("combined", {})
+    level = f"{settings.get('confidence', 0.95):.0%}"
     lines = [
         f"{evaluation.split} split, {len(evaluation.predictions)} images "
         f"(official metric: {evaluation.official_metric})",
-        f"{'metric':<28}{'combined':>10}{'concat':>10}",
+        f"{'metric':<28}{'combined':>10}{'concat':>10}   combined {level} interval",
     ]
     for name in evaluation.metrics["combined"]:
         label = f"{name}{' *' if name == evaluation.official_metric else ''}"
         values = [evaluation.metrics[head][name] for head in ("combined", "concat")]
-        lines.append(f"{label:<28}{format_metric(values[0], 10)}{format_metric(values[1], 10)}")
+        lines.append(
+            f"{label:<28}{format_metric(values[0], 10)}{format_metric(values[1], 10)}   "
+            + _interval(combined.get(name))
+        )
+    ece = evaluation.report.get("calibration", {}).get("heads", {}).get("combined", {})
+    if ece:
+        lines.append(
+            f"{'ece (calibration)':<28}{format_metric(ece.get('ece'), 10)}{'':>10}   "
+            + _interval(combined.get("ece"))
+        )
+    screening = evaluation.report.get("screening")
+    if screening:
+        lines.append("referable DR (grade >= 2), combined prediction:")
+        for name, value in screening["metrics"].items():
+            lines.append(
+                f"  {name:<26}{format_metric(value, 10)}{'':>10}   "
+                + _interval(screening["intervals"].get(name))
+            )
+    if settings:
+        lines.append(
+            f"intervals: {settings['method']}, {settings['resamples']} resamples, "
+            f"seed {settings['seed']}"
+        )
     names = list(evaluation.metrics["combined"])
     width = max(len(n) for n in names)
     legend = [f"  {n:<{width}}  {METRIC_DESCRIPTIONS.get(n, '')}" for n in names]
     return "\n".join([*lines, "", *legend])
+
+
+def _interval(interval: dict[str, Any] | None) -> str:
+    if not interval:
+        return ""
+    if interval.get("low") is None:
+        return f"null ({interval.get('reason', 'undefined')})"
+    return f"[{interval['low']:.4f}, {interval['high']:.4f}]"
 
 
 main = run_command(PROG, build_parser(), _evaluate)

@@ -14,10 +14,13 @@ import torch
 from fgssl.atomic import write_csv_atomically, write_text_atomically
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.errors import ConfigError
+from fgssl.evaluation.bootstrap import BootstrapSettings
+from fgssl.evaluation.calibration import reliability_bins
 from fgssl.evaluation.checkpoints import LoadedRun
 from fgssl.evaluation.inference import HEADS, predict_probabilities
+from fgssl.evaluation.reporting import paper_report
 from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score_heads
-from fgssl.run.layout import RESULTS
+from fgssl.run.layout import RELIABILITY_DIAGRAM, RESULTS
 from fgssl.undefined import undefined_to_null
 
 __all__ = [
@@ -46,6 +49,9 @@ class Evaluation:
     predictions: pd.DataFrame
     """One row per image: id, label, prediction and the combined probability of each class."""
     facts: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+    """:func:`fgssl.evaluation.reporting.paper_report`: ``intervals``, ``calibration`` and
+    (ICDR grading) ``screening``."""
 
     def to_json(self) -> dict[str, Any]:
         """What ``results.json`` holds: metrics (None where undefined) and confusion matrices
@@ -58,6 +64,7 @@ class Evaluation:
                 "class_names": self.class_names,
                 "metrics": self.metrics,
                 "confusion_matrix": self.confusion,
+                **self.report,
                 **self.facts,
             }
         )
@@ -71,8 +78,12 @@ def evaluate_split(
     *,
     device: torch.device | str = "cpu",
     tta: bool = False,
+    intervals: BootstrapSettings | None = None,
 ) -> Evaluation:
-    """Predict every image of ``split`` and score the combined prediction and the concat head."""
+    """Predict every image of ``split`` and score the combined prediction and the concat head,
+    with the bootstrap intervals (``intervals``; default :class:`BootstrapSettings`), the
+    calibration and, for ICDR grading, the referable-DR view of
+    :func:`fgssl.evaluation.reporting.paper_report`."""
     datamodule.setup()
     assert datamodule.splits is not None
     if split not in datamodule.splits:
@@ -130,6 +141,14 @@ def evaluate_split(
         confusion={head: confusion_matrix(outputs[head], labels) for head in HEADS},
         per_class=per_class,
         predictions=predictions,
+        report=paper_report(
+            {head: outputs[head].double().numpy() for head in HEADS},
+            labels.numpy(),
+            ordinal=ordinal,
+            class_names=class_names,
+            settings=intervals,
+            split=split,
+        ),
         facts={
             "checkpoint": str(loaded.checkpoint),
             "tta": tta,
@@ -140,9 +159,11 @@ def evaluate_split(
 
 
 def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``results.json``, ``per_class.csv``, ``predictions.csv`` and
-    ``confusion_matrix.png`` into ``out_dir``; returns their paths by name. Undefined values
-    are ``null`` in the JSON and empty cells in the CSVs."""
+    """Write ``results.json``, ``per_class.csv``, ``predictions.csv``,
+    ``confusion_matrix.png`` and ``reliability_diagram.png`` (the combined prediction) into
+    ``out_dir``; returns their paths by name. Undefined values are ``null`` in the JSON and
+    empty cells in the CSVs."""
+    from fgssl.plots.calibration import plot_reliability_diagram
     from fgssl.plots.confusion import plot_confusion_matrices
 
     out_dir = Path(out_dir)
@@ -152,6 +173,7 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> dict[str, P
         "per_class": out_dir / "per_class.csv",
         "predictions": out_dir / "predictions.csv",
         "confusion_matrix": out_dir / "confusion_matrix.png",
+        "reliability_diagram": out_dir / RELIABILITY_DIAGRAM,
     }
     write_text_atomically(
         paths["results"], json.dumps(evaluation.to_json(), indent=2, allow_nan=False) + "\n"
@@ -163,5 +185,12 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> dict[str, P
         evaluation.class_names,
         paths["confusion_matrix"],
         title=f"{evaluation.split} split",
+    )
+    table = evaluation.predictions
+    probabilities = table[[f"prob_{name}" for name in evaluation.class_names]].to_numpy()
+    plot_reliability_diagram(
+        reliability_bins(probabilities, table["label"].to_numpy()),
+        paths["reliability_diagram"],
+        title=f"combined, {evaluation.split} split",
     )
     return paths
