@@ -168,8 +168,9 @@ class SSLMonitor(pl.Callback):
         started = time.perf_counter()
         row = {f"{PREFIX}epochs_trained": float(epochs_trained)}
         row.update(self.measure(net, datamodule, pl_module.device, epochs_trained=epochs_trained))
+        # the pass's wall time stays out of the log: a resumed run logs what an
+        # uninterrupted one does
         self.seconds.append(time.perf_counter() - started)
-        row[f"{PREFIX}seconds"] = self.seconds[-1]
         self.history.append(row)
         logged: dict[str, float] = dict(row)
         if epoch is not None:  # the reference row has no epoch: metrics.csv trimming keeps it
