@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
-from pytorch_lightning.core.optimizer import LightningOptimizer
 from torch import nn
 
 from fgssl._version import __version__
 from fgssl.errors import ConfigError
 from fgssl.losses import build_objective
-from fgssl.models.base import NetOutput, StagedNet, StageOutput
-from fgssl.module_eval import EvaluatedModule
+from fgssl.models.base import StagedNet
+from fgssl.module_optim import OptimizedModule, OptimizerFactory
+from fgssl.module_passes import PassesModule
 from fgssl.nonfinite import NonFiniteWatch, nonfinite_error
 from fgssl.ops.jigsaw import PERMUTATIONS, Permutation, jigsaw
-from fgssl.optim import parameter_groups, warmup_cosine
 from fgssl.stages import Stage, plan_stages
 from fgssl.steps import fused_step, fused_view_step, progressive_step
 
@@ -28,14 +26,21 @@ __all__ = ["FGSSLModule"]
 
 Phase = Literal["pretrain", "finetune"]
 StepMode = Literal["progressive", "fused"]
-OptimizerFactory = Callable[[Iterable[dict[str, Any]]], torch.optim.Optimizer]
 
 
-def _default_optimizer(params: Iterable[dict[str, Any]]) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=2e-3, momentum=0.9, weight_decay=5e-4)
+def _check_choices(phase: str, step_mode: str, permutation: str) -> None:
+    """One-line errors for the options that take one of a few names."""
+    if phase not in ("pretrain", "finetune"):
+        raise ConfigError(f"phase must be 'pretrain' or 'finetune', got {phase!r}")
+    if step_mode not in ("progressive", "fused"):
+        raise ConfigError(f"step_mode must be 'progressive' or 'fused', got {step_mode!r}")
+    if permutation not in PERMUTATIONS:
+        raise ConfigError(
+            f"schedule.permutation must be one of {list(PERMUTATIONS)}, got {permutation!r}"
+        )
 
 
-class FGSSLModule(EvaluatedModule):
+class FGSSLModule(OptimizedModule, PassesModule):
     """Trains an FGSSLNet (or BaselineNet) in one phase with manual optimisation.
 
     A batch walks ``net.num_stages`` stages; stage k feeds ``jigsaw(image, schedule[k])`` to
@@ -106,14 +111,7 @@ class FGSSLModule(EvaluatedModule):
         objective: Mapping[str, Any] | None = None,
     ):
         super().__init__()
-        if phase not in ("pretrain", "finetune"):
-            raise ConfigError(f"phase must be 'pretrain' or 'finetune', got {phase!r}")
-        if step_mode not in ("progressive", "fused"):
-            raise ConfigError(f"step_mode must be 'progressive' or 'fused', got {step_mode!r}")
-        if permutation not in PERMUTATIONS:
-            raise ConfigError(
-                f"schedule.permutation must be one of {list(PERMUTATIONS)}, got {permutation!r}"
-            )
+        _check_choices(phase, step_mode, permutation)
         ignored = ["optimizer"] + (["net"] if isinstance(net, nn.Module) else [])
         self.save_hyperparameters(ignore=ignored)
         self.automatic_optimization = False
@@ -124,78 +122,24 @@ class FGSSLModule(EvaluatedModule):
             self.net.stage_names, list(schedule), whole_image_weight=whole_image_weight
         )
         self.permutation: Permutation = permutation
-        self.optimizer_factory = optimizer or _default_optimizer
-        self.lr = lr
-        self.backbone_lr_scale = backbone_lr_scale
-        self.warmup_epochs = warmup_epochs
-        self.min_lr_scale = min_lr_scale
-        self.zero_grad_to_none = zero_grad_to_none
-        self.grad_clip = grad_clip
+        self._init_optimization(
+            optimizer,
+            lr=lr,
+            backbone_lr_scale=backbone_lr_scale,
+            warmup_epochs=warmup_epochs,
+            min_lr_scale=min_lr_scale,
+            zero_grad_to_none=zero_grad_to_none,
+            grad_clip=grad_clip,
+        )
         self.label_smoothing = label_smoothing
         self.seed = seed
-        self.channels_last = channels_last
-        self.compile_options: dict[str, Any] | None = (
-            dict(compile) if isinstance(compile, Mapping) else {} if compile else None
-        )
-        self._passes: dict[str, Callable[..., Any]] = {}
+        self._init_passes(channels_last=channels_last, compile=compile)
         self._nonfinite = NonFiniteWatch()
         self.ssl_loss = build_objective(objective, lambd=barlow_lambda, scale=barlow_scale)
         self.class_weights: torch.Tensor | None
         weights = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
         self.register_buffer("class_weights", weights, persistent=False)
         self._init_evaluation(self.net.num_classes, ordinal=ordinal, class_names=class_names)
-
-    # ----------------------------------------------------------------- optimisation
-    def configure_optimizers(self) -> Any:
-        groups = parameter_groups(self.net, self.lr, self.backbone_lr_scale)
-        optimizer = self.optimizer_factory(groups)
-        lr_lambda = functools.partial(  # the LR schedule (not the patch schedule)
-            warmup_cosine,
-            total=max(int(self.trainer.estimated_stepping_batches), 1),
-            warmup=int(self.warmup_epochs * self._batches_per_epoch()),
-            floor=self.min_lr_scale,
-        )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
-
-    def _batches_per_epoch(self) -> int:
-        total = self.trainer.estimated_stepping_batches
-        epochs = max(self.trainer.max_epochs or 1, 1)
-        return max(int(total) // epochs, 1)
-
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        if self.grad_clip:
-            self.clip_gradients(
-                optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm"
-            )
-
-    # ------------------------------------------------------------------ network passes
-    def setup(self, stage: str) -> None:
-        if self.channels_last:
-            self.net.to(memory_format=torch.channels_last)
-        if self.compile_options is not None and not self._passes:
-            self._passes = {
-                "stage": torch.compile(self.net.forward_stage, **self.compile_options),
-                "full": torch.compile(self.net.forward, **self.compile_options),
-            }
-
-    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-    def _stage_pass(self, x: torch.Tensor, stage: int) -> StageOutput:
-        """Head ``stage`` on ``x``, computing only what it needs (see StagedNet)."""
-        forward = self._passes.get("stage", self.net.forward_stage)
-        output: StageOutput = forward(self._prepare(x), stage)
-        return output
-
-    def _full_pass(self, x: torch.Tensor) -> NetOutput:
-        """Every head on ``x``."""
-        forward = self._passes.get("full", self.net.forward)
-        output: NetOutput = forward(self._prepare(x))
-        return output
 
     # --------------------------------------------------------------------- training
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
@@ -301,11 +245,6 @@ class FGSSLModule(EvaluatedModule):
             self.manual_backward,
             zero_to_none=self.zero_grad_to_none,
         )
-
-    def _optimizer(self) -> LightningOptimizer:
-        optimizer = self.optimizers()
-        assert isinstance(optimizer, LightningOptimizer), "FGSSLModule uses one optimizer"
-        return optimizer
 
     @property
     def _distributed(self) -> bool:
