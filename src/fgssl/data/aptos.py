@@ -9,14 +9,14 @@ from typing import Any
 import pandas as pd
 
 from fgssl.data.base import ImageClassificationDataModule, SplitTables
-from fgssl.data.splits import assemble_splits, check_fractions
+from fgssl.data.fractions import HeldOutFractions
 from fgssl.data.tables import read_csv_columns, require_dir
 from fgssl.errors import DataLayoutError
 
 __all__ = ["APTOS2019DataModule"]
 
 
-class APTOS2019DataModule(ImageClassificationDataModule):
+class APTOS2019DataModule(HeldOutFractions, ImageClassificationDataModule):
     """Diabetic-retinopathy grading (APTOS 2019, 5 grades), from the Kaggle download::
 
         root/train.csv            id_code,diagnosis
@@ -51,20 +51,12 @@ class APTOS2019DataModule(ImageClassificationDataModule):
         **kwargs: Any,
     ):
         super().__init__(root, **kwargs)
-        check_fractions(val_fraction, test_fraction)
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
+        self._init_fractions(val_fraction, test_fraction)
 
     def read_splits(self) -> SplitTables:
         root = require_dir(self.root, "APTOS 2019 data root (the folder with train.csv)")
         labelled = self._read_table(root / "train.csv", root / "train_images", labelled=True)
-        splits = assemble_splits(
-            labelled,
-            val_fraction=self.val_fraction,
-            test_fraction=self.test_fraction,
-            seed=self.seed,
-            keep_identical=self.duplicates != "ignore",
-        )
+        splits = self._assemble_splits(labelled)
         if (root / "test.csv").is_file() and (root / "test_images").is_dir():
             splits["predict"] = self._read_table(
                 root / "test.csv", root / "test_images", labelled=False

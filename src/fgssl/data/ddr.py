@@ -22,7 +22,7 @@ import pandas as pd
 
 from fgssl.data.base import ImageClassificationDataModule, SplitTables
 from fgssl.data.benchmark_tables import list_unlabelled, parse_grades
-from fgssl.data.splits import assemble_splits, check_fractions
+from fgssl.data.fractions import HeldOutFractions
 from fgssl.data.tables import require_dir, require_file, require_unique
 from fgssl.errors import DataLayoutError
 
@@ -35,7 +35,7 @@ SPLITS = {"train": "train", "val": "valid", "test": "test"}
 UNGRADABLE = 5
 
 
-class DDRDataModule(ImageClassificationDataModule):
+class DDRDataModule(HeldOutFractions, ImageClassificationDataModule):
     """DDR DR grading (5 grades) with its official train / valid / test sets.
 
     ``root`` is the ``DR_grading`` folder or the folder holding it. ``val_fraction`` or
@@ -61,9 +61,7 @@ class DDRDataModule(ImageClassificationDataModule):
         **kwargs: Any,
     ):
         super().__init__(root, **kwargs)
-        check_fractions(val_fraction, test_fraction)
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
+        self._init_fractions(val_fraction, test_fraction)
 
     @property
     def grading_root(self) -> Path:
@@ -74,14 +72,10 @@ class DDRDataModule(ImageClassificationDataModule):
     def read_splits(self) -> SplitTables:
         base = self.grading_root
         tables = {split: self._read(base, name) for split, name in SPLITS.items()}
-        return assemble_splits(
+        return self._assemble_splits(
             tables["train"],
             val=tables["val"],
             test=tables["test"],
-            val_fraction=self.val_fraction,
-            test_fraction=self.test_fraction,
-            seed=self.seed,
-            keep_identical=self.duplicates != "ignore",
         )
 
     def unlabelled_images(self) -> pd.DataFrame:

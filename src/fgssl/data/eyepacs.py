@@ -26,7 +26,7 @@ import pandas as pd
 
 from fgssl.data.base import ImageClassificationDataModule, SplitTables
 from fgssl.data.benchmark_tables import list_unlabelled, parse_grades
-from fgssl.data.splits import assemble_splits, check_fractions
+from fgssl.data.fractions import HeldOutFractions
 from fgssl.data.tables import read_csv_columns, require_dir
 from fgssl.errors import ConfigError, DataLayoutError
 
@@ -40,7 +40,7 @@ EYE_ID = r"^(?P<patient>\d+)_(left|right)$"
 TestUsage = Literal["all", "Public", "Private"]
 
 
-class EyePACSDataModule(ImageClassificationDataModule):
+class EyePACSDataModule(HeldOutFractions, ImageClassificationDataModule):
     """Kaggle Diabetic Retinopathy Detection (EyePACS, 5 grades) as downloaded.
 
     Splits: ``val_fraction`` (default 0.2) of ``trainLabels.csv``, drawn by patient
@@ -73,13 +73,11 @@ class EyePACSDataModule(ImageClassificationDataModule):
         **kwargs: Any,
     ):
         super().__init__(root, **kwargs)
-        check_fractions(val_fraction, test_fraction)
+        self._init_fractions(val_fraction, test_fraction)
         if test_usage not in ("all", "Public", "Private"):
             raise ConfigError(
                 f"data.test_usage must be 'all', 'Public' or 'Private', got {test_usage!r}"
             )
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
         self.test_usage = test_usage
 
     def read_splits(self) -> SplitTables:
@@ -91,14 +89,10 @@ class EyePACSDataModule(ImageClassificationDataModule):
             test = self._read(solution, root / "test", usage=True)
         else:
             log.info("no %s in %s: the test split is drawn from trainLabels.csv", SOLUTION, root)
-        splits = assemble_splits(
+        splits = self._assemble_splits(
             train,
             test=test,
-            val_fraction=self.val_fraction,
-            test_fraction=self.test_fraction,
-            seed=self.seed,
             group_column="group",
-            keep_identical=self.duplicates != "ignore",
         )
         if test is None and (root / "test").is_dir():
             predict = self.unlabelled_images(["test"])

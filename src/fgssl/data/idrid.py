@@ -27,7 +27,7 @@ import pandas as pd
 
 from fgssl.data.base import ImageClassificationDataModule, SplitTables
 from fgssl.data.benchmark_tables import list_unlabelled, parse_grades
-from fgssl.data.splits import assemble_splits, check_fractions
+from fgssl.data.fractions import HeldOutFractions
 from fgssl.data.tables import read_csv_columns, require_dir
 from fgssl.errors import DataNotFoundError
 
@@ -47,7 +47,7 @@ LABELS = {
 COLUMNS = ["Image name", "Retinopathy grade"]
 
 
-class IDRiDDataModule(ImageClassificationDataModule):
+class IDRiDDataModule(HeldOutFractions, ImageClassificationDataModule):
     """IDRiD disease grading (5 DR grades): the official training and test sets.
 
     ``root`` is the ``B. Disease Grading`` folder or the folder holding it. Validation:
@@ -74,9 +74,7 @@ class IDRiDDataModule(ImageClassificationDataModule):
         **kwargs: Any,
     ):
         super().__init__(root, **kwargs)
-        check_fractions(val_fraction, test_fraction)
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
+        self._init_fractions(val_fraction, test_fraction)
 
     @property
     def grading_root(self) -> Path:
@@ -95,13 +93,9 @@ class IDRiDDataModule(ImageClassificationDataModule):
         base = self.grading_root
         train = self._read(base, "train")
         test = self._read(base, "test")
-        return assemble_splits(
+        return self._assemble_splits(
             train,
             test=test,
-            val_fraction=self.val_fraction,
-            test_fraction=self.test_fraction,
-            seed=self.seed,
-            keep_identical=self.duplicates != "ignore",
             unique_ids=False,  # the test set reuses the training names
         )
 

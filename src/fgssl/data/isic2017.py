@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from fgssl.data.base import ImageClassificationDataModule, SplitTables
-from fgssl.data.splits import assemble_splits, check_fractions
+from fgssl.data.fractions import HeldOutFractions
 from fgssl.data.tables import read_csv_columns, require_dir
 from fgssl.errors import ConfigError, DataLayoutError, DataNotFoundError
 
@@ -36,7 +36,7 @@ NOT_IMAGES = r"_superpixels$"
 """Stems of the superpixel PNGs that sit among the images."""
 
 
-class ISIC2017DataModule(ImageClassificationDataModule):
+class ISIC2017DataModule(HeldOutFractions, ImageClassificationDataModule):
     """ISIC 2017 Part 3 (lesion classification) as downloaded::
 
         ISIC-2017_Training_Data/ISIC_0000000.jpg (+ ISIC_0000000_superpixels.png,
@@ -74,12 +74,10 @@ class ISIC2017DataModule(ImageClassificationDataModule):
         super().__init__(root, **kwargs)
         if task not in TASKS:
             raise ConfigError(f"ISIC 2017 task must be one of {list(TASKS)}, got {task!r}")
-        check_fractions(val_fraction, test_fraction)
+        self._init_fractions(val_fraction, test_fraction)
         self.task = task
         self.class_names = TASKS[task]
         self.official_metric = "mean_auroc" if task == "three_class" else "auroc"
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
 
     def read_splits(self) -> SplitTables:
         root = require_dir(self.root, "ISIC 2017 data root")
@@ -98,14 +96,10 @@ class ISIC2017DataModule(ImageClassificationDataModule):
             tables[split] = self._read_split(images, truth)
         train = tables["train"]
         assert train is not None
-        return assemble_splits(
+        return self._assemble_splits(
             train,
             val=tables["val"],
             test=tables["test"],
-            val_fraction=self.val_fraction,
-            test_fraction=self.test_fraction,
-            seed=self.seed,
-            keep_identical=self.duplicates != "ignore",
         )
 
     def _read_split(self, images: Path, csv_path: Path) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from fgssl.data.base import ImageClassificationDataModule, SplitTables
-from fgssl.data.splits import assemble_splits, check_fractions
+from fgssl.data.fractions import HeldOutFractions
 from fgssl.data.tables import parse_one_hot, read_csv_columns, require_dir
 from fgssl.errors import DataLayoutError, DataNotFoundError
 
@@ -27,7 +27,7 @@ EXCLUDED_FROM_TEST = ("ISIC_0035068",)
 """Left out of the test set by the official scorer (and missing from some copies)."""
 
 
-class ISIC2018DataModule(ImageClassificationDataModule):
+class ISIC2018DataModule(HeldOutFractions, ImageClassificationDataModule):
     """ISIC 2018 Task 3 (lesion diagnosis, 7 classes) as downloaded, in either layout.
 
     The official challenge layout::
@@ -71,9 +71,7 @@ class ISIC2018DataModule(ImageClassificationDataModule):
         **kwargs: Any,
     ):
         super().__init__(root, **kwargs)
-        check_fractions(val_fraction, test_fraction)
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
+        self._init_fractions(val_fraction, test_fraction)
 
     def read_splits(self) -> SplitTables:
         root = require_dir(self.root, "ISIC 2018 data root")
@@ -104,15 +102,11 @@ class ISIC2018DataModule(ImageClassificationDataModule):
                 root,
                 " and ".join(drawn) + (" splits are" if len(drawn) > 1 else " split is"),
             )
-        return assemble_splits(
+        return self._assemble_splits(
             train,
             val=val,
             test=test,
-            val_fraction=self.val_fraction,
-            test_fraction=self.test_fraction,
-            seed=self.seed,
             group_column="group",
-            keep_identical=self.duplicates != "ignore",
         )
 
     # ------------------------------------------------------------------ layouts

@@ -27,7 +27,7 @@ import pandas as pd
 
 from fgssl.data.base import ImageClassificationDataModule, SplitTables
 from fgssl.data.benchmark_tables import list_unlabelled
-from fgssl.data.splits import assemble_splits, check_fractions
+from fgssl.data.fractions import HeldOutFractions
 from fgssl.data.tables import parse_one_hot, read_csv_columns, require_dir
 
 __all__ = ["ISIC2019DataModule"]
@@ -42,7 +42,7 @@ TEST_TRUTH = "ISIC_2019_Test_GroundTruth.csv"
 COLUMNS = ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK")
 
 
-class ISIC2019DataModule(ImageClassificationDataModule):
+class ISIC2019DataModule(HeldOutFractions, ImageClassificationDataModule):
     """ISIC 2019 as downloaded.
 
     Validation: ``val_fraction`` (default 0.2) of the training images, all images of a
@@ -69,9 +69,7 @@ class ISIC2019DataModule(ImageClassificationDataModule):
         **kwargs: Any,
     ):
         super().__init__(root, **kwargs)
-        check_fractions(val_fraction, test_fraction)
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
+        self._init_fractions(val_fraction, test_fraction)
 
     def read_splits(self) -> SplitTables:
         root = require_dir(self.root, "ISIC 2019 data root")
@@ -80,14 +78,10 @@ class ISIC2019DataModule(ImageClassificationDataModule):
         test = None
         if (root / TEST_TRUTH).is_file():
             test = self._read(root / TEST_TRUTH, root / TEST_IMAGES, "test")
-        splits = assemble_splits(
+        splits = self._assemble_splits(
             train,
             test=test,
-            val_fraction=self.val_fraction,
-            test_fraction=self.test_fraction,
-            seed=self.seed,
             group_column="group",
-            keep_identical=self.duplicates != "ignore",
         )
         if test is None and (root / TEST_IMAGES).is_dir():
             predict = list_unlabelled(root, [root / TEST_IMAGES], what="ISIC 2019 test")

@@ -29,7 +29,7 @@ import pandas as pd
 
 from fgssl.data.base import ImageClassificationDataModule, SplitTables
 from fgssl.data.benchmark_tables import list_unlabelled, parse_grades
-from fgssl.data.splits import assemble_splits, check_fractions
+from fgssl.data.fractions import HeldOutFractions
 from fgssl.data.tables import read_csv_columns, require_dir
 from fgssl.errors import DataNotFoundError
 
@@ -47,7 +47,7 @@ TEST_IMAGES = ("jpeg/test", "ISIC_2020_Test_Input")
 DUPLICATES = "ISIC_2020_Training_Duplicates.csv"
 
 
-class ISIC2020DataModule(ImageClassificationDataModule):
+class ISIC2020DataModule(HeldOutFractions, ImageClassificationDataModule):
     """ISIC 2020 melanoma vs benign, from the ISIC archive or the Kaggle download.
 
     Validation: ``val_fraction`` (default 0.2) of the training images by patient
@@ -76,9 +76,7 @@ class ISIC2020DataModule(ImageClassificationDataModule):
         **kwargs: Any,
     ):
         super().__init__(root, **kwargs)
-        check_fractions(val_fraction, test_fraction)
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
+        self._init_fractions(val_fraction, test_fraction)
         self.remove_duplicates = remove_duplicates
 
     def read_splits(self) -> SplitTables:
@@ -109,13 +107,9 @@ class ISIC2020DataModule(ImageClassificationDataModule):
         frame = self._without_listed_duplicates(root, frame)
         folder = self._folder(TRAIN_IMAGES, "training")
         frame = self.resolve_images(frame, [folder], source=truth)
-        splits = assemble_splits(
+        splits = self._assemble_splits(
             frame,
-            val_fraction=self.val_fraction,
-            test_fraction=self.test_fraction,
-            seed=self.seed,
             group_column="group",
-            keep_identical=self.duplicates != "ignore",
         )
         test = [root / name for name in TEST_IMAGES if (root / name).is_dir()]
         if test:

@@ -27,7 +27,7 @@ import pandas as pd
 
 from fgssl.data.base import ImageClassificationDataModule, SplitTables
 from fgssl.data.benchmark_tables import list_unlabelled, parse_grades
-from fgssl.data.splits import assemble_splits, check_fractions
+from fgssl.data.fractions import HeldOutFractions
 from fgssl.data.tables import read_csv_columns, require_dir, require_unique
 
 __all__ = ["Messidor2DataModule"]
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 COLUMNS = ["image_id", "adjudicated_dr_grade", "adjudicated_gradable"]
 
 
-class Messidor2DataModule(ImageClassificationDataModule):
+class Messidor2DataModule(HeldOutFractions, ImageClassificationDataModule):
     """Messidor-2 (5 DR grades, adjudicated), gradable images only.
 
     No official split: ``val_fraction`` (default 0.2) is drawn (seeded, stratified) and the
@@ -68,11 +68,9 @@ class Messidor2DataModule(ImageClassificationDataModule):
         **kwargs: Any,
     ):
         super().__init__(root, **kwargs)
-        check_fractions(val_fraction, test_fraction)
+        self._init_fractions(val_fraction, test_fraction)
         self.csv = self.root / Path(csv).expanduser()
         self.image_dir = self.root / Path(image_dir).expanduser()
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
 
     def read_splits(self) -> SplitTables:
         require_dir(self.root, "Messidor-2 data root")
@@ -111,13 +109,7 @@ class Messidor2DataModule(ImageClassificationDataModule):
         frame = pd.DataFrame({"id": ids, "label": labels})
         folder = require_dir(self.image_dir, "Messidor-2 image folder (set data.image_dir)")
         frame = self.resolve_images(frame, [folder], source=self.csv)
-        return assemble_splits(
-            frame,
-            val_fraction=self.val_fraction,
-            test_fraction=self.test_fraction,
-            seed=self.seed,
-            keep_identical=self.duplicates != "ignore",
-        )
+        return self._assemble_splits(frame)
 
     def unlabelled_images(self) -> pd.DataFrame:
         """Every image of the image folder, gradable or not, read without the CSV."""

@@ -11,12 +11,12 @@ from typing import Any
 import pandas as pd
 
 from fgssl.data.base import ImageClassificationDataModule, SplitTables
-from fgssl.data.splits import assemble_splits, check_fractions
+from fgssl.data.fractions import HeldOutFractions
 
 __all__ = ["UserDataModule"]
 
 
-class UserDataModule(ImageClassificationDataModule):
+class UserDataModule(HeldOutFractions, ImageClassificationDataModule):
     """Base of :class:`FolderDataModule` and :class:`CSVDataModule`.
 
     Args:
@@ -43,12 +43,10 @@ class UserDataModule(ImageClassificationDataModule):
         **kwargs: Any,
     ):
         super().__init__(root, **kwargs)
-        check_fractions(val_fraction, test_fraction)
+        self._init_fractions(val_fraction, test_fraction)
         self._class_names: tuple[str, ...] | None = tuple(class_names) if class_names else None
         self.ordinal = ordinal
         self.official_metric = "kappa" if ordinal else "balanced_acc"
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
 
     @property
     def class_names(self) -> Sequence[str]:
@@ -73,15 +71,11 @@ class UserDataModule(ImageClassificationDataModule):
         drawing what is missing with this module's fractions and seed (see
         :func:`~fgssl.data.splits.assemble_splits`; ``unique_ids=False`` where an id is
         only unique within its own table)."""
-        return assemble_splits(
+        return self._assemble_splits(
             encoded["train"],
             val=encoded.get("val"),
             test=encoded.get("test"),
-            val_fraction=self.val_fraction,
-            test_fraction=self.test_fraction,
-            seed=self.seed,
             group_column=group_column,
-            keep_identical=self.duplicates != "ignore",
             unique_ids=unique_ids,
         )
 
