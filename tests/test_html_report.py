@@ -177,3 +177,31 @@ def test_a_trained_run_reports_intervals_calibration_and_its_page(tiny_run: Path
     sizes = page.eval_on_selector_all("img", "images => images.map(i => i.naturalWidth)")
     assert len(sizes) == 5 and all(width > 0 for width in sizes)
     assert problems == []
+
+
+def test_sweep_report_files_show_single_run_intervals(tmp_path):
+    from fgssl.run.report import write_report
+
+    def job(number: int, overrides: list[str], kappa: float, low: float, high: float) -> None:
+        folder = tmp_path / str(number)
+        (folder / ".hydra").mkdir(parents=True)
+        (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+        interval = {"low": low, "high": high, "undefined_resamples": 0}
+        results = {
+            "monitor": "val/combined/kappa",
+            "test": {"combined": {"kappa": kappa}},
+            "intervals": {"test": {"combined": {"kappa": interval}}},
+        }
+        (folder / "results.json").write_text(json.dumps(results))
+
+    job(0, ["schedule=grids_8_4_2", "seed=0"], 0.5, 0.4, 0.6)
+    job(1, ["schedule=grids_8_4_2", "seed=1"], 0.7, 0.6, 0.8)
+    job(2, ["schedule=grids_16_8_4", "seed=0"], 0.2, 0.1, 0.3)
+    paths = write_report(tmp_path)
+    markdown = paths["markdown"].read_text()
+    assert "0.200 [0.100, 0.300]" in markdown  # one run: its interval
+    assert "0.600 ± 0.141 |" in markdown  # two seeds: their spread, no interval
+    summary = pd.read_csv(paths["csv"])
+    assert summary["test/combined/kappa low"].isna().tolist() == [True, False]
+    html = paths["html"].read_text()
+    assert '<section id="results">' in html and html.count("data:image/png;base64,") == 1

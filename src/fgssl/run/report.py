@@ -16,9 +16,11 @@ import yaml
 from fgssl.atomic import write_csv_atomically, write_text_atomically
 from fgssl.errors import DataLayoutError, DataNotFoundError
 from fgssl.run.failures import FailedJob, read_failures
-from fgssl.run.layout import CONFIG, RESULTS
+from fgssl.run.html_report import write_sweep_html
+from fgssl.run.layout import CONFIG, REPORT_HTML, RESULTS
 
 __all__ = [
+    "add_run_intervals",
     "collect_runs",
     "default_metrics",
     "failures_markdown",
@@ -177,13 +179,32 @@ def summarize(runs: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     return table.reset_index()
 
 
-def _cell(mean: float, std: float, count: int, runs: int, seconds: bool) -> str:
+def _cell(
+    mean: float, std: float, count: int, runs: int, seconds: bool, interval: tuple[float, float]
+) -> str:
     if count == 0 or math.isnan(mean):
         return "–"
     digits = 0 if seconds else 3
     text = f"{mean:.{digits}f}"
     text = text if math.isnan(std) else f"{text} ± {std:.{digits}f}"
+    if not any(math.isnan(bound) for bound in interval):
+        text += f" [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
     return text if count == runs else f"{text} ({count} of {runs})"
+
+
+def add_run_intervals(summary: pd.DataFrame, runs: pd.DataFrame, metrics: Sequence[str]) -> None:
+    """``<metric> low`` and ``<metric> high`` columns of ``summary``: the bootstrap interval
+    (results.json's ``intervals.test...``) of the one run of a configuration; NaN where a
+    configuration has several runs (their spread is the std) or the interval is undefined."""
+    for metric in metrics:
+        for bound in ("low", "high"):
+            column = f"intervals/{metric}/{bound}"
+            values = []
+            for record in summary.to_dict("records"):
+                rows = runs[runs["configuration"] == record["configuration"]]
+                single = len(rows) == 1 and column in runs.columns
+                values.append(float(rows[column].iloc[0]) if single else math.nan)
+            summary[f"{metric} {bound}"] = values
 
 
 def _label(metric: str) -> str:
@@ -206,6 +227,7 @@ def to_markdown(summary: pd.DataFrame, metrics: Sequence[str]) -> str:
                 int(row[f"{m} n"]),
                 int(row["seeds"]),
                 m.startswith("timings/"),
+                (row.get(f"{m} low", math.nan), row.get(f"{m} high", math.nan)),
             )
             for m in metrics
         ]
@@ -219,8 +241,10 @@ def write_report(
     metrics: Sequence[str] | None = None,
     output_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Path]:
-    """Write ``report.md``, ``report.csv`` (mean and std per configuration) and ``runs.csv``
-    (one row per job) for a multirun directory; returns their paths by name.
+    """Write ``report.md``, ``report.csv`` (mean and std per configuration, and the interval
+    of a configuration's only run), ``runs.csv`` (one row per job) and ``report.html`` (the
+    table and each metric against each swept key) for a multirun directory; returns their
+    paths by name.
 
     ``report.md`` also lists the jobs that failed with one of fgssl's errors and their
     reason; when every job failed, it is the only file written."""
@@ -233,6 +257,7 @@ def write_report(
         return _write_failures_only(multirun_dir, output_dir, failed)
     columns = resolve_metrics(runs, metrics) if metrics else default_metrics(runs)
     summary = summarize(runs, columns)
+    add_run_intervals(summary, runs, columns)
     out = Path(output_dir or multirun_dir)
     out.mkdir(parents=True, exist_ok=True)
     common = runs.attrs["common_overrides"]
@@ -244,7 +269,8 @@ def write_report(
         to_markdown(summary, columns),
         "",
         "–: no run has a value; (k of n): only k of the n runs have one (the metric is "
-        "undefined, null, or missing in the others).",
+        "undefined, null, or missing in the others); [low, high]: the bootstrap interval of "
+        "a configuration's only run (results.json's intervals).",
         "",
         *([failures_markdown(failed, common=common), ""] if failed else []),
     ]
@@ -252,6 +278,14 @@ def write_report(
     write_text_atomically(paths["markdown"], "\n".join(text))
     write_csv_atomically(paths["csv"], summary)
     write_csv_atomically(paths["runs"], runs.drop(columns=["overrides"]))
+    paths["html"] = write_sweep_html(
+        runs,
+        summary,
+        columns,
+        out / REPORT_HTML,
+        title=f"fgssl sweep {Path(multirun_dir).name}",
+        notes=[failures_markdown(failed, common=common)] if failed else [],
+    )
     return paths
 
 
