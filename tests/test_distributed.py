@@ -147,3 +147,6 @@ def test_two_process_ddp_demo_end_to_end(tmp_path: Path, step_mode: str) -> None
         assert sum(map(sum, results["confusion_matrix"][head])) == num_test
     # one run directory for both processes: no stray timestamped folder from rank 1
     assert not (tmp_path / "outputs").exists()
+    # the pretrain monitor ran on rank 0 alone (one row per pass) and rank 1 did not hang
+    logged = pd.read_csv(run_dir / "pretrain" / "metrics.csv")["monitor/epochs_trained"]
+    assert logged.dropna().tolist() == [0, 1]
