@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import DictConfig
 
+from conftest import TINY_RUN_OVERRIDES
 from fgssl.data import APTOS2019DataModule
 from fgssl.data.unlabelled import (
     UNLABELLED_SPLIT,
@@ -29,6 +32,7 @@ from fgssl.errors import (
     ImageReadError,
     MissingImagesError,
 )
+from fgssl.run.factory import instantiate_datamodule
 from layouts import write_image
 
 
@@ -248,3 +252,22 @@ def test_unreadable_pool_images_follow_missing_images(aptos_root: Path, tmp_path
     dm.setup()
     assert dm.splits is not None
     assert dm.splits[UNLABELLED_SPLIT]["id"].tolist() == ["pool/a.png", "pool/b.png"]
+
+
+def test_evaluation_reads_no_pool_and_resume_accepts_a_moved_one(
+    compose_config: Callable[..., DictConfig], aptos_root: Path, tmp_path: Path
+) -> None:
+    from fgssl.run.loading import build_eval_datamodule
+    from fgssl.run.resume import RESUME_OVERRIDABLE
+
+    cfg = compose_config(
+        *TINY_RUN_OVERRIDES,
+        f"data.root={aptos_root}",
+        f"data.unlabelled=[{tmp_path / 'pool-not-on-this-machine'}]",
+        "data.unlabelled_own=true",
+    )
+    with pytest.raises(DataNotFoundError, match="pool-not-on-this-machine"):
+        instantiate_datamodule(cfg)  # training needs it
+    datamodule = build_eval_datamodule(cfg)  # fgssl-eval, fgssl-ssl-eval do not
+    assert datamodule.splits is not None and UNLABELLED_SPLIT not in datamodule.splits
+    assert "data.unlabelled" in RESUME_OVERRIDABLE  # a moved pool; check_resume_split

@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from fgssl.data.base import ImageClassificationDataModule
@@ -112,6 +112,11 @@ def build_eval_datamodule(
         raise ConfigError(f"cannot apply overrides {list(overrides)}: {reason}") from error
     if not isinstance(merged, DictConfig) or "data" not in merged:
         raise ConfigError("the run config has no 'data' section: is it an fgssl-train config?")
+    if merged.data.get("unlabelled") or merged.data.get("unlabelled_own"):
+        # pretraining-only images: evaluation never reads them, and they need not be here
+        with open_dict(merged.data):
+            merged.data.unlabelled = []
+            merged.data.unlabelled_own = False
     return build_datamodule(merged)
 
 

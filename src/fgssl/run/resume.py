@@ -37,6 +37,7 @@ RESUME_OVERRIDABLE: tuple[str, ...] = (
     "data.val_root",
     "data.test_root",
     "data.cache_dir",
+    "data.unlabelled",  # moved pools: check_resume_split refuses other images
     "model.net.pretrained_weights",
     # how long: only to extend the run (checked in resumed_config)
     "pretrain_epochs",
