@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from fgssl.data.base import ImageClassificationDataModule
+from fgssl.data.unlabelled import UNLABELLED_SPLIT
 from fgssl.errors import ConfigError
 from fgssl.evaluation.features import extract_features
 from fgssl.evaluation.knn import knn_predict
@@ -48,7 +49,7 @@ def evaluate_frozen(
     if split not in datamodule.splits or split == "train":
         raise ConfigError(
             f"cannot evaluate frozen features on split {split!r}: choose one of "
-            f"{sorted(set(datamodule.splits) - {'train', 'predict'})}"
+            f"{sorted(set(datamodule.splits) - {'train', 'predict', UNLABELLED_SPLIT})}"
         )
 
     def extract(name: str) -> tuple[torch.Tensor, torch.Tensor]:
