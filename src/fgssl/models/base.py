@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -46,6 +47,9 @@ class NetOutput:
         return {"combined": self.combined, "concat": self.concat}
 
 
+BackboneT = TypeVar("BackboneT", bound=nn.Module)
+
+
 class StagedNet(nn.Module, abc.ABC):
     """A network trained in stages: head ``k`` is trained by stage ``k``; the last head sees
     whole images. :class:`fgssl.FGSSLModule` trains any subclass."""
@@ -74,6 +78,31 @@ class StagedNet(nn.Module, abc.ABC):
     def backbone_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C) global-average-pooled features of the backbone's last stage: the
         representation that the standard linear-probe and k-NN protocols evaluate."""
+
+    def _init_backbone(
+        self,
+        num_classes: int,
+        build: Callable[..., BackboneT],
+        /,
+        *,
+        activation_checkpointing: bool,
+        **build_kwargs: Any,
+    ) -> BackboneT:
+        """The set-up every subclass shares: check and keep ``num_classes``, build the
+        backbone with ``build(**build_kwargs)`` and turn on its activation checkpointing
+        (timm's ``set_grad_checkpointing``) when asked.
+
+        Raises:
+            ValueError: ``num_classes`` < 2.
+        """
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        self.num_classes = num_classes
+        backbone = build(**build_kwargs)
+        if activation_checkpointing:
+            timm_model: Any = backbone  # timm models and TappedBackbone have the method
+            timm_model.set_grad_checkpointing(True)
+        return backbone
 
     @property
     def num_stages(self) -> int:

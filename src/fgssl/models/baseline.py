@@ -34,19 +34,17 @@ class BaselineNet(StagedNet):
         image_size: int | None = None,
     ):
         super().__init__()
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-        self.num_classes = num_classes
-        model: Any = create_timm_model(
-            backbone,
+        model: Any = self._init_backbone(
+            num_classes,
+            create_timm_model,
+            activation_checkpointing=activation_checkpointing,
+            name=backbone,
             pretrained=pretrained,
             pretrained_weights=pretrained_weights,
             image_size=image_size,
             num_classes=num_classes,
         )
         self.model = model
-        if activation_checkpointing:
-            model.set_grad_checkpointing(True)
         self.projectors = nn.ModuleList([make_projector(model.num_features, projector)])
 
     @property

@@ -49,19 +49,17 @@ class FGSSLNet(StagedNet):
         image_size: int | None = None,
     ):
         super().__init__()
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-        self.num_classes = num_classes
         self.num_granularities = num_granularities
-        self.backbone = TappedBackbone(
-            backbone,
-            num_granularities,
+        self.backbone = self._init_backbone(
+            num_classes,
+            TappedBackbone,
+            activation_checkpointing=activation_checkpointing,
+            name=backbone,
+            num_indices=num_granularities,
             pretrained=pretrained,
             pretrained_weights=pretrained_weights,
             image_size=image_size,
         )
-        if activation_checkpointing:
-            self.backbone.set_grad_checkpointing(True)
         self.blocks = nn.ModuleList(
             GranularityBlock(channels, feat_dim, hidden_dim) for channels in self.backbone.channels
         )
