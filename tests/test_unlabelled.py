@@ -271,3 +271,33 @@ def test_evaluation_reads_no_pool_and_resume_accepts_a_moved_one(
     datamodule = build_eval_datamodule(cfg)  # fgssl-eval, fgssl-ssl-eval do not
     assert datamodule.splits is not None and UNLABELLED_SPLIT not in datamodule.splits
     assert "data.unlabelled" in RESUME_OVERRIDABLE  # a moved pool; check_resume_split
+
+
+@pytest.mark.slow
+def test_a_run_pretrains_on_a_pool_with_a_label_fraction(
+    compose_config: Callable[..., DictConfig], aptos_root: Path, tmp_path: Path
+) -> None:
+    from fgssl.run.pipeline import run_training
+
+    pool = tmp_path / "pool"
+    make_images(pool, [f"img{i}.png" for i in range(16)], seed=11)
+    cfg = compose_config(
+        *TINY_RUN_OVERRIDES,
+        f"data.root={aptos_root}",
+        f"data.unlabelled=[{pool}]",
+        "data.unlabelled_own=true",
+        "data.label_fraction=0.5",
+        "trainer.limit_train_batches=null",
+        "ssl_monitor.every_n_epochs=0",
+        "figures.enabled=false",
+        "ssl_eval.enabled=false",
+    )
+    run_training(cfg, tmp_path / "run")
+    table = pd.read_csv(tmp_path / "run" / "split.csv")
+    assert (table["split"] == UNLABELLED_SPLIT).sum() == 16
+    train = table[table["split"] == "train"]
+    own = (table["split"] == "predict").sum()
+    steps = pd.read_csv(tmp_path / "run" / "pretrain" / "metrics.csv")["step"].max()
+    # every pretrain batch (8 images, last incomplete one dropped) came from all the images
+    batches = (len(train) + 16 + own) // 8
+    assert steps + 1 == batches > len(train) // 8  # the epoch's last step: its batches
