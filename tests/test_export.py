@@ -86,3 +86,42 @@ def test_fgssl_export_of_a_run(tiny_run: Path, tmp_path: Path, capsys):
     # a missing model: one line naming the file
     assert export_cli.main([str(tmp_path / "none.ckpt")]) == 2
     assert "none.ckpt" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_fgssl_predict_runs_the_exported_model_and_calibrates(
+    tiny_run: Path, aptos_root: Path, tmp_path: Path, capsys, monkeypatch
+):
+    import pandas as pd
+
+    from fgssl.cli import predict as predict_cli
+    from fgssl.evaluation.temperature import apply_temperature
+
+    out = tmp_path / "exported"
+    assert export_cli.main([str(tiny_run), "-o", str(out), "--format", "onnx"]) == 0
+    images = str(aptos_root / "test_images")
+    common = ["--device", "cpu"]
+    assert predict_cli.main([str(out / "model.onnx"), images, "-o", str(tmp_path / "o.csv")]) == 0
+    assert predict_cli.main([str(tiny_run), images, "-o", str(tmp_path / "t.csv"), *common]) == 0
+    onnx, torch_table = pd.read_csv(tmp_path / "o.csv"), pd.read_csv(tmp_path / "t.csv")
+    columns = [c for c in torch_table.columns if c.startswith("prob_")]
+    assert onnx["id"].tolist() == torch_table["id"].tolist()
+    assert np.abs(onnx[columns].to_numpy() - torch_table[columns].to_numpy()).max() <= TOLERANCE
+    assert onnx["prediction"].tolist() == torch_table["prediction"].tolist()
+    # the tiny run is no better than uniform on its validation split: refused in one line
+    capsys.readouterr()
+    calibrated_csv = str(tmp_path / "c.csv")
+    argv = [str(tiny_run), images, "-o", calibrated_csv, "--calibrate", *common]
+    assert predict_cli.main(argv) == 2
+    assert "no better than uniform" in capsys.readouterr().err
+    assert not Path(calibrated_csv).exists()
+    # with a temperature found, the table's probabilities are scaled by it
+    monkeypatch.setattr(predict_cli, "fit_temperature", lambda logits, labels: 2.5)
+    assert predict_cli.main(argv) == 0
+    assert "T = 2.5000" in capsys.readouterr().out
+    calibrated = pd.read_csv(calibrated_csv)
+    expected = apply_temperature(torch_table[columns].to_numpy(), 2.5)
+    assert np.abs(calibrated[columns].to_numpy() - expected).max() < 1e-6  # CSV digits
+    assert calibrated["prediction"].tolist() == torch_table["prediction"].tolist()
+    assert predict_cli.main([str(out / "model.onnx"), images, "--calibrate"]) == 2
+    assert "--calibrate needs the run" in capsys.readouterr().err

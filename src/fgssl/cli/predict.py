@@ -6,8 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import torch
 
 from fgssl.atomic import write_csv_atomically
 from fgssl.cli.common import (
@@ -17,7 +19,9 @@ from fgssl.cli.common import (
     resolve_device,
     run_command,
 )
-from fgssl.errors import DataNotFoundError
+from fgssl.errors import ConfigError, DataNotFoundError
+from fgssl.evaluation.export import ExportedModel, ExportedNet
+from fgssl.evaluation.inference import predict_probabilities
 from fgssl.evaluation.predict import (
     EXCLUDED_BY_DEFAULT,
     ID_COLUMNS,
@@ -29,7 +33,12 @@ from fgssl.evaluation.predict import (
     predict_images,
     write_kaggle_submission,
 )
-from fgssl.run.loading import load_run
+from fgssl.evaluation.temperature import (
+    apply_temperature,
+    fit_temperature,
+    logits_from_probabilities,
+)
+from fgssl.run.loading import build_eval_datamodule, load_run
 
 PROG = "fgssl-predict"
 SHOWN_FAILURES = 20
@@ -50,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
             "  fgssl-predict outputs/aptos/2024-05-01_10-00-00 new_photos/ -o predictions.csv\n"
             "  fgssl-predict RUN aptos/test.csv --image-dir aptos/test_images --tta \\\n"
             "      --submission submission.csv\n"
-            "  fgssl-predict model.ckpt images/ --image-size 224   # no run config at hand"
+            "  fgssl-predict model.ckpt images/ --image-size 224   # no run config at hand\n"
+            "  fgssl-predict exported/model.onnx images/   # fgssl-export's file (onnxruntime)\n"
+            "  fgssl-predict RUN images/ --calibrate   # temperature-scaled probabilities"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -71,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write an APTOS 2019 Kaggle submission (id_code,diagnosis) to this file",
     )
     add_tta_option(parser)
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="temperature-scale the probabilities with T fitted on the run's validation "
+        "split (Guo et al. 2017; the predicted class is unchanged)",
+    )
     parser.add_argument(
         "--config",
         help="the run's config.yaml, for its image size and transforms (default: the one in "
@@ -112,20 +129,37 @@ def _predict(args: argparse.Namespace) -> int:
         inputs = images_from_folder(source, exclude=() if args.include_all else EXCLUDED_BY_DEFAULT)
     else:
         inputs = images_from_csv(source, image_dir=args.image_dir, id_column=args.id_column)
-    loaded = load_run(args.path, config=args.config, trusted=args.trust_checkpoint)
-    transform = eval_transform(loaded.config, image_size=args.image_size)
-    reader = image_reader(loaded.config, bits_stored=args.bits_stored)
+    device = resolve_device(args.device)
+    if args.path.endswith(".onnx"):  # fgssl-export's file: its own preprocessing
+        if args.calibrate:
+            raise ConfigError(
+                "--calibrate needs the run (its validation split): calibrate before export, "
+                "or predict with the run directory"
+            )
+        model = ExportedModel.load(args.path)
+        net: Any = ExportedNet(model)
+        transform: Any = model.transform()
+        class_names = model.class_names
+        reader = image_reader(None, bits_stored=args.bits_stored)
+        device = torch.device("cpu")
+    else:
+        loaded = load_run(args.path, config=args.config, trusted=args.trust_checkpoint)
+        net, class_names = loaded.module.net, loaded.class_names
+        transform = eval_transform(loaded.config, image_size=args.image_size)
+        reader = image_reader(loaded.config, bits_stored=args.bits_stored)
     predictions = predict_images(
-        loaded.module.net,
+        net,
         inputs,
         transform,
-        loaded.class_names,
-        device=resolve_device(args.device),
+        class_names,
+        device=device,
         tta=args.tta,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         reader=reader,
     )
+    if args.calibrate:
+        _calibrate(predictions.table, loaded, class_names, device, args.tta)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     write_csv_atomically(output, predictions.table)
@@ -137,7 +171,7 @@ def _predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     elif args.submission:
-        path = write_kaggle_submission(predictions.table, loaded.class_names, args.submission)
+        path = write_kaggle_submission(predictions.table, class_names, args.submission)
         print(f"Kaggle submission: {path}")
     if not predictions.failures:
         return 0
@@ -153,6 +187,32 @@ def _predict(args: argparse.Namespace) -> int:
     if len(predictions.failures) > SHOWN_FAILURES:
         print(f"  ... and {len(predictions.failures) - SHOWN_FAILURES} more", file=sys.stderr)
     return 1
+
+
+def _calibrate(
+    table: pd.DataFrame, loaded: Any, class_names: list[str], device: Any, tta: bool
+) -> None:
+    """Temperature-scale the table's probabilities (in place) with T fitted on the run's
+    validation split (:mod:`fgssl.evaluation.temperature`); the predicted class is kept."""
+    datamodule = build_eval_datamodule(loaded.require_config())
+    datamodule.setup()
+    assert datamodule.splits is not None
+    if "val" not in datamodule.splits:
+        raise ConfigError("--calibrate needs the run's validation split: its data has none")
+    outputs = predict_probabilities(
+        loaded.module.net, datamodule.eval_dataloader("val"), device=device, tta=tta
+    )
+    temperature = fit_temperature(
+        logits_from_probabilities(outputs["combined"].double().numpy()),
+        outputs["label"].numpy(),
+    )
+    columns = [f"prob_{name}" for name in class_names]
+    if len(table):
+        table[columns] = apply_temperature(table[columns].to_numpy(dtype=float), temperature)
+    print(
+        f"temperature scaling: T = {temperature:.4f}, fitted on the "
+        f"{len(outputs['label'])} validation images (probabilities divided in log space by T)"
+    )
 
 
 main = run_command(PROG, build_parser(), _predict)

@@ -27,11 +27,12 @@ from torch import nn
 from fgssl._version import __version__
 from fgssl.atomic import write_text_atomically
 from fgssl.errors import CheckpointError, ConfigError
-from fgssl.models.base import StagedNet
+from fgssl.models.base import NetOutput, StagedNet
 
 __all__ = [
     "EXPORT_FORMATS",
     "ExportedModel",
+    "ExportedNet",
     "ProbabilityNet",
     "export_onnx",
     "export_run",
@@ -290,3 +291,18 @@ def export_run(
                 f"PyTorch's by {differences[name]:.3g} (more than {tolerance:g})"
             )
     return {"files": files, "max_abs_difference": differences}
+
+
+class ExportedNet(nn.Module):
+    """An :class:`ExportedModel` where fgssl's inference expects a network: its output's
+    logits are ``log p`` of the exported probabilities (softmax gives p back), the same for
+    the combined prediction and the concat head (the export holds only the former)."""
+
+    def __init__(self, model: ExportedModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> NetOutput:
+        probabilities = torch.from_numpy(self.model(image.detach().cpu().numpy()))
+        logits = probabilities.double().clamp_min(1e-300).log().to(image.device)
+        return NetOutput(logits=[logits], embeddings=[])
