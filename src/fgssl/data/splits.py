@@ -253,31 +253,14 @@ def assemble_splits(
         "test": test if test_fraction == 0 else None,
     }
     require_distinct(used, ids=unique_ids)
-    groups = (lambda t: t[group_column].tolist()) if group_column else (lambda t: None)
-    rest = train
-    if keep_identical and (test_fraction > 0 or val_fraction is not None or val is None):
-        keys = content_keys(train["path"].astype(str).tolist())
-        rest = train.assign(_same=pd.Series(keys, index=train.index, dtype=object))
-        shared = sum(k is not None for k in keys)
-        if shared:
-            log.info(
-                "%d training image files have a byte-identical twin: the splits drawn from "
-                "them keep identical files on one side",
-                shared,
-            )
-
-    def same(table: pd.DataFrame) -> list[str | None] | None:
-        return table["_same"].tolist() if "_same" in table else None
-
+    draws = test_fraction > 0 or val_fraction is not None or val is None
+    rest = _mark_identical(train) if keep_identical and draws else train
     if test_fraction > 0:
         if test is not None:
             log.info(
                 "test_fraction=%s: the test split is held out of the training images", test_fraction
             )
-        kept, held = split_off(
-            rest["label"].tolist(), test_fraction, seed=seed, groups=groups(rest), same=same(rest)
-        )
-        rest, test = rest.iloc[kept], rest.iloc[held]
+        rest, test = _hold_out(rest, test_fraction, seed=seed, group_column=group_column)
     if val_fraction is not None or val is None:
         if val is not None:
             log.info(
@@ -285,12 +268,38 @@ def assemble_splits(
                 val_fraction,
             )
         share = (val_fraction or default_val_fraction) / (1.0 - test_fraction)
-        kept, held = split_off(
-            rest["label"].tolist(), share, seed=seed, groups=groups(rest), same=same(rest)
-        )
-        rest, val = rest.iloc[kept], rest.iloc[held]
+        rest, val = _hold_out(rest, share, seed=seed, group_column=group_column)
     splits = {"train": rest, "val": val, "test": val if test is None else test}
     return {
         name: table.drop(columns="_same", errors="ignore").reset_index(drop=True)
         for name, table in splits.items()
     }
+
+
+def _mark_identical(train: pd.DataFrame) -> pd.DataFrame:
+    """``train`` with a ``_same`` column: the content key of each image file that has a
+    byte-identical twin, else None (:func:`fgssl.data.duplicates.content_keys`)."""
+    keys = content_keys(train["path"].astype(str).tolist())
+    shared = sum(k is not None for k in keys)
+    if shared:
+        log.info(
+            "%d training image files have a byte-identical twin: the splits drawn from "
+            "them keep identical files on one side",
+            shared,
+        )
+    return train.assign(_same=pd.Series(keys, index=train.index, dtype=object))
+
+
+def _hold_out(
+    table: pd.DataFrame, fraction: float, *, seed: int, group_column: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(kept, held) rows of ``table``: :func:`split_off` of its labels, rows sharing a
+    ``group_column`` value or a ``_same`` key (:func:`_mark_identical`) on one side."""
+    kept, held = split_off(
+        table["label"].tolist(),
+        fraction,
+        seed=seed,
+        groups=table[group_column].tolist() if group_column else None,
+        same=table["_same"].tolist() if "_same" in table else None,
+    )
+    return table.iloc[kept], table.iloc[held]

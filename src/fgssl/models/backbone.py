@@ -49,15 +49,7 @@ def create_timm_model(
             (the message names the size it was made for).
         PretrainedWeightsError: the weights cannot be had.
     """
-    overlay: dict[str, Any] | None = None
-    if pretrained_weights is not None and pretrained:
-        path = Path(pretrained_weights).expanduser()
-        if not path.is_file():
-            raise PretrainedWeightsError(
-                f"model.net.pretrained_weights={str(path)!r} does not exist: expected a timm "
-                "weights file (.safetensors, .pth or .bin) for backbone " + repr(name)
-            )
-        overlay = {"file": str(path)}
+    overlay = _weights_overlay(name, pretrained_weights) if pretrained else None
     if name not in timm.list_models():
         raise ConfigError(
             f"unknown timm backbone {name!r}: see timm.list_models() for the available names"
@@ -88,6 +80,22 @@ def create_timm_model(
             "to/model.safetensors, or train from scratch with model.net.pretrained=false."
         ) from error
     return model
+
+
+def _weights_overlay(
+    name: str, pretrained_weights: str | os.PathLike[str] | None
+) -> dict[str, Any] | None:
+    """timm's ``pretrained_cfg_overlay`` that reads the weights from a local file (None:
+    timm's own source); :class:`PretrainedWeightsError` when the file does not exist."""
+    if pretrained_weights is None:
+        return None
+    path = Path(pretrained_weights).expanduser()
+    if not path.is_file():
+        raise PretrainedWeightsError(
+            f"model.net.pretrained_weights={str(path)!r} does not exist: expected a timm "
+            "weights file (.safetensors, .pth or .bin) for backbone " + repr(name)
+        )
+    return {"file": str(path)}
 
 
 def _run_once(model: nn.Module, image_size: int | None) -> None:

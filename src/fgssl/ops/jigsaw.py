@@ -116,18 +116,8 @@ def jigsaw(
         The shuffled images, same shape, dtype and device (and ``perm`` if asked for).
         The operation is a gather, so gradients flow back to ``images``.
     """
-    if images.dim() != 4:
-        raise ValueError(f"jigsaw expects images of shape (B, C, H, W), got {tuple(images.shape)}")
-    if not isinstance(grid, int) or isinstance(grid, bool) or grid < 1:
-        raise ValueError(f"jigsaw grid must be a positive integer, got {grid!r}")
-    if permutation not in PERMUTATIONS:
-        raise ValueError(f"permutation must be one of {list(PERMUTATIONS)}, got {permutation!r}")
+    _check_arguments(images, grid, permutation)
     batch, channels, height, width = images.shape
-    if grid > min(height, width):
-        raise ValueError(
-            f"jigsaw grid {grid} is larger than the image ({height}x{width}): "
-            f"a {grid}x{grid} puzzle needs images of at least {grid}x{grid} pixels"
-        )
     num_tiles = grid * grid
     if grid == 1:
         perm = torch.zeros(batch, 1, dtype=torch.long, device=images.device)
@@ -152,6 +142,22 @@ def jigsaw(
         output = images.clone()
         output[:, :, :covered_h, :covered_w] = shuffled
     return (output, perm) if return_permutation else output
+
+
+def _check_arguments(images: torch.Tensor, grid: int, permutation: str) -> None:
+    """:class:`ValueError` for what :func:`jigsaw` cannot cut."""
+    if images.dim() != 4:
+        raise ValueError(f"jigsaw expects images of shape (B, C, H, W), got {tuple(images.shape)}")
+    if not isinstance(grid, int) or isinstance(grid, bool) or grid < 1:
+        raise ValueError(f"jigsaw grid must be a positive integer, got {grid!r}")
+    if permutation not in PERMUTATIONS:
+        raise ValueError(f"permutation must be one of {list(PERMUTATIONS)}, got {permutation!r}")
+    height, width = images.shape[-2:]
+    if grid > min(height, width):
+        raise ValueError(
+            f"jigsaw grid {grid} is larger than the image ({height}x{width}): "
+            f"a {grid}x{grid} puzzle needs images of at least {grid}x{grid} pixels"
+        )
 
 
 def _row_index(perm: torch.Tensor, channels: int, grid: int, tile_h: int) -> torch.Tensor:
