@@ -174,6 +174,12 @@ def test_a_collapsed_head_is_named_in_a_warning(
     ours = [m for m in warnings if f"head {name!r} has collapsed after 3 epoch(s)" in m]
     assert len(ours) == 1 and "x sqrt(D) = 0," in ours[0]
     assert net.training  # the pass leaves the network in the mode it found it
+    # at random initialisation (epoch 0) a narrow embedding is expected: INFO, no warning
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fgssl.evaluation.monitor"):
+        SSLMonitor().measure(net, datamodule, torch.device("cpu"), epochs_trained=0)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any(repr(name) in r.getMessage() for r in caplog.records)
 
 
 @pytest.fixture(autouse=True)
