@@ -9,8 +9,8 @@ of ``src/fgssl/conf/**/*.yaml`` (continued lines joined, ``# ...`` comments drop
   does to them (schedule quoting, Hydra's override grammar), and the config is composed
   and passes :func:`fgssl.run.config_checks.check_config`; a sweep (``a=1,2``) is composed once
   per value.
-- ``fgssl-eval``, ``fgssl-predict``, ``fgssl-ssl-eval``, ``fgssl-report``: their argument
-  parser accepts the arguments (and fgssl-eval's ``KEY=VALUE`` changes parse).
+- ``fgssl-eval``, ``fgssl-predict``, ``fgssl-ssl-eval``, ``fgssl-report``, ``fgssl-export``:
+  their argument parser accepts the arguments (and fgssl-eval's ``KEY=VALUE`` changes parse).
 - ``key=value`` snippets in prose and comments parse as Hydra overrides and name an
   existing key or config group.
 
@@ -38,6 +38,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 import fgssl
 from fgssl.cli import eval as eval_cli
+from fgssl.cli import export as export_cli
 from fgssl.cli import predict as predict_cli
 from fgssl.cli import report as report_cli
 from fgssl.cli import ssl_eval as ssl_eval_cli
@@ -54,6 +55,7 @@ PARSER_TOOLS = {
     "fgssl-predict": predict_cli.build_parser,
     "fgssl-ssl-eval": ssl_eval_cli.build_parser,
     "fgssl-report": report_cli.build_parser,
+    "fgssl-export": export_cli.build_parser,
 }
 TOOLS = (*HYDRA_TOOLS, *PARSER_TOOLS)
 
@@ -264,11 +266,18 @@ def test_a_documented_command_runs_as_written(compose_train: Compose, shown: Sho
 
 @pytest.fixture(scope="module")
 def known_keys(compose_train: Compose) -> set[str]:
-    """Every config key (and node) of the shipped experiments and data configs."""
+    """Every config key (and node) of the shipped experiments and of every option of the
+    config groups fgssl-train chooses from (``data``, ``logger``, ``model``, ... and
+    ``+method``; a file starting with ``_`` is a piece the others include)."""
     keys: set[str] = set()
     bases = [[f"+experiment={p.stem}"] for p in sorted((CONF / "experiment").glob("*.yaml"))]
-    bases += [["+experiment=isic2018", f"data={name}"] for name in ("folder", "csv")]
-    bases += [["+experiment=demo", "model=baseline"], ["+experiment=demo", "trainer=ddp"]]
+    chosen = [next(iter(d)) for d in OmegaConf.load(CONF / "train.yaml").defaults if d != "_self_"]
+    groups = {g: g for g in chosen if not g.startswith("optional ")} | {"+method": "method"}
+    for override, folder in groups.items():
+        options = sorted(p.stem for p in (CONF / folder).glob("*.yaml"))
+        # quoted: Hydra reads the old schedule names (8_4_2) as integers
+        bases += [[f"{override}='{name}'"] for name in options if not name.startswith("_")]
+    bases += [["+experiment=demo", "model=baseline"]]
     for overrides in bases:
         container = OmegaConf.to_container(compose_train([*overrides, "data.root=/x"]))
         keys |= set(_flatten(container))
@@ -347,3 +356,11 @@ def test_sweeps_compose_every_value_once() -> None:
         ["+experiment=demo", "schedule='8_4_2'", "seed=1"],
         ["+experiment=demo", "schedule='8_4_2'", "seed=2"],
     ]
+
+
+def test_the_keys_of_every_data_config_are_known(known_keys: set[str]) -> None:
+    """Keys only one option of a group has (EyePACS's test_usage, ISIC 2020's
+    remove_duplicates, the CSV reader's split_column, W&B's offline, VICReg's weights) can be
+    shown in the README."""
+    only_one = {"data.test_usage", "data.remove_duplicates", "data.split_column"}
+    assert only_one | {"logger.wandb.offline", "objective.mu_param"} <= known_keys
