@@ -71,3 +71,38 @@ def test_no_attachment_without_mlflow_logger(tmp_path, compose_config):
     cfg = compose_config()
     (tmp_path / "results.json").write_text("{}")
     assert attach_run_files(cfg.logger, tmp_path, [tmp_path / "results.json"]) == []
+
+
+@pytest.mark.slow
+def test_a_training_run_with_logger_mlflow(compose_config, aptos_root, tmp_path, monkeypatch):
+    """fgssl-train logger=mlflow: one MLflow run per phase in the local store beside the run
+    directory, the finetune run with the run's files attached."""
+    pytest.importorskip("mlflow", reason="the tracking extra (mlflow-skinny) is not installed")
+    from mlflow.tracking import MlflowClient
+
+    from conftest import TINY_RUN_OVERRIDES
+    from fgssl.run.pipeline import run_training
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = compose_config(
+        *TINY_RUN_OVERRIDES,
+        f"data.root={aptos_root}",
+        "logger=mlflow",
+        "finetune_epochs=1",
+        "ssl_eval.enabled=false",
+        "figures.enabled=false",
+        "intervals.resamples=50",
+    )
+    run_dir = tmp_path / "outputs" / "demo-run"
+    results = run_training(cfg, run_dir)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("fgssl")
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert set(runs) == {"demo-run/pretrain", "demo-run/finetune"}
+    finetune = runs["demo-run/finetune"]
+    kappa = results["test"]["combined"]["kappa"]
+    if kappa is not None:
+        assert finetune.data.metrics["test/combined/kappa"] == pytest.approx(kappa)
+    attached = {a.path for a in client.list_artifacts(finetune.info.run_id)}
+    assert {"config.yaml", "results.json", "report.html"} <= attached
+    assert results["intervals"]["settings"]["resamples"] == 50
