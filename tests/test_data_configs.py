@@ -17,16 +17,23 @@ from hydra.utils import instantiate
 from lightning_fabric.utilities.data import suggested_max_num_workers
 from omegaconf import DictConfig
 
+import fgssl
 from conftest import TINY_TRAINING
 from fgssl.conf.resolvers import default_resize_size
 from fgssl.data import (
     APTOS2019DataModule,
     CSVDataModule,
+    DDRDataModule,
     DemoAPTOSDataModule,
+    EyePACSDataModule,
     FolderDataModule,
+    IDRiDDataModule,
     ImageClassificationDataModule,
     ISIC2017DataModule,
     ISIC2018DataModule,
+    ISIC2019DataModule,
+    ISIC2020DataModule,
+    Messidor2DataModule,
 )
 from fgssl.data.workers import auto_num_workers
 from fgssl.errors import ConfigError
@@ -45,7 +52,20 @@ DATA_CONFIGS = {
     "folder": FolderDataModule,
     "csv": CSVDataModule,
     "demo": DemoAPTOSDataModule,
+    "eyepacs": EyePACSDataModule,
+    "messidor2": Messidor2DataModule,
+    "idrid": IDRiDDataModule,
+    "ddr": DDRDataModule,
+    "isic2019": ISIC2019DataModule,
+    "isic2020": ISIC2020DataModule,
 }
+CONF_DATA = Path(fgssl.__file__).parent / "conf" / "data"
+
+
+def test_every_data_config_is_tested() -> None:
+    """A new data config joins DATA_CONFIGS (and so the tests below); ``_`` files are pieces."""
+    shipped = {p.stem for p in CONF_DATA.glob("*.yaml") if not p.stem.startswith("_")}
+    assert shipped == set(DATA_CONFIGS)
 
 
 @pytest.mark.parametrize(("name", "cls"), DATA_CONFIGS.items())
@@ -234,7 +254,7 @@ def sizes(dm: ImageClassificationDataModule) -> dict[str, tuple[int, int]]:
     return found
 
 
-@pytest.mark.parametrize("name", ["aptos", "isic2018", "isic2017", "folder", "csv"])
+@pytest.mark.parametrize("name", sorted(set(DATA_CONFIGS) - {"demo"}))  # demo: its own margin
 def test_resize_size_follows_image_size(compose_config: Compose, name: str, tmp_path: Path) -> None:
     """data.image_size=96 alone resizes to round(96 * 8 / 7) = 110 (109.71), not 256."""
     cfg = compose_config(f"data={name}", f"data.root={tmp_path}", "data.image_size=96")
