@@ -111,11 +111,15 @@ class HtmlPage:
         )
         subtitle = f'<p class="note">{html.escape(self.subtitle)}</p>' if self.subtitle else ""
         return (
-            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{html.escape(self.title)}</title><style>{_STYLE}</style></head>\n"
-            f"<body><h1>{html.escape(self.title)}</h1>{subtitle}<nav>{nav}</nav>\n{body}\n"
-            "</body></html>\n"
-        ).encode("ascii", "xmlcharrefreplace").decode("ascii")
+            (
+                '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+                f"<title>{html.escape(self.title)}</title><style>{_STYLE}</style></head>\n"
+                f"<body><h1>{html.escape(self.title)}</h1>{subtitle}<nav>{nav}</nav>\n{body}\n"
+                "</body></html>\n"
+            )
+            .encode("ascii", "xmlcharrefreplace")
+            .decode("ascii")
+        )
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the page (atomically) to ``path``."""
