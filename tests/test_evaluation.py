@@ -159,7 +159,16 @@ def test_eval_files_hold_null_and_empty_cells_for_undefined_values(tmp_path: Pat
         metrics={"combined": metrics["combined"], "concat": one_class["concat"]},
         confusion={h: confusion_matrix(p, labels) for h, p in probabilities.items()},
         per_class=per_class,
-        predictions=pd.DataFrame({"id": [str(i) for i in range(5)]}),
+        predictions=pd.DataFrame(
+            {
+                "id": [str(i) for i in range(5)],
+                "label": labels.tolist(),
+                **{
+                    f"prob_{n}": probabilities["combined"][:, c].tolist()
+                    for c, n in enumerate(names)
+                },
+            }
+        ),
     )
     paths = write_evaluation(evaluation, tmp_path)
     results = json.loads(paths["results"].read_text())
