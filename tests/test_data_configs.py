@@ -231,7 +231,6 @@ def test_offline_pretrained_weights_error_is_one_line(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
     )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "fgssl-train: error: could not load pretrained ImageNet weights" in result.stderr

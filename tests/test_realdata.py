@@ -83,7 +83,6 @@ def run_train(*overrides: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,
-        timeout=600,
     )
 
 

@@ -141,11 +141,10 @@ def test_sigterm_leaves_a_valid_checkpoint_and_the_run_resumes(tmp_path: Path) -
         args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     last = run_dir / "pretrain" / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 300
-    while not last.is_file() and process.poll() is None and time.monotonic() < deadline:
+    while not last.is_file() and process.poll() is None:  # pytest-timeout guards hangs
         time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=300)
+    output, _ = process.communicate()
     assert process.returncode != 0, output[-2000:]
     assert not list(run_dir.rglob("*.tmp*"))
     interrupted = read_checkpoint(last)
@@ -159,7 +158,6 @@ def test_sigterm_leaves_a_valid_checkpoint_and_the_run_resumes(tmp_path: Path) -
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert (run_dir / "results.json").is_file()

@@ -368,7 +368,6 @@ def test_fgssl_train_refuses_an_unsafe_resume_override_in_one_line(saved_run: Pa
         cwd=saved_run.parent,
         capture_output=True,
         text=True,
-        timeout=600,
     )
     assert result.returncode == 2, result.stderr[-3000:]
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("fgssl-train:")]

@@ -71,7 +71,7 @@ def test_a_worker_still_ends_quietly_on_its_parents_sigterm() -> None:
     worker_pid = int(next(iter(loader)))
     (worker,) = [p for p in multiprocessing.active_children() if p.pid == worker_pid]
     worker.terminate()  # SIGTERM from this process, the worker's parent
-    worker.join(timeout=60)  # a hang guard only
+    worker.join()  # pytest-timeout guards hangs
     assert worker.exitcode == 0  # exited by itself, not killed by the signal (-15)
 
 
@@ -113,8 +113,7 @@ def test_sigterm_inside_a_lightning_run_is_only_recorded() -> None:
         signal.signal(signal.SIGTERM, lambda signum, frame: ours(signum, frame))
         assert not received()
         os.kill(os.getpid(), signal.SIGTERM)
-        deadline = time.monotonic() + 60  # a hang guard only
-        while not received() and time.monotonic() < deadline:
+        while not received():  # pytest-timeout guards hangs
             time.sleep(0.01)
         assert received()
 
@@ -159,15 +158,14 @@ def test_sigterm_ends_a_run_with_workers_cleanly(tmp_path: Path, target: str) ->
         start_new_session=True,  # its own process group, as under timeout or SLURM
     )
     last = run_dir / "pretrain" / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 600  # a hang guard only
-    while not last.is_file() and process.poll() is None and time.monotonic() < deadline:
+    while not last.is_file() and process.poll() is None:  # pytest-timeout guards hangs
         time.sleep(0.2)
     assert process.poll() is None, "the run ended before it could be interrupted"
     if target == "process group":
         os.killpg(process.pid, signal.SIGTERM)
     else:
         process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=600)
+    output, _ = process.communicate()
     assert process.returncode == 143, output[-3000:]
     assert "fgssl-train: interrupted; the checkpoint of the last finished epoch is kept" in output
     assert f"fgssl-train resume={run_dir}" in output

@@ -44,7 +44,6 @@ def run_sweep(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         env={**os.environ, "FGSSL_DEMO_ROOT": str(tmp_path / "demo")},
         capture_output=True,
         text=True,
-        timeout=900,
     )
 
 
