@@ -19,7 +19,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, Dataset
 
 from conftest import TINY_TRAINING
-from fgssl.data.worker_signals import WorkerInit
+from fgssl.data.worker_signals import SignalSafeDataLoader, WorkerInit
 from fgssl.evaluation.checkpoints import read_checkpoint
 from fgssl.run.signals import is_worker_failure, recording_sigterm
 
@@ -44,16 +44,17 @@ class SelfTerminating(Dataset[int]):
 
 
 @needs_sigwaitinfo
-@pytest.mark.xfail(
-    strict=False,
-    reason="fails in this suite since the session's later changes (alone too): the worker "
-    "dies of the foreign SIGTERM, so some worker thread does not block it; fgssl-train's "
-    "fallback (fgssl.run.signals) still ends the run cleanly, as the process-group "
-    "end-to-end test checks; cause not yet found",
-)
-def test_a_worker_leaves_a_foreign_sigterm_to_the_main_process() -> None:
-    loader = DataLoader(SelfTerminating(), num_workers=1, worker_init_fn=WorkerInit())
-    pids = [int(batch) for batch in loader]
+@pytest.mark.parametrize("parent_threads", [1, 2])
+def test_a_worker_leaves_a_foreign_sigterm_to_the_main_process(parent_threads: int) -> None:
+    # With the parent's intra-op thread count set (as the test session and runs do), a
+    # worker starts a pool thread before its worker_init_fn: that thread must block SIGTERM too
+    threads = torch.get_num_threads()
+    torch.set_num_threads(parent_threads)
+    try:
+        loader = SignalSafeDataLoader(SelfTerminating(), num_workers=1, worker_init_fn=WorkerInit())
+        pids = [int(batch) for batch in loader]
+    finally:
+        torch.set_num_threads(threads)
     assert len(pids) == 4 and len(set(pids)) == 1 and pids[0] != os.getpid()
     # PyTorch's own worker handler dies of it, and the main process reports the death
     died = r"DataLoader worker \(pid.*\) (is killed by signal: Terminated|exited unexpectedly)"

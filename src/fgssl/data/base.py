@@ -30,7 +30,7 @@ from fgssl.data.splits import label_subset
 from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, finalize, load_pipelines
 from fgssl.data.unlabelled import add_unlabelled, exclude_overlap, parse_sources, pretrain_images
 from fgssl.data.verify import VERIFY_MODES, VerifyMode
-from fgssl.data.worker_signals import WorkerInit
+from fgssl.data.worker_signals import SignalSafeDataLoader, WorkerInit
 from fgssl.data.workers import NumWorkers, resolve_num_workers
 from fgssl.errors import ConfigError, DataLayoutError
 
@@ -381,7 +381,7 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
     def eval_dataloader(self, split: str) -> DataLoader:
         """Batches of ``split`` in order, with the evaluation transforms: for evaluating a
         network outside the Trainer (one process)."""
-        return DataLoader(
+        return SignalSafeDataLoader(
             self.dataset(split, pipeline="eval"),
             batch_size=self.eval_batch_size,
             num_workers=self.num_workers,
@@ -443,7 +443,7 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         sampler: Sampler[int] | None = None,
     ) -> DataLoader:
         workers = self.num_workers
-        return DataLoader(
+        return SignalSafeDataLoader(
             dataset,
             batch_size=batch_size,
             sampler=sampler,

@@ -8,10 +8,32 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from typing import Any
 
 from lightning_fabric.utilities.seed import pl_worker_init_function
+from torch.utils.data import DataLoader
 
-__all__ = ["WorkerInit", "leave_sigterm_to_parent"]
+__all__ = ["SignalSafeDataLoader", "WorkerInit", "leave_sigterm_to_parent"]
+
+
+class SignalSafeDataLoader(DataLoader):
+    """A DataLoader whose workers start with SIGTERM blocked in every thread.
+
+    A worker may start threads before its ``worker_init_fn`` runs (PyTorch's intra-op pool,
+    when the parent set the thread count); a SIGTERM sent to the whole process group would
+    reach such a thread and kill the worker. Blocking SIGTERM in the parent while the workers
+    fork makes every worker thread inherit the block; :class:`WorkerInit`'s waiting thread
+    then takes the signal. A SIGTERM to the parent meanwhile stays pending, not lost.
+    """
+
+    def _get_iterator(self) -> Any:
+        if self.num_workers == 0 or not hasattr(signal, "sigwaitinfo"):
+            return super()._get_iterator()
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            return super()._get_iterator()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class WorkerInit:

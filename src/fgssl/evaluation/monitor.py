@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader
 
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.data.dataset import ImageDataset
+from fgssl.data.worker_signals import SignalSafeDataLoader, WorkerInit
 from fgssl.errors import ConfigError
 from fgssl.evaluation.collapse import CollapseIndicators, collapse_indicators
 from fgssl.evaluation.knn import knn_predict
@@ -231,8 +232,12 @@ def monitor_loaders(datamodule: ImageClassificationDataModule) -> tuple[DataLoad
             datamodule.transforms["eval"],
             reader=datamodule.reader,
         )
-        return DataLoader(
-            dataset, batch_size=datamodule.eval_batch_size, num_workers=datamodule.num_workers
+        workers = datamodule.num_workers
+        return SignalSafeDataLoader(
+            dataset,
+            batch_size=datamodule.eval_batch_size,
+            num_workers=workers,
+            worker_init_fn=WorkerInit() if workers else None,
         )
 
     val = splits["val"]

@@ -31,6 +31,7 @@ from fgssl.data.transforms import (
     default_pipelines,
     finalize,
 )
+from fgssl.data.worker_signals import SignalSafeDataLoader, WorkerInit
 from fgssl.errors import ConfigError, DataLayoutError, DataNotFoundError, FgsslError
 from fgssl.evaluation.inference import predict_probabilities
 from fgssl.models.base import StagedNet
@@ -246,11 +247,12 @@ def predict_images(
     :func:`image_reader`). The table has one row per predicted image: ``id``, ``path``,
     ``prediction`` (class index), ``class`` (its name) and ``prob_<class>`` for every class
     (the combined prediction's probabilities, summing to one)."""
-    loader = DataLoader(
+    loader = SignalSafeDataLoader(
         _TolerantImages(inputs, transform, reader),
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=_collate,
+        worker_init_fn=WorkerInit() if num_workers else None,
     )
     failed: list[tuple[int, str]] = []
     batches = _good_batches(loader, failed)
