@@ -221,9 +221,9 @@ def test_label_fraction_finetunes_on_a_stratified_share(isic_root: Path, tmp_pat
     assert len(train) == 41 and 9 <= len(kept) <= 12
     assert set(kept["label"]) == set(range(7))  # every class keeps at least one label
     assert Counter(kept["label"])[1] == 4  # NV: a quarter of 16
-    dm.phase = "pretrain"
+    dm.enter_phase("pretrain")
     assert len(dm.dataset("train")) == 41  # self-supervision sees every training image
-    dm.phase = "finetune"
+    dm.enter_phase("finetune")
     assert len(dm.dataset("train")) == len(kept)
     written = pd.read_csv(dm.write_split(tmp_path / "split.csv"))
     rows = written[written["split"] == "train"]
@@ -260,7 +260,7 @@ def test_weighted_sampler_balances_the_classes(isic_root: Path) -> None:
 
     assert nv_share(plain) == pytest.approx(16 / 41)
     assert nv_share(weighted) < 0.25  # about 1/7 instead of 16/41
-    weighted.phase = "pretrain"  # self-supervision ignores labels: no reweighting
+    weighted.enter_phase("pretrain")  # self-supervision ignores labels: no reweighting
     assert weighted.train_dataloader().sampler.weights is None
 
 

@@ -24,8 +24,8 @@ from fgssl.data import (
 )
 from fgssl.data import duplicates as duplicates_module
 from fgssl.data import splits as splits_module
+from fgssl.data.draws import _join, split_off, stratified_split
 from fgssl.data.duplicates import content_keys
-from fgssl.data.splits import _join, split_off, stratified_split
 from fgssl.errors import ConfigError, DataLayoutError
 from fgssl.evaluation.predict import images_from_csv, images_from_folder
 from layouts import (

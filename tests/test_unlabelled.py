@@ -215,7 +215,7 @@ def test_the_pretrain_phase_reads_the_pools_and_finetuning_does_not(
     loader = dm.train_dataloader()  # the pretrain loader's sampler draws from all of them
     assert len(loader.sampler) == len(pretrain)  # type: ignore[arg-type]
     assert (loader.dataset.labels[len(train) :] == -1).all()  # type: ignore[attr-defined]
-    dm.phase = "finetune"  # finetuning: the labels label_fraction kept, no pool
+    dm.enter_phase("finetune")  # finetuning: the labels label_fraction kept, no pool
     assert len(dm.table("train")) == int(train["labelled"].sum()) < len(train)
     table = dm.split_table()
     pool_rows = table[table["split"] == UNLABELLED_SPLIT]

@@ -1,4 +1,6 @@
-"""The shared machinery of fgssl's data modules: splits, checks, cache, transforms, loaders."""
+"""The base of fgssl's data modules: options, reading and checking the splits, the split
+table. What each phase reads is :mod:`fgssl.data.phases`; the dataloaders,
+:mod:`fgssl.data.loaders`."""
 
 from __future__ import annotations
 
@@ -14,37 +16,32 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Sampler
 
-from fgssl.conf.resolvers import default_resize_size
-from fgssl.data.cache import CacheFormat, ImageCache
-from fgssl.data.dataset import ImageDataset
+from fgssl.data.cache import CacheFormat
+from fgssl.data.draws import label_subset
 from fgssl.data.duplicates import COLUMN as DUPLICATE_COLUMN
 from fgssl.data.duplicates import DuplicateMode, check_duplicates, require_duplicate_mode
 from fgssl.data.image_files import drop_missing, drop_unreadable, resolve_images
-from fgssl.data.imbalance import balancing_weights, class_weights
 from fgssl.data.io import check_bits_stored, read_rgb
-from fgssl.data.loaders import check_whole_batch, unrepeated_sampler
-from fgssl.data.sampling import EpochSampler, shared_epoch
-from fgssl.data.splits import label_subset
+from fgssl.data.loaders import DataLoaderHooks
+from fgssl.data.options import check_policies, check_resize_size, make_cache
+from fgssl.data.phases import DataPhase, PhaseTables
+from fgssl.data.splits import SplitTables
 from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, finalize, load_pipelines
-from fgssl.data.unlabelled import add_unlabelled, exclude_overlap, parse_sources, pretrain_images
-from fgssl.data.verify import VERIFY_MODES, VerifyMode
-from fgssl.data.worker_signals import SignalSafeDataLoader, WorkerInit
-from fgssl.data.workers import NumWorkers, resolve_num_workers
-from fgssl.errors import ConfigError, DataLayoutError
+from fgssl.data.unlabelled import add_unlabelled, exclude_overlap
+from fgssl.data.unlabelled_sources import parse_sources
+from fgssl.data.verify import VerifyMode
+from fgssl.data.workers import NumWorkers
+from fgssl.errors import DataLayoutError
 
 __all__ = ["ImageClassificationDataModule", "SplitTables"]
 
 log = logging.getLogger(__name__)
 
-SplitTables = dict[str, pd.DataFrame]
-"""Split name -> table with columns ``id``, ``path`` and ``label`` (-1 when unlabelled)."""
-
 REQUIRED_SPLITS = ("train", "val", "test")
 
 
-class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
+class ImageClassificationDataModule(PhaseTables, DataLoaderHooks, pl.LightningDataModule):
     """Base class: subclasses read their files in :meth:`read_splits`.
 
     Batches are dicts with ``image`` (float B x 3 x S x S, normalised), ``label`` (long B),
@@ -103,6 +100,14 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
     """Key of the validation metric the dataset's benchmark ranks by."""
     transforms_preset: str = "default"
     """The shipped transforms config (``conf/data/transforms``) used by default."""
+    verify_workers: int | None = None
+    """Threads that check the images in :meth:`setup` (None: CPU count, at most 16)."""
+    verify_progress: Callable[[int, int], None] | None = None
+    """Called with (done, total) as :meth:`setup` checks the images (fgssl-prepare's
+    progress bar)."""
+    unreadable: dict[str, str]
+    """The images :meth:`setup` found unreadable (path -> reason), left out under
+    ``missing_images="skip"``."""
 
     def __init__(
         self,
@@ -119,7 +124,7 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         std: Sequence[float] = IMAGENET_STD,
         pin_memory: bool | None = None,
         persistent_workers: bool = True,
-        phase: Literal["pretrain", "finetune"] = "finetune",
+        phase: DataPhase = "finetune",
         missing_images: Literal["error", "skip"] = "error",
         verify_images: VerifyMode = "header",
         cache_dir: str | os.PathLike[str] | None = None,
@@ -134,39 +139,21 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
     ):
         super().__init__()
         self.root = Path(root).expanduser()
+        self.seed = seed
         self.image_size = image_size
-        self.resize_size = resize_size or default_resize_size(image_size)
-        if self.resize_size < image_size:
-            raise ConfigError(
-                f"data.resize_size={self.resize_size} is smaller than data.image_size="
-                f"{image_size}: images would be enlarged again to be cropped; leave "
-                f"data.resize_size unset (8/7 of data.image_size: "
-                f"{default_resize_size(image_size)}) or set it >= {image_size}"
-            )
+        self.resize_size = check_resize_size(image_size, resize_size)
         self.bits_stored = check_bits_stored(bits_stored)
+        self.mean, self.std = tuple(mean), tuple(std)
+        pipelines = load_pipelines(self.transforms_preset, image_size, self.resize_size)
+        self.transforms = finalize({**pipelines, **(transforms or {})}, mean=mean, std=std)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
-        resolve_num_workers(num_workers)  # refuses a bad value now
-        self._num_workers: NumWorkers = num_workers
-        self.seed = seed
-        pipelines = load_pipelines(self.transforms_preset, self.image_size, self.resize_size)
-        pipelines.update(transforms or {})
-        self.mean, self.std = tuple(mean), tuple(std)
-        self.transforms = finalize(pipelines, mean=mean, std=std)
+        self.num_workers = num_workers  # refuses a bad value now
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.persistent_workers = persistent_workers
         """Keep the workers between epochs (when there are any)."""
-        self.phase = phase
-        if missing_images not in ("error", "skip"):
-            raise ConfigError(f"missing_images must be 'error' or 'skip', got {missing_images!r}")
-        if verify_images not in VERIFY_MODES:
-            raise ConfigError(
-                f"verify_images must be one of {list(VERIFY_MODES)}, got {verify_images!r}"
-            )
-        if not 0 < label_fraction <= 1:
-            raise ConfigError(f"label_fraction must be in (0, 1], got {label_fraction}")
-        if sampler not in (None, "weighted"):
-            raise ConfigError(f"sampler must be null or 'weighted', got {sampler!r}")
+        self.enter_phase(phase)
+        check_policies(missing_images, verify_images, label_fraction, sampler)
         self.missing_images = missing_images
         self.duplicates = require_duplicate_mode(duplicates)
         self.verify_images: VerifyMode = verify_images
@@ -174,30 +161,11 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         self.sampler = sampler
         self.unlabelled = parse_sources(unlabelled)
         self.unlabelled_own = bool(unlabelled_own)
-        self.cache = self._make_cache(cache_dir, cache_size, cache_format)
-        self.verify_workers: int | None = None
-        """Threads that check the images in :meth:`setup` (None: CPU count, at most 16)."""
-        self.verify_progress: Callable[[int, int], None] | None = None
-        """Called with (done, total) as :meth:`setup` checks the images (fgssl-prepare's
-        progress bar)."""
+        self.cache = make_cache(
+            cache_dir, cache_size, cache_format, image_size, self.resize_size, self.bits_stored
+        )
         self.unreadable: dict[str, str] = {}
-        """The images :meth:`setup` found unreadable (path -> reason), left out under
-        ``missing_images="skip"``."""
         self.splits: SplitTables | None = None
-
-    def _make_cache(
-        self, folder: str | os.PathLike[str] | None, size: int | None, fmt: CacheFormat
-    ) -> ImageCache | None:
-        if folder is None or str(folder) == "":
-            return None
-        size = size or max(2 * self.image_size, self.resize_size)
-        if size < self.resize_size:
-            raise ConfigError(
-                f"data.cache_size={size} is smaller than data.resize_size={self.resize_size}: "
-                "cached images would be enlarged again; raise data.cache_size or leave it "
-                "unset (twice data.image_size)"
-            )
-        return ImageCache(folder, size, fmt=fmt, bits_stored=self.bits_stored)
 
     # ------------------------------------------------------------------ to implement
     @abc.abstractmethod
@@ -214,30 +182,6 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-    @property
-    def phase(self) -> str:
-        return self._phase
-
-    @phase.setter
-    def phase(self, value: str) -> None:
-        if value not in ("pretrain", "finetune"):
-            raise ValueError(f"phase must be 'pretrain' or 'finetune', got {value!r}")
-        self._phase = value
-
-    @property
-    def num_workers(self) -> int:
-        """Dataloader worker processes: the ``num_workers`` setting, with ``"auto"`` sized
-        for the devices of the attached trainer (one when there is none)."""
-        trainer = getattr(self, "trainer", None)
-        return resolve_num_workers(
-            self._num_workers, trainer.num_devices if trainer is not None else 1
-        )
-
-    @num_workers.setter
-    def num_workers(self, value: NumWorkers) -> None:
-        resolve_num_workers(value)
-        self._num_workers = value
 
     @property
     def reader(self) -> Callable[[str | os.PathLike[str]], np.ndarray]:
@@ -280,6 +224,27 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
                 len(labelled),
             )
 
+    def reread(
+        self,
+        *,
+        verify_images: VerifyMode | None = None,
+        workers: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> SplitTables:
+        """Read and check the dataset's files again, as :meth:`setup` does the first time,
+        and return the split tables: the images are checked by ``verify_images`` (None: the
+        current setting; given, it becomes the setting) with ``workers`` threads, and
+        ``progress`` is called with (done, total) meanwhile (fgssl-prepare's decoding)."""
+        if verify_images is not None:
+            check_policies(self.missing_images, verify_images, self.label_fraction, self.sampler)
+            self.verify_images = verify_images
+        self.verify_workers, self.verify_progress = workers, progress
+        self.splits = None
+        try:
+            return self._ready_splits()
+        finally:
+            self.verify_progress = None
+
     def split_table(self) -> pd.DataFrame:
         """One row per image: ``id``, ``label``, ``split`` (train/val/test/predict, and
         ``unlabelled`` for the extra pretraining images of ``data.unlabelled``),
@@ -302,91 +267,6 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.split_table().to_csv(path, index=False)
         return path
-
-    def table(self, split: str) -> pd.DataFrame:
-        """The images of ``split`` as the current phase uses them: in the finetune phase,
-        the training split keeps only the images whose label ``label_fraction`` kept; in
-        the pretrain phase it holds every training image and the unlabelled ones
-        (:func:`fgssl.data.unlabelled.pretrain_images`)."""
-        splits = self._ready_splits()
-        if split not in splits:
-            raise KeyError(f"{type(self).__name__} has no {split!r} split: {list(splits)}")
-        if split == "train" and self.phase == "pretrain":
-            return pretrain_images(splits, own=self.unlabelled_own)
-        table = splits[split]
-        if split == "train" and self.phase == "finetune":
-            table = table[table["labelled"]]
-        return table
-
-    def dataset(self, split: str, *, pipeline: str | None = None) -> ImageDataset:
-        """The dataset of ``split`` with the transforms of the current phase."""
-        table = self.table(split)
-        view = None
-        if pipeline is None:
-            if split == "train" and self.phase == "pretrain":
-                pipeline, view = "view1", self.transforms["view2"]
-            else:
-                pipeline = "train" if split == "train" else "eval"
-        return ImageDataset(
-            table["path"].tolist(),
-            table["label"].tolist(),
-            self.transforms[pipeline],
-            view,
-            reader=self.reader,
-            seed=self.seed if split == "train" else None,
-        )
-
-    def class_counts(self) -> np.ndarray:
-        """Images per class in the finetune phase's training set."""
-        splits = self._ready_splits()
-        train = splits["train"]
-        labels = train.loc[train["labelled"], "label"].to_numpy()
-        return np.bincount(labels, minlength=self.num_classes)
-
-    def class_weights(self, method: str | Sequence[float] | None) -> list[float] | None:
-        """Cross-entropy class weights for the finetune training labels (``loss.class_weights``:
-        None, ``"balanced"`` or one weight per class; see
-        :func:`fgssl.data.imbalance.class_weights`)."""
-        return class_weights(method, self.class_counts(), self.class_names)
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled (or class-balanced) anew each epoch from (seed, epoch) alone, with
-        augmentations seeded per image: a resumed run sees the same data as an
-        uninterrupted one."""
-        dataset = self.dataset("train")
-        trainer = getattr(self, "trainer", None)
-        dataset.epoch = shared_epoch(trainer.current_epoch if trainer is not None else 0)
-        weights = None
-        if self.sampler == "weighted" and self.phase == "finetune":
-            weights = balancing_weights(dataset.labels.tolist())
-        sampler = EpochSampler(len(dataset), seed=self.seed, epoch=dataset.epoch, weights=weights)
-        # An incomplete last batch is dropped: one image would make batch norm fail. Under
-        # DDP each of the W processes gets ceil(N / W) images and batch_size is per process.
-        processes = trainer.world_size if trainer is not None else 1
-        check_whole_batch(len(dataset), self.batch_size, processes)
-        return self._loader(dataset, self.batch_size, drop_last=True, sampler=sampler)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("val"), self.eval_batch_size)
-
-    def test_dataloader(self) -> DataLoader:
-        """Under DDP each image is tested exactly once (Lightning's default sampler pads the
-        last batch with repeated images, which would count them twice in the metrics)."""
-        dataset = self.dataset("test")
-        return self._loader(dataset, self.eval_batch_size, sampler=unrepeated_sampler(dataset))
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("predict"), self.eval_batch_size)
-
-    def eval_dataloader(self, split: str) -> DataLoader:
-        """Batches of ``split`` in order, with the evaluation transforms: for evaluating a
-        network outside the Trainer (one process)."""
-        return SignalSafeDataLoader(
-            self.dataset(split, pipeline="eval"),
-            batch_size=self.eval_batch_size,
-            num_workers=self.num_workers,
-            worker_init_fn=self._worker_init(),
-        )
 
     # ------------------------------------------------------------- for subclasses
     def resolve_images(
@@ -433,31 +313,3 @@ class ImageClassificationDataModule(pl.LightningDataModule, abc.ABC):
             missing_images=self.missing_images,
         )
         return kept
-
-    def _loader(
-        self,
-        dataset: ImageDataset,
-        batch_size: int,
-        *,
-        drop_last: bool = False,
-        sampler: Sampler[int] | None = None,
-    ) -> DataLoader:
-        workers = self.num_workers
-        return SignalSafeDataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            drop_last=drop_last,
-            num_workers=workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers and workers > 0,
-            worker_init_fn=self._worker_init(),
-        )
-
-    def _worker_init(self) -> WorkerInit | None:
-        """Workers that leave a SIGTERM sent to the whole process group (``timeout``,
-        SLURM) to the main process, which ends the run cleanly (see fgssl.data.worker_signals)."""
-        if not self.num_workers:
-            return None
-        trainer = getattr(self, "trainer", None)
-        return WorkerInit(rank=trainer.global_rank if trainer is not None else 0)

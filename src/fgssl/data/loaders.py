@@ -1,16 +1,24 @@
-"""DataLoader pieces of the data modules: the per-process batch check and the test sampler
-that never repeats an image under DDP."""
+"""The DataLoaders of the data modules (:class:`DataLoaderHooks`, Lightning's dataloader
+hooks), the per-process batch check and the test sampler that never repeats an image under
+DDP."""
 
 from __future__ import annotations
 
+import abc
+from typing import Any
+
 import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Sampler
 
 from fgssl.data.dataset import ImageDataset
+from fgssl.data.imbalance import balancing_weights
+from fgssl.data.sampling import EpochSampler, shared_epoch
+from fgssl.data.worker_signals import SignalSafeDataLoader, WorkerInit
+from fgssl.data.workers import NumWorkers, resolve_num_workers
 from fgssl.errors import ConfigError
 
-__all__ = ["check_whole_batch", "unrepeated_sampler"]
+__all__ = ["DataLoaderHooks", "check_whole_batch", "unrepeated_sampler"]
 
 
 def check_whole_batch(images: int, batch_size: int, processes: int = 1) -> None:
@@ -34,3 +42,109 @@ def unrepeated_sampler(dataset: ImageDataset) -> Sampler[int] | None:
     if torch.distributed.get_world_size() == 1:
         return None
     return UnrepeatedDistributedSampler(dataset, shuffle=False)
+
+
+class DataLoaderHooks(abc.ABC):
+    """Mixin of :class:`~fgssl.data.base.ImageClassificationDataModule`: Lightning's
+    dataloader hooks and :meth:`eval_dataloader`, over the module's :meth:`dataset` of each
+    split. Every loader is a :class:`~fgssl.data.worker_signals.SignalSafeDataLoader`."""
+
+    batch_size: int
+    eval_batch_size: int
+    seed: int
+    sampler: str | None
+    pin_memory: bool
+    persistent_workers: bool
+    _num_workers: NumWorkers
+
+    @property
+    @abc.abstractmethod
+    def phase(self) -> str: ...
+
+    @abc.abstractmethod
+    def dataset(self, split: str, *, pipeline: str | None = None) -> ImageDataset: ...
+
+    @property
+    def num_workers(self) -> int:
+        """Dataloader worker processes: the ``num_workers`` setting, with ``"auto"`` sized
+        for the devices of the attached trainer (one when there is none)."""
+        trainer = self._trainer()
+        return resolve_num_workers(
+            self._num_workers, trainer.num_devices if trainer is not None else 1
+        )
+
+    @num_workers.setter
+    def num_workers(self, value: NumWorkers) -> None:
+        resolve_num_workers(value)  # refuses a bad value now
+        self._num_workers = value
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled (or class-balanced) anew each epoch from (seed, epoch) alone, with
+        augmentations seeded per image: a resumed run sees the same data as an
+        uninterrupted one."""
+        dataset = self.dataset("train")
+        trainer = self._trainer()
+        dataset.epoch = shared_epoch(trainer.current_epoch if trainer is not None else 0)
+        weights = None
+        if self.sampler == "weighted" and self.phase == "finetune":
+            weights = balancing_weights(dataset.labels.tolist())
+        sampler = EpochSampler(len(dataset), seed=self.seed, epoch=dataset.epoch, weights=weights)
+        # An incomplete last batch is dropped: one image would make batch norm fail. Under
+        # DDP each of the W processes gets ceil(N / W) images and batch_size is per process.
+        processes = trainer.world_size if trainer is not None else 1
+        check_whole_batch(len(dataset), self.batch_size, processes)
+        return self._loader(dataset, self.batch_size, drop_last=True, sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("val"), self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        """Under DDP each image is tested exactly once (Lightning's default sampler pads the
+        last batch with repeated images, which would count them twice in the metrics)."""
+        dataset = self.dataset("test")
+        return self._loader(dataset, self.eval_batch_size, sampler=unrepeated_sampler(dataset))
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("predict"), self.eval_batch_size)
+
+    def eval_dataloader(self, split: str) -> DataLoader:
+        """Batches of ``split`` in order, with the evaluation transforms: for evaluating a
+        network outside the Trainer (one process)."""
+        return SignalSafeDataLoader(
+            self.dataset(split, pipeline="eval"),
+            batch_size=self.eval_batch_size,
+            num_workers=self.num_workers,
+            worker_init_fn=self._worker_init(),
+        )
+
+    def _trainer(self) -> Any:
+        """The attached Lightning trainer, or None."""
+        return getattr(self, "trainer", None)
+
+    def _loader(
+        self,
+        dataset: ImageDataset,
+        batch_size: int,
+        *,
+        drop_last: bool = False,
+        sampler: Sampler[int] | None = None,
+    ) -> DataLoader:
+        workers = self.num_workers
+        return SignalSafeDataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            drop_last=drop_last,
+            num_workers=workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers and workers > 0,
+            worker_init_fn=self._worker_init(),
+        )
+
+    def _worker_init(self) -> WorkerInit | None:
+        """Workers that leave a SIGTERM sent to the whole process group (``timeout``,
+        SLURM) to the main process, which ends the run cleanly (see fgssl.data.worker_signals)."""
+        if not self.num_workers:
+            return None
+        trainer = self._trainer()
+        return WorkerInit(rank=trainer.global_rank if trainer is not None else 0)

@@ -58,16 +58,8 @@ def fill_cache(
     _require_writable(cache.folder)
     started = time.perf_counter()
     hits, builds = cache.hits, cache.builds
-    datamodule.splits = None
-    datamodule.verify_images = "decode"
-    datamodule.verify_workers = workers
-    datamodule.verify_progress = progress
-    try:
-        datamodule.setup()
-    finally:
-        datamodule.verify_progress = None
-    assert datamodule.splits is not None
-    kept = {p for table in datamodule.splits.values() for p in table["path"]}
+    splits = datamodule.reread(verify_images="decode", workers=workers, progress=progress)
+    kept = {p for table in splits.values() for p in table["path"]}
     cached = [p for p in kept if _is_cached(cache, p)]
     if len(cached) < len(kept):
         raise ConfigError(

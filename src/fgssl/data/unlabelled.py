@@ -1,32 +1,18 @@
-"""Unlabelled images for the pretrain phase: extra sources (``data.unlabelled``) and the
-dataset's own unlabelled set, checked never to hold the run's validation or test images.
-
-A source is a folder (every image file below it, recursively; hidden files and folders
-left out) or a CSV with a column of image paths (relative paths are read from the CSV's
-folder, or from the source's ``root``)::
-
-    data.unlabelled=[/data/eyepacs/train,/data/extra.csv]
-    data.unlabelled=[{path: /data/isic_archive.csv, column: file, root: /data/isic_archive}]
-
-Ids are ``<source name>/<path relative to the folder>`` (a CSV's source name is its file
-name without extension; the column's path for a CSV), so that ``split.csv`` lists each
-image once under the ``unlabelled`` split, and a moved source keeps its ids.
-"""
+"""Unlabelled images for the pretrain phase: the ``unlabelled`` split of the extra sources
+(``data.unlabelled``, read by :mod:`fgssl.data.unlabelled_sources`) and the dataset's own
+unlabelled set, checked never to hold the run's validation or test images."""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from fgssl.data.duplicates import content_keys
-from fgssl.data.tables import IMAGE_EXTENSIONS, read_csv_columns, require_unique
-from fgssl.errors import ConfigError, DataLayoutError, DataNotFoundError, MissingImagesError
+from fgssl.data.unlabelled_sources import UnlabelledSource, parse_sources, read_sources
+from fgssl.errors import ConfigError, DataLayoutError
 
 __all__ = [
     "HELD_OUT_SPLITS",
@@ -50,138 +36,6 @@ without its solution file, ISIC 2019/2020 test images without ground truth)."""
 HELD_OUT_SPLITS = ("val", "test")
 """Splits whose images may never be pretrained on."""
 SHOWN = 3
-
-
-@dataclass(frozen=True)
-class UnlabelledSource:
-    """One ``data.unlabelled`` entry: a folder, or a CSV with a ``column`` of image paths
-    (relative to ``root``, default the CSV's folder)."""
-
-    path: Path
-    column: str = "path"
-    root: Path | None = None
-
-    @property
-    def name(self) -> str:
-        """The prefix of the ids of this source's images."""
-        return self.path.stem if self.path.suffix.lower() == ".csv" else self.path.name
-
-
-def parse_sources(value: Any, key: str = "data.unlabelled") -> list[UnlabelledSource]:
-    """The sources of a config value: None or ``[]`` (none), a path, or a list of paths and
-    mappings ``{path, column, root}``. Raises :class:`ConfigError` naming ``key`` for
-    anything else, for an unknown mapping key, and for a source that is neither a folder
-    nor a ``.csv`` file."""
-    if value is None:
-        return []
-    entries = [value] if isinstance(value, (str, os.PathLike, Mapping)) else value
-    if not isinstance(entries, Sequence):
-        raise ConfigError(f"{key} must be a path or a list of paths, got {value!r}")
-    sources = []
-    for entry in entries:
-        if isinstance(entry, Mapping):
-            unknown = set(entry) - {"path", "column", "root"}
-            if unknown or "path" not in entry:
-                raise ConfigError(
-                    f"{key} entry {dict(entry)!r}: expected the keys path (required), column "
-                    f"and root, got {sorted(entry)}"
-                )
-            root = entry.get("root")
-            source = UnlabelledSource(
-                Path(str(entry["path"])).expanduser(),
-                column=str(entry.get("column") or "path"),
-                root=None if root is None else Path(str(root)).expanduser(),
-            )
-        elif isinstance(entry, (str, os.PathLike)) and str(entry):
-            source = UnlabelledSource(Path(entry).expanduser())
-        else:
-            raise ConfigError(
-                f"{key} entries must be paths or {{path, column, root}}, got {entry!r}"
-            )
-        if not (source.path.is_dir() or source.path.suffix.lower() == ".csv"):
-            raise DataNotFoundError(
-                f"{key}: {str(source.path)!r} is not a folder of images or a .csv file"
-            )
-        sources.append(source)
-    return sources
-
-
-def read_sources(sources: Sequence[UnlabelledSource], *, missing_images: str) -> pd.DataFrame:
-    """The images of ``sources``: columns ``id``, ``path``, ``label`` (-1) and ``source``.
-
-    A CSV's paths that name no file follow ``missing_images`` (``"error"``:
-    :class:`MissingImagesError` naming the CSV, the count and the first few; ``"skip"``:
-    left out with a warning). An id given twice (a path listed twice in a CSV, the same
-    relative path in two sources of the same name) raises :class:`DataLayoutError`; a
-    source without images raises :class:`DataNotFoundError`.
-    """
-    frames = [_read_source(s, missing_images=missing_images) for s in sources]
-    if not frames:
-        return pd.DataFrame(columns=["id", "path", "label", "source"])
-    table = pd.concat(frames, ignore_index=True)
-    require_unique(
-        table["id"].tolist(),
-        source="data.unlabelled",
-        what="image id(s)",
-        hint="give sources of the same name different names, and list each image once",
-    )
-    return table
-
-
-def _read_source(source: UnlabelledSource, *, missing_images: str) -> pd.DataFrame:
-    if source.path.is_dir():
-        base = source.path
-        paths = _images_below(base)
-        if not paths:
-            raise DataNotFoundError(
-                f"data.unlabelled: no image files ({', '.join(IMAGE_EXTENSIONS)}) in "
-                f"{str(base)!r} or its subfolders"
-            )
-        relative = [p.relative_to(base).as_posix() for p in paths]
-    else:
-        table = read_csv_columns(
-            source.path, [source.column], "data.unlabelled CSV", unique=source.column
-        )
-        relative = [v.strip() for v in table[source.column]]
-        empty = sum(v == "" for v in relative)
-        if empty:
-            raise DataLayoutError(
-                f"{empty} row(s) of {str(source.path)!r} have an empty {source.column!r}"
-            )
-        base = source.root or source.path.parent
-        paths = [base / v for v in relative]
-        missing = [v for v, p in zip(relative, paths, strict=True) if not p.is_file()]
-        if missing:
-            message = (
-                f"{len(missing)} of {len(paths)} images listed in {str(source.path)!r} are "
-                f"missing (paths relative to {str(base)!r}), e.g. " + ", ".join(missing[:SHOWN])
-            )
-            if missing_images == "error":
-                raise MissingImagesError(
-                    message + "; set data.missing_images=skip to leave them out"
-                )
-            log.warning("%s; skipping them", message)
-            kept = [i for i, p in enumerate(paths) if p.is_file()]
-            relative, paths = [relative[i] for i in kept], [paths[i] for i in kept]
-    return pd.DataFrame(
-        {
-            "id": [f"{source.name}/{r}" for r in relative],
-            "path": [str(p) for p in paths],
-            "label": -1,
-            "source": str(source.path),
-        }
-    )
-
-
-def _images_below(folder: Path) -> list[Path]:
-    """Image files below ``folder`` (by extension), hidden files and folders left out."""
-    found = []
-    for directory, subfolders, files in os.walk(folder):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
-                found.append(Path(directory) / name)
-    return found
 
 
 def check_held_out_overlap(pool: pd.DataFrame, splits: Mapping[str, pd.DataFrame]) -> pd.DataFrame:

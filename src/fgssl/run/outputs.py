@@ -67,7 +67,7 @@ def _evaluate_pretrained(
     """Linear probe and k-NN on the frozen features of the network of the pretrain phase's
     last checkpoint, fitted on the finetune phase's (labelled) training images; None if it
     fails."""
-    datamodule.phase = "finetune"
+    datamodule.enter_phase("finetune")
     try:
         results = evaluate_frozen(
             load_checkpoint(run.last_checkpoint("pretrain")).net,

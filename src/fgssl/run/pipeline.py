@@ -147,7 +147,7 @@ def fit_phase(
     Returns the trained module, its trainer and the best-epoch checkpoint callback (None
     without ``monitor``).
     """
-    datamodule.phase = phase
+    datamodule.enter_phase(phase)
     module = build_module(cfg, datamodule, phase=phase)
     _check_room_for_checkpoints(run.root, module)
     resumed_epoch = _resumed_epoch(resume_from, module)
