@@ -21,7 +21,7 @@ from fgssl.data.cache import CacheFormat
 from fgssl.data.draws import label_subset
 from fgssl.data.duplicates import COLUMN as DUPLICATE_COLUMN
 from fgssl.data.duplicates import DuplicateMode, check_duplicates, require_duplicate_mode
-from fgssl.data.image_files import drop_missing, drop_unreadable, resolve_images
+from fgssl.data.image_files import ImageLookup, drop_unreadable
 from fgssl.data.io import check_bits_stored, read_rgb
 from fgssl.data.loaders import DataLoaderHooks
 from fgssl.data.options import check_policies, check_resize_size, make_cache
@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 REQUIRED_SPLITS = ("train", "val", "test")
 
 
-class ImageClassificationDataModule(PhaseTables, DataLoaderHooks, pl.LightningDataModule):
+class ImageClassificationDataModule(
+    PhaseTables, DataLoaderHooks, ImageLookup, pl.LightningDataModule
+):
     """Base class: subclasses read their files in :meth:`read_splits`.
 
     Batches are dicts with ``image`` (float B x 3 x S x S, normalised), ``label`` (long B),
@@ -173,9 +175,10 @@ class ImageClassificationDataModule(PhaseTables, DataLoaderHooks, pl.LightningDa
         """Read the files and return the ``train``, ``val``, ``test`` (and optionally
         ``predict``) tables, raising a clear error for anything malformed.
 
-        :meth:`resolve_images` finds the image files of listed ids and applies the
-        ``missing_images`` policy; :func:`fgssl.data.splits.assemble_splits` makes the
-        splits the dataset does not provide.
+        :meth:`resolve_images` (:class:`~fgssl.data.image_files.ImageLookup`) finds the
+        image files of listed ids and applies the ``missing_images`` policy;
+        :func:`fgssl.data.splits.assemble_splits` makes the splits the dataset does not
+        provide.
         """
 
     # ----------------------------------------------------------------------- public
@@ -267,34 +270,6 @@ class ImageClassificationDataModule(PhaseTables, DataLoaderHooks, pl.LightningDa
         path.parent.mkdir(parents=True, exist_ok=True)
         self.split_table().to_csv(path, index=False)
         return path
-
-    # ------------------------------------------------------------- for subclasses
-    def resolve_images(
-        self,
-        table: pd.DataFrame,
-        folders: Sequence[Path],
-        *,
-        source: Path,
-        ignore: str | None = None,
-    ) -> pd.DataFrame:
-        """Add the ``path`` of each row's ``<id>.<image extension>`` found in ``folders``.
-
-        Ids without a file raise :class:`MissingImagesError` naming the first few and their
-        count, or, with ``missing_images="skip"``, are left out with a logged count; ids
-        that name several files (``x.png`` and ``x.jpg``) raise :class:`DataLayoutError`.
-        ``source`` names the file that listed them; ``ignore`` is a regular expression of
-        file stems that are not images of the dataset.
-        """
-        return resolve_images(
-            table, folders, source=source, ignore=ignore, missing_images=self.missing_images
-        )
-
-    def drop_missing(self, frame: pd.DataFrame, *, source: Path, expected: str) -> pd.DataFrame:
-        """Apply the ``missing_images`` policy to the rows of ``frame`` whose ``path`` is
-        None (their image file was not found)."""
-        return drop_missing(
-            frame, source=source, expected=expected, missing_images=self.missing_images
-        )
 
     # -------------------------------------------------------------------- internals
     def _ready_splits(self) -> SplitTables:

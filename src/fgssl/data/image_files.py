@@ -10,15 +10,14 @@ from typing import Any
 
 import pandas as pd
 
+from fgssl.data.splits import SplitTables
 from fgssl.data.tables import index_images, pick_images
 from fgssl.data.verify import VerifyMode, find_unreadable
 from fgssl.errors import ImageReadError, MissingImagesError
 
-__all__ = ["drop_missing", "drop_unreadable", "resolve_images"]
+__all__ = ["ImageLookup", "drop_missing", "drop_unreadable", "resolve_images"]
 
 log = logging.getLogger(__name__)
-
-SplitTables = dict[str, pd.DataFrame]
 
 
 def resolve_images(
@@ -104,3 +103,37 @@ def drop_unreadable(
     log.warning("%s; skipping them", message)
     kept = {name: t[~t["path"].isin(problems)].reset_index(drop=True) for name, t in splits.items()}
     return kept, problems
+
+
+class ImageLookup:
+    """Mixin of :class:`~fgssl.data.base.ImageClassificationDataModule`: the readers' lookup
+    of the images their files list, under the module's ``missing_images`` policy."""
+
+    missing_images: str
+
+    def resolve_images(
+        self,
+        table: pd.DataFrame,
+        folders: Sequence[Path],
+        *,
+        source: Path,
+        ignore: str | None = None,
+    ) -> pd.DataFrame:
+        """Add the ``path`` of each row's ``<id>.<image extension>`` found in ``folders``.
+
+        Ids without a file raise :class:`MissingImagesError` naming the first few and their
+        count, or, with ``missing_images="skip"``, are left out with a logged count; ids
+        that name several files (``x.png`` and ``x.jpg``) raise :class:`DataLayoutError`.
+        ``source`` names the file that listed them; ``ignore`` is a regular expression of
+        file stems that are not images of the dataset.
+        """
+        return resolve_images(
+            table, folders, source=source, ignore=ignore, missing_images=self.missing_images
+        )
+
+    def drop_missing(self, frame: pd.DataFrame, *, source: Path, expected: str) -> pd.DataFrame:
+        """Apply the ``missing_images`` policy to the rows of ``frame`` whose ``path`` is
+        None (their image file was not found)."""
+        return drop_missing(
+            frame, source=source, expected=expected, missing_images=self.missing_images
+        )
