@@ -10,13 +10,14 @@ import pandas as pd
 
 from fgssl.data.base import ImageClassificationDataModule, SplitTables
 from fgssl.data.fractions import HeldOutFractions
+from fgssl.data.icdr import ICDRGrading
 from fgssl.data.tables import read_csv_columns, require_dir
 from fgssl.errors import DataLayoutError
 
 __all__ = ["APTOS2019DataModule"]
 
 
-class APTOS2019DataModule(HeldOutFractions, ImageClassificationDataModule):
+class APTOS2019DataModule(ICDRGrading, HeldOutFractions, ImageClassificationDataModule):
     """Diabetic-retinopathy grading (APTOS 2019, 5 grades), from the Kaggle download::
 
         root/train.csv            id_code,diagnosis
@@ -36,11 +37,6 @@ class APTOS2019DataModule(HeldOutFractions, ImageClassificationDataModule):
         **kwargs: see :class:`ImageClassificationDataModule` (``missing_images``,
             ``cache_dir``, ``label_fraction``, ...).
     """
-
-    class_names = ("No DR", "Mild", "Moderate", "Severe", "Proliferative DR")
-    ordinal = True
-    official_metric = "kappa"
-    transforms_preset = "fundus"
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ import pandas as pd
 from fgssl.data.base import ImageClassificationDataModule, SplitTables
 from fgssl.data.benchmark_tables import list_unlabelled, parse_grades
 from fgssl.data.fractions import HeldOutFractions
+from fgssl.data.icdr import ICDRGrading
 from fgssl.data.tables import require_dir, require_file, require_unique
 from fgssl.errors import DataLayoutError
 
@@ -35,7 +36,7 @@ SPLITS = {"train": "train", "val": "valid", "test": "test"}
 UNGRADABLE = 5
 
 
-class DDRDataModule(HeldOutFractions, ImageClassificationDataModule):
+class DDRDataModule(ICDRGrading, HeldOutFractions, ImageClassificationDataModule):
     """DDR DR grading (5 grades) with its official train / valid / test sets.
 
     ``root`` is the ``DR_grading`` folder or the folder holding it. ``val_fraction`` or
@@ -46,11 +47,6 @@ class DDRDataModule(HeldOutFractions, ImageClassificationDataModule):
         val_fraction, test_fraction: see above.
         **kwargs: see :class:`ImageClassificationDataModule`.
     """
-
-    class_names = ("No DR", "Mild", "Moderate", "Severe", "Proliferative DR")
-    ordinal = True
-    official_metric = "kappa"
-    transforms_preset = "fundus"
 
     def __init__(
         self,

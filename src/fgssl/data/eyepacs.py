@@ -27,6 +27,7 @@ import pandas as pd
 from fgssl.data.base import ImageClassificationDataModule, SplitTables
 from fgssl.data.benchmark_tables import list_unlabelled, parse_grades
 from fgssl.data.fractions import HeldOutFractions
+from fgssl.data.icdr import ICDRGrading
 from fgssl.data.tables import read_csv_columns, require_dir
 from fgssl.errors import ConfigError, DataLayoutError
 
@@ -40,7 +41,7 @@ EYE_ID = r"^(?P<patient>\d+)_(left|right)$"
 TestUsage = Literal["all", "Public", "Private"]
 
 
-class EyePACSDataModule(HeldOutFractions, ImageClassificationDataModule):
+class EyePACSDataModule(ICDRGrading, HeldOutFractions, ImageClassificationDataModule):
     """Kaggle Diabetic Retinopathy Detection (EyePACS, 5 grades) as downloaded.
 
     Splits: ``val_fraction`` (default 0.2) of ``trainLabels.csv``, drawn by patient
@@ -57,11 +58,6 @@ class EyePACSDataModule(HeldOutFractions, ImageClassificationDataModule):
             solution file form the test split.
         **kwargs: see :class:`ImageClassificationDataModule`.
     """
-
-    class_names = ("No DR", "Mild", "Moderate", "Severe", "Proliferative DR")
-    ordinal = True
-    official_metric = "kappa"
-    transforms_preset = "fundus"
 
     def __init__(
         self,

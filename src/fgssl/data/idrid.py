@@ -28,6 +28,7 @@ import pandas as pd
 from fgssl.data.base import ImageClassificationDataModule, SplitTables
 from fgssl.data.benchmark_tables import list_unlabelled, parse_grades
 from fgssl.data.fractions import HeldOutFractions
+from fgssl.data.icdr import ICDRGrading
 from fgssl.data.tables import read_csv_columns, require_dir
 from fgssl.errors import DataNotFoundError
 
@@ -47,7 +48,7 @@ LABELS = {
 COLUMNS = ["Image name", "Retinopathy grade"]
 
 
-class IDRiDDataModule(HeldOutFractions, ImageClassificationDataModule):
+class IDRiDDataModule(ICDRGrading, HeldOutFractions, ImageClassificationDataModule):
     """IDRiD disease grading (5 DR grades): the official training and test sets.
 
     ``root`` is the ``B. Disease Grading`` folder or the folder holding it. Validation:
@@ -59,11 +60,6 @@ class IDRiDDataModule(HeldOutFractions, ImageClassificationDataModule):
         val_fraction, test_fraction: see above.
         **kwargs: see :class:`ImageClassificationDataModule`.
     """
-
-    class_names = ("No DR", "Mild", "Moderate", "Severe", "Proliferative DR")
-    ordinal = True
-    official_metric = "kappa"
-    transforms_preset = "fundus"
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ import pandas as pd
 from fgssl.data.base import ImageClassificationDataModule, SplitTables
 from fgssl.data.benchmark_tables import list_unlabelled, parse_grades
 from fgssl.data.fractions import HeldOutFractions
+from fgssl.data.icdr import ICDRGrading
 from fgssl.data.tables import read_csv_columns, require_dir, require_unique
 
 __all__ = ["Messidor2DataModule"]
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 COLUMNS = ["image_id", "adjudicated_dr_grade", "adjudicated_gradable"]
 
 
-class Messidor2DataModule(HeldOutFractions, ImageClassificationDataModule):
+class Messidor2DataModule(ICDRGrading, HeldOutFractions, ImageClassificationDataModule):
     """Messidor-2 (5 DR grades, adjudicated), gradable images only.
 
     No official split: ``val_fraction`` (default 0.2) is drawn (seeded, stratified) and the
@@ -51,11 +52,6 @@ class Messidor2DataModule(HeldOutFractions, ImageClassificationDataModule):
         val_fraction, test_fraction: see above.
         **kwargs: see :class:`ImageClassificationDataModule`.
     """
-
-    class_names = ("No DR", "Mild", "Moderate", "Severe", "Proliferative DR")
-    ordinal = True
-    official_metric = "kappa"
-    transforms_preset = "fundus"
 
     def __init__(
         self,

@@ -25,13 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from fgssl.data.icdr import ICDR_GRADES
+
 from .bootstrap import BootstrapSettings, Interval, bootstrap_distributions, percentile_interval
 from .resampled_scores import multiplicities, weighted_auroc
 
 __all__ = ["ICDR_GRADES", "REFERABLE_GRADE", "Screening", "is_icdr_graded", "referable_dr"]
-
-ICDR_GRADES = ("No DR", "Mild", "Moderate", "Severe", "Proliferative DR")
-"""The class names of fgssl's DR readers (APTOS, EyePACS, Messidor-2, IDRiD, DDR)."""
 
 REFERABLE_GRADE = 2
 """The lowest referable ICDR grade (moderate NPDR)."""
