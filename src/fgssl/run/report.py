@@ -1,23 +1,22 @@
-"""Results tables of a Hydra multirun: each configuration's metrics, mean ± std over seeds."""
+"""Results tables of a Hydra multirun: each configuration's metrics, mean ± std over seeds
+(the runs themselves: :mod:`fgssl.run.sweep_runs`)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
-import yaml
 
 from fgssl.atomic import write_csv_atomically, write_text_atomically
 from fgssl.errors import DataLayoutError, DataNotFoundError
 from fgssl.run.failures import FailedJob, read_failures
-from fgssl.run.html_report import write_sweep_html
-from fgssl.run.layout import CONFIG, REPORT_HTML, RESULTS
+from fgssl.run.layout import REPORT_HTML
+from fgssl.run.sweep_html import write_sweep_html
+from fgssl.run.sweep_runs import collect_runs, unquoted
 
 __all__ = [
     "add_run_intervals",
@@ -31,106 +30,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-SEED_KEYS = ("seed",)
-"""Overrides that tell repetitions of one configuration apart."""
-
-METRIC_SECTIONS = ("test/", "ssl_eval/", "best_val_score")
-"""Where results.json holds metrics: there ``null`` (undefined) is read as a missing value."""
-
-
-def _flatten(node: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """Numbers of a results.json tree by path; a metric that is null (undefined) is NaN,
-    i.e. missing, never 0."""
-    flat: dict[str, float] = {}
-    for key, value in node.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, name + "/"))
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            flat[name] = float(value)
-        elif value is None and name.startswith(METRIC_SECTIONS):
-            flat[name] = math.nan
-    return flat
-
-
-def _job_dirs(multirun_dir: Path) -> list[Path]:
-    jobs = [p for p in multirun_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir()]
-    return sorted(jobs, key=lambda p: (not p.name.isdigit(), p.name.zfill(12)))
-
-
-def _override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def _unquoted(override: str) -> str:
-    """``schedule='8_4_2'`` (as fgssl-train quotes it for Hydra) -> ``schedule=8_4_2``."""
-    key, sep, value = override.partition("=")
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        value = value[1:-1]
-    return key + sep + value
-
-
-def collect_runs(multirun_dir: str | os.PathLike[str]) -> pd.DataFrame:
-    """One row per finished job of ``multirun_dir``: ``job``, ``overrides`` (the job's
-    command-line overrides without the seed), ``seed``, ``monitor`` and every number of its
-    ``results.json``, flattened (``test/combined/kappa``, ``ssl_eval/knn/kappa``, ...).
-
-    Jobs without ``results.json`` (failed or still running) are skipped with a warning.
-    """
-    root = Path(multirun_dir).expanduser()
-    if not root.is_dir():
-        raise DataNotFoundError(f"multirun directory {str(root)!r} does not exist")
-    jobs = _job_dirs(root)
-    if not jobs:
-        raise DataLayoutError(
-            f"{str(root)!r} holds no Hydra job folders (<n>/.hydra/): expected the directory "
-            "of an `fgssl-train -m ...` sweep, e.g. multirun/demo/2024-05-01_10-00-00"
-        )
-    rows, unfinished = [], []
-    for job in jobs:
-        results_path = job / RESULTS
-        if not results_path.is_file():
-            unfinished.append(job.name)
-            continue
-        try:
-            overrides_path = job / ".hydra" / "overrides.yaml"
-            recorded = (
-                yaml.safe_load(overrides_path.read_text()) if overrides_path.is_file() else []
-            )
-            overrides = [_unquoted(str(o)) for o in recorded or []]
-            results = json.loads(results_path.read_text())
-            seed = next(
-                (o.split("=", 1)[1] for o in overrides if _override_key(o) in SEED_KEYS), None
-            )
-            if seed is None and (job / CONFIG).is_file():
-                seed = (yaml.safe_load((job / CONFIG).read_text()) or {}).get("seed")
-        except (OSError, ValueError, yaml.YAMLError) as error:
-            raise DataLayoutError(
-                f"cannot read the results of job {str(job)!r}: {error}"
-            ) from error
-        rows.append(
-            {
-                "job": job.name,
-                "overrides": [o for o in overrides if _override_key(o) not in SEED_KEYS],
-                "seed": seed,
-                "monitor": results.get("monitor"),
-                **_flatten(results),
-            }
-        )
-    if unfinished:
-        log.warning("skipping %d job(s) without results.json: %s", len(unfinished), unfinished)
-    if not rows:
-        raise DataNotFoundError(f"no job of {str(root)!r} has a results.json yet")
-    runs = pd.DataFrame(rows)
-    common = set.intersection(*(set(o) for o in runs["overrides"]))
-    runs["configuration"] = [
-        " ".join(o for o in overrides if o not in common) or "(all)"
-        for overrides in runs["overrides"]
-    ]
-    runs.attrs["common_overrides"] = [o for o in runs["overrides"].iloc[0] if o in common]
-    runs.attrs["unfinished"] = unfinished
-    return runs
 
 
 def default_metrics(runs: pd.DataFrame) -> list[str]:
@@ -302,7 +201,7 @@ def failures_markdown(failed: Sequence[FailedJob], common: Sequence[str] = ()) -
     for job in failed:
         reason = f"{job.type}: {job.error}" if job.type else job.error
         reason = reason.replace("|", r"\|")  # a literal bar in a table cell
-        overrides = [o for o in map(_unquoted, job.overrides) if o not in common]
+        overrides = [o for o in map(unquoted, job.overrides) if o not in common]
         lines.append(f"| {job.job} | `{' '.join(overrides)}` | {reason} |")
     return "\n".join(lines)
 
