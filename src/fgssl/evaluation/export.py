@@ -6,7 +6,8 @@ images (any B), to ``probabilities``, (B, C) float32: the softmax of the sum of 
 logits (fgssl's combined prediction, the one fgssl-predict writes). The preprocessing JSON
 (``<name>.preprocessing.json``) gives the image size, the resize size, mean and std, the
 class names, the steps in words, and the exact evaluation pipeline as an albumentations
-dict (``albumentations.from_dict`` rebuilds it).
+dict (``albumentations.from_dict`` rebuilds it). Running the exported files:
+:mod:`fgssl.evaluation.exported`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import logging
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,14 @@ from torch import nn
 from fgssl._version import __version__
 from fgssl.atomic import write_text_atomically
 from fgssl.errors import CheckpointError, ConfigError
-from fgssl.models.base import NetOutput, StagedNet
+from fgssl.evaluation.exported import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    ExportedModel,
+    ExportedNet,
+    preprocessing_path,
+)
+from fgssl.models.base import StagedNet
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -44,8 +51,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 EXPORT_FORMATS = ("onnx", "torchscript")
-INPUT_NAME = "image"
-OUTPUT_NAME = "probabilities"
 ONNX_OPSET = 18
 
 
@@ -108,12 +113,6 @@ def export_torchscript(net: StagedNet, path: str | os.PathLike[str], image_size:
     return path
 
 
-def preprocessing_path(model_path: str | os.PathLike[str]) -> Path:
-    """``<folder>/<stem>.preprocessing.json`` beside an exported model."""
-    model_path = Path(model_path)
-    return model_path.with_name(f"{model_path.stem}.preprocessing.json")
-
-
 def write_preprocessing(
     path: str | os.PathLike[str],
     *,
@@ -160,59 +159,6 @@ def write_preprocessing(
         "albumentations": A.to_dict(pipeline),
     }
     return write_text_atomically(Path(path), json.dumps(tree, indent=2) + "\n")
-
-
-@dataclass
-class ExportedModel:
-    """An exported ONNX model run with onnxruntime, with its preprocessing."""
-
-    path: Path
-    preprocessing: dict[str, Any]
-    session: Any
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> ExportedModel:
-        """Open ``path`` (.onnx) and its preprocessing JSON. Raises CheckpointError when
-        either is missing or unreadable, ConfigError without onnxruntime."""
-        path = Path(path).expanduser()
-        meta = preprocessing_path(path)
-        for needed in (path, meta):
-            if not needed.is_file():
-                raise CheckpointError(
-                    f"{str(needed)!r} does not exist: fgssl-export writes the model and "
-                    f"{meta.name} side by side"
-                )
-        try:
-            import onnxruntime
-        except ImportError:
-            raise ConfigError(
-                "running an ONNX model needs onnxruntime: pip install 'fgssl[export]'"
-            ) from None
-        try:
-            preprocessing = json.loads(meta.read_text())
-            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime and json fail in many ways on foreign files
-            raise CheckpointError(
-                f"cannot load the exported model {str(path)!r}: {error}"
-            ) from None
-        return cls(path, preprocessing, session)
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.preprocessing["class_names"])
-
-    def transform(self) -> Any:
-        """The preprocessing as a callable (H, W, 3) uint8 RGB array -> (3, S, S) tensor."""
-        import albumentations as A
-
-        pipeline = A.from_dict(self.preprocessing["albumentations"])
-        return lambda image: pipeline(image=image)["image"]
-
-    def __call__(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
-        """(B, C) probabilities of a (B, 3, S, S) batch of preprocessed images."""
-        batch = np.ascontiguousarray(np.asarray(images, dtype=np.float32))
-        output: np.ndarray = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
-        return output
 
 
 def _preprocessing_of(config: Any, image_size: int | None) -> tuple[int, int, list, list, Any]:
@@ -291,18 +237,3 @@ def export_run(
                 f"PyTorch's by {differences[name]:.3g} (more than {tolerance:g})"
             )
     return {"files": files, "max_abs_difference": differences}
-
-
-class ExportedNet(nn.Module):
-    """An :class:`ExportedModel` where fgssl's inference expects a network: its output's
-    logits are ``log p`` of the exported probabilities (softmax gives p back), the same for
-    the combined prediction and the concat head (the export holds only the former)."""
-
-    def __init__(self, model: ExportedModel):
-        super().__init__()
-        self.model = model
-
-    def forward(self, image: torch.Tensor) -> NetOutput:
-        probabilities = torch.from_numpy(self.model(image.detach().cpu().numpy()))
-        logits = probabilities.double().clamp_min(1e-300).log().to(image.device)
-        return NetOutput(logits=[logits], embeddings=[])

@@ -1,0 +1,97 @@
+"""Running a model that fgssl-export wrote: the ONNX file with onnxruntime and its
+preprocessing JSON beside it (:class:`ExportedModel`), and as a network fgssl's inference
+takes (:class:`ExportedNet`). The format of both files: :mod:`fgssl.evaluation.export`."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fgssl.errors import CheckpointError, ConfigError
+from fgssl.models.base import NetOutput
+
+__all__ = ["INPUT_NAME", "OUTPUT_NAME", "ExportedModel", "ExportedNet", "preprocessing_path"]
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "probabilities"
+
+
+def preprocessing_path(model_path: str | os.PathLike[str]) -> Path:
+    """``<folder>/<stem>.preprocessing.json`` beside an exported model."""
+    model_path = Path(model_path)
+    return model_path.with_name(f"{model_path.stem}.preprocessing.json")
+
+
+@dataclass
+class ExportedModel:
+    """An exported ONNX model run with onnxruntime, with its preprocessing."""
+
+    path: Path
+    preprocessing: dict[str, Any]
+    session: Any
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ExportedModel:
+        """Open ``path`` (.onnx) and its preprocessing JSON. Raises CheckpointError when
+        either is missing or unreadable, ConfigError without onnxruntime."""
+        path = Path(path).expanduser()
+        meta = preprocessing_path(path)
+        for needed in (path, meta):
+            if not needed.is_file():
+                raise CheckpointError(
+                    f"{str(needed)!r} does not exist: fgssl-export writes the model and "
+                    f"{meta.name} side by side"
+                )
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ConfigError(
+                "running an ONNX model needs onnxruntime: pip install 'fgssl[export]'"
+            ) from None
+        try:
+            preprocessing = json.loads(meta.read_text())
+            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime and json fail in many ways on foreign files
+            raise CheckpointError(
+                f"cannot load the exported model {str(path)!r}: {error}"
+            ) from None
+        return cls(path, preprocessing, session)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.preprocessing["class_names"])
+
+    def transform(self) -> Any:
+        """The preprocessing as a callable (H, W, 3) uint8 RGB array -> (3, S, S) tensor."""
+        import albumentations as A
+
+        pipeline = A.from_dict(self.preprocessing["albumentations"])
+        return lambda image: pipeline(image=image)["image"]
+
+    def __call__(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
+        """(B, C) probabilities of a (B, 3, S, S) batch of preprocessed images."""
+        batch = np.ascontiguousarray(np.asarray(images, dtype=np.float32))
+        output: np.ndarray = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+        return output
+
+
+class ExportedNet(nn.Module):
+    """An :class:`ExportedModel` where fgssl's inference expects a network: its output's
+    logits are ``log p`` of the exported probabilities (softmax gives p back), the same for
+    the combined prediction and the concat head (the export holds only the former)."""
+
+    def __init__(self, model: ExportedModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> NetOutput:
+        probabilities = torch.from_numpy(self.model(image.detach().cpu().numpy()))
+        logits = probabilities.double().clamp_min(1e-300).log().to(image.device)
+        return NetOutput(logits=[logits], embeddings=[])
