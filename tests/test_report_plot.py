@@ -263,3 +263,19 @@ def test_file_names_are_safe() -> None:
     assert plot_file_stem("ssl_eval/knn/kappa", "model.net['x y']") == (
         "ssl_eval_knn_kappa_vs_model.net_x_y"
     )
+
+
+def test_jobs_without_the_key_are_left_out_with_a_warning(tmp_path: Path, caplog) -> None:
+    multirun = fake_sweep(tmp_path / "sweep")
+    extra = multirun / "99"
+    (extra / ".hydra").mkdir(parents=True)
+    overrides = ["+experiment=demo", "+method=pmg", "seed=0"]
+    (extra / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (extra / "results.json").write_text(json.dumps({"test": {"combined": {"kappa": 0.0}}}))
+    runs = collect_runs(multirun)
+    with caplog.at_level(logging.WARNING, logger="fgssl"):
+        key = swept_key(runs, "data.label_fraction")
+    assert "job(s) ['99'] do not set data.label_fraction" in caplog.text
+    points = sweep_points(runs, key, "test/combined/kappa")
+    assert points["runs"].sum() == len(runs) - 1  # its 0.0 is in no point
+    assert points["min"].min() == pytest.approx(kappa("pmg", "0.1", 0))
