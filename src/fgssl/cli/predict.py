@@ -20,12 +20,14 @@ from fgssl.cli.common import (
     run_command,
 )
 from fgssl.errors import ConfigError, DataNotFoundError
-from fgssl.evaluation.export import ExportedModel, ExportedNet
+from fgssl.evaluation.exported import ExportedModel, ExportedNet
 from fgssl.evaluation.inference import predict_probabilities
 from fgssl.evaluation.predict import (
     EXCLUDED_BY_DEFAULT,
     ID_COLUMNS,
     IMAGE_EXTENSIONS,
+    ImageInputs,
+    Predictions,
     eval_transform,
     image_reader,
     images_from_csv,
@@ -66,6 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_checkpoint_argument(parser)
+    _add_input_arguments(parser)
+    add_tta_option(parser)
+    _add_model_options(parser)
+    add_common_options(parser)
+    return parser
+
+
+def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The images to predict and the files to write."""
     parser.add_argument(
         "input",
         help=f"a folder of images ({', '.join(IMAGE_EXTENSIONS)}), or a CSV with a 'path' "
@@ -81,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--submission",
         help="also write an APTOS 2019 Kaggle submission (id_code,diagnosis) to this file",
     )
-    add_tta_option(parser)
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Calibration, preprocessing without a run config, batching, the folder filter."""
     parser.add_argument(
         "--calibrate",
         action="store_true",
@@ -114,22 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"do not skip files named {', '.join(EXCLUDED_BY_DEFAULT)} in a folder "
         "(ISIC 2017's superpixel maps)",
     )
-    add_common_options(parser)
-    return parser
 
 
 def _predict(args: argparse.Namespace) -> int:
-    source = Path(args.input).expanduser()
-    if not source.exists():
-        raise DataNotFoundError(
-            f"input {str(source)!r} does not exist: expected a folder of images or a CSV"
-        )
     # The inputs first: a bad listing (e.g. an id twice) fails before the checkpoint loads.
-    if source.is_dir():
-        inputs = images_from_folder(source, exclude=() if args.include_all else EXCLUDED_BY_DEFAULT)
-    else:
-        inputs = images_from_csv(source, image_dir=args.image_dir, id_column=args.id_column)
+    inputs = _read_inputs(args)
     device = resolve_device(args.device)
+    loaded = None
     if args.path.endswith(".onnx"):  # fgssl-export's file: its own preprocessing
         if args.calibrate:
             raise ConfigError(
@@ -164,15 +169,37 @@ def _predict(args: argparse.Namespace) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     write_csv_atomically(output, predictions.table)
     print(f"{len(predictions.table)} of {len(inputs.ids)} images predicted: {output}")
-    if args.submission and predictions.failures:
+    _write_submission(args.submission, predictions, class_names)
+    return _report_failures(predictions, output)
+
+
+def _read_inputs(args: argparse.Namespace) -> ImageInputs:
+    """The images of ``args.input`` (a folder or a CSV); DataNotFoundError when absent."""
+    source = Path(args.input).expanduser()
+    if not source.exists():
+        raise DataNotFoundError(
+            f"input {str(source)!r} does not exist: expected a folder of images or a CSV"
+        )
+    if source.is_dir():
+        return images_from_folder(source, exclude=() if args.include_all else EXCLUDED_BY_DEFAULT)
+    return images_from_csv(source, image_dir=args.image_dir, id_column=args.id_column)
+
+
+def _write_submission(path: str | None, predictions: Predictions, class_names: list[str]) -> None:
+    """The Kaggle submission at ``path`` (None: none), refused when an image failed."""
+    if path and predictions.failures:
         print(
-            f"{PROG}: the Kaggle submission {args.submission} is not written: it must hold "
+            f"{PROG}: the Kaggle submission {path} is not written: it must hold "
             "every image, and some could not be read (below)",
             file=sys.stderr,
         )
-    elif args.submission:
-        path = write_kaggle_submission(predictions.table, class_names, args.submission)
-        print(f"Kaggle submission: {path}")
+    elif path:
+        print(f"Kaggle submission: {write_kaggle_submission(predictions.table, class_names, path)}")
+
+
+def _report_failures(predictions: Predictions, output: Path) -> int:
+    """0 when every image was predicted; else 1, the unread images listed on stderr (the
+    first :data:`SHOWN_FAILURES`) and in ``<output>_failed.csv``."""
     if not predictions.failures:
         return 0
     failed_csv = output.with_name(f"{output.stem}_failed.csv")

@@ -36,6 +36,20 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_run_arguments(parser)
+    _add_protocol_options(parser)
+    parser.add_argument("--config", help="the run's config.yaml (default: found in the run)")
+    parser.add_argument(
+        "--output",
+        help="JSON file for the results "
+        "(default: <run dir>/ssl_eval_<phase or random_init>_<features>_<split>.json)",
+    )
+    add_common_options(parser)
+    return parser
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """What to evaluate: the run or checkpoint, the changes to its config, the split."""
     parser.add_argument(
         "path",
         help="a run directory (uses the checkpoint of --phase) or a .ckpt of either phase",
@@ -50,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="which checkpoint of a run directory (default: %(default)s)",
     )
     parser.add_argument("--split", default="test", help="split to score (default: test)")
+
+
+def _add_protocol_options(parser: argparse.ArgumentParser) -> None:
+    """How to evaluate: the protocols, the features, their settings, the random reference."""
     parser.add_argument(
         "--protocol",
         nargs="+",
@@ -79,14 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
         "from ImageNet weights should be compared with those)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of --random-init (default: 0)")
-    parser.add_argument("--config", help="the run's config.yaml (default: found in the run)")
-    parser.add_argument(
-        "--output",
-        help="JSON file for the results "
-        "(default: <run dir>/ssl_eval_<phase or random_init>_<features>_<split>.json)",
-    )
-    add_common_options(parser)
-    return parser
 
 
 def _evaluate(args: argparse.Namespace) -> int:

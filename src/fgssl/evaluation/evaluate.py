@@ -84,6 +84,47 @@ def evaluate_split(
     with the bootstrap intervals (``intervals``; default :class:`BootstrapSettings`), the
     calibration and, for ICDR grading, the referable-DR view of
     :func:`fgssl.evaluation.reporting.paper_report`."""
+    table, class_names = _scored_split(loaded, datamodule, split)
+    outputs = predict_probabilities(
+        loaded.module.net, datamodule.eval_dataloader(split), device=device, tta=tta
+    )
+    labels = outputs["label"]
+    ordinal = bool(datamodule.ordinal)
+    heads = {head: outputs[head] for head in HEADS}
+    return Evaluation(
+        split=split,
+        class_names=class_names,
+        official_metric=datamodule.official_metric,
+        metrics=score_heads(heads, labels, split=split, ordinal=ordinal, class_names=class_names),
+        confusion={head: confusion_matrix(outputs[head], labels) for head in HEADS},
+        per_class=pd.concat(
+            [per_class_report(p, labels, class_names).assign(head=h) for h, p in heads.items()],
+            ignore_index=True,
+        )[["head", "class", "precision", "recall", "f1", "auroc", "support"]],
+        predictions=_predictions(table, labels, outputs["combined"], class_names),
+        report=paper_report(
+            {head: probabilities.double().numpy() for head, probabilities in heads.items()},
+            labels.numpy(),
+            ordinal=ordinal,
+            class_names=class_names,
+            settings=intervals,
+            split=split,
+        ),
+        facts={
+            "checkpoint": str(loaded.checkpoint),
+            "tta": tta,
+            "images": len(table),
+            "unreadable_images_left_out": len(datamodule.unreadable),
+        },
+    )
+
+
+def _scored_split(
+    loaded: LoadedRun, datamodule: ImageClassificationDataModule, split: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """The table and class names of ``split``, after refusing (:class:`ConfigError`) a
+    split the data does not have, one without labels, and a checkpoint of another number
+    of classes; unreadable images left out are counted in a warning."""
     datamodule.setup()
     assert datamodule.splits is not None
     if split not in datamodule.splits:
@@ -108,53 +149,21 @@ def evaluate_split(
             f"the checkpoint predicts {loaded.module.num_classes} classes but the data has "
             f"{len(class_names)} ({class_names})"
         )
-    outputs = predict_probabilities(
-        loaded.module.net, datamodule.eval_dataloader(split), device=device, tta=tta
-    )
-    labels = outputs["label"]
-    ordinal = bool(datamodule.ordinal)
-    metrics = score_heads(
-        {head: outputs[head] for head in HEADS},
-        labels,
-        split=split,
-        ordinal=ordinal,
-        class_names=class_names,
-    )
-    per_class = pd.concat(
-        [per_class_report(outputs[head], labels, class_names).assign(head=head) for head in HEADS],
-        ignore_index=True,
-    )[["head", "class", "precision", "recall", "f1", "auroc", "support"]]
-    combined = outputs["combined"]
-    predictions = pd.DataFrame(
+    return table, class_names
+
+
+def _predictions(
+    table: pd.DataFrame, labels: torch.Tensor, combined: torch.Tensor, class_names: list[str]
+) -> pd.DataFrame:
+    """One row per image: ``id``, ``label``, ``prediction`` (the argmax of the combined
+    probabilities ``combined``, N x C) and ``prob_<class>``."""
+    return pd.DataFrame(
         {
             "id": table["id"].astype(str).tolist(),
             "label": labels.tolist(),
             "prediction": combined.argmax(dim=1).tolist(),
             **{f"prob_{name}": combined[:, c].tolist() for c, name in enumerate(class_names)},
         }
-    )
-    return Evaluation(
-        split=split,
-        class_names=class_names,
-        official_metric=datamodule.official_metric,
-        metrics=metrics,
-        confusion={head: confusion_matrix(outputs[head], labels) for head in HEADS},
-        per_class=per_class,
-        predictions=predictions,
-        report=paper_report(
-            {head: outputs[head].double().numpy() for head in HEADS},
-            labels.numpy(),
-            ordinal=ordinal,
-            class_names=class_names,
-            settings=intervals,
-            split=split,
-        ),
-        facts={
-            "checkpoint": str(loaded.checkpoint),
-            "tta": tta,
-            "images": len(table),
-            "unreadable_images_left_out": len(datamodule.unreadable),
-        },
     )
 
 

@@ -40,17 +40,8 @@ def evaluate_frozen(
     protocol (same names and rules as the finetuned model's, NaN where undefined) with the
     facts of the evaluation.
     """
-    unknown = set(protocols) - set(PROTOCOLS)
-    if unknown:
-        raise ConfigError(f"unknown protocol(s) {sorted(unknown)}: expected {list(PROTOCOLS)}")
     started = time.perf_counter()
-    datamodule.setup()
-    assert datamodule.splits is not None
-    if split not in datamodule.splits or split == "train":
-        raise ConfigError(
-            f"cannot evaluate frozen features on split {split!r}: choose one of "
-            f"{sorted(set(datamodule.splits) - {'train', 'predict', UNLABELLED_SPLIT})}"
-        )
+    _check_request(datamodule, split, protocols)
 
     def extract(name: str) -> tuple[torch.Tensor, torch.Tensor]:
         loader = datamodule.eval_dataloader(name)
@@ -87,3 +78,20 @@ def evaluate_frozen(
         seconds=time.perf_counter() - started,
     )
     return results
+
+
+def _check_request(
+    datamodule: ImageClassificationDataModule, split: str, protocols: tuple[str, ...]
+) -> None:
+    """Refuse (:class:`ConfigError`) an unknown protocol, and a split to score on that the
+    data does not have or that the protocols are fitted on (``train``)."""
+    unknown = set(protocols) - set(PROTOCOLS)
+    if unknown:
+        raise ConfigError(f"unknown protocol(s) {sorted(unknown)}: expected {list(PROTOCOLS)}")
+    datamodule.setup()
+    assert datamodule.splits is not None
+    if split not in datamodule.splits or split == "train":
+        raise ConfigError(
+            f"cannot evaluate frozen features on split {split!r}: choose one of "
+            f"{sorted(set(datamodule.splits) - {'train', 'predict', UNLABELLED_SPLIT})}"
+        )

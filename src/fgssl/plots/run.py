@@ -51,40 +51,27 @@ def write_run_figures(
     the others are still written. Returns the paths written.
     """
     run_dir = Path(run_dir)
-    mean, std = datamodule.mean, datamodule.std
-    written: list[Path] = []
-
-    def draw(name: str, plot: Callable[[], Path]) -> None:
-        try:
-            written.append(plot())
-        except Exception:
-            log.exception("could not draw %s of %s", name, run_dir)
-
-    draw(
+    drawing = _Drawing(run_dir)
+    drawing.draw(
         "the training curves",
         lambda: plot_training_curves(run_dir, run_dir / "training_curves.png", monitor=monitor),
     )
-    dataset = datamodule.dataset(split, pipeline="eval")
-    chosen = pick_images(dataset.labels.tolist(), num_images)
-    items = [dataset[i] for i in chosen]
-    images = torch.stack([item["image"] for item in items])
-    labels = [int(item["label"]) for item in items]
-    stage_names = list(net.stage_names)
-    if len(stage_names) > 1:
-        draw(
+    images, labels = _example_images(datamodule, split, num_images)
+    if len(net.stage_names) > 1:
+        drawing.draw(
             "the jigsaw schedule",
             lambda: plot_jigsaw_schedule(
                 images[:2],
                 schedule,
                 run_dir / "jigsaw_schedule.png",
-                stage_names=stage_names[:-1],
+                stage_names=list(net.stage_names)[:-1],
                 permutation=permutation,
-                mean=mean,
-                std=std,
+                mean=datamodule.mean,
+                std=datamodule.std,
             ),
         )
     class_names = list(datamodule.class_names)
-    draw(
+    drawing.draw(
         "the Grad-CAM maps",
         lambda: plot_gradcam(
             net,
@@ -92,15 +79,39 @@ def write_run_figures(
             run_dir / "gradcam.png",
             labels=labels if min(labels) >= 0 else None,
             class_names=class_names,
-            mean=mean,
-            std=std,
+            mean=datamodule.mean,
+            std=datamodule.std,
         ),
     )
     if confusion:
-        draw(
+        drawing.draw(
             "the confusion matrices",
             lambda: plot_confusion_matrices(
                 confusion, class_names, run_dir / "confusion_matrix.png", title=f"{split} split"
             ),
         )
-    return written
+    return drawing.written
+
+
+class _Drawing:
+    """The figures of a run written so far; one that cannot be drawn is logged and skipped."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.written: list[Path] = []
+
+    def draw(self, name: str, plot: Callable[[], Path]) -> None:
+        try:
+            self.written.append(plot())
+        except Exception:
+            log.exception("could not draw %s of %s", name, self.run_dir)
+
+
+def _example_images(
+    datamodule: ImageClassificationDataModule, split: str, count: int
+) -> tuple[torch.Tensor, list[int]]:
+    """(count x 3 x S x S images, their labels) of ``split`` with the evaluation transforms,
+    one of each class first (:func:`pick_images`)."""
+    dataset = datamodule.dataset(split, pipeline="eval")
+    items = [dataset[i] for i in pick_images(dataset.labels.tolist(), count)]
+    return torch.stack([item["image"] for item in items]), [int(item["label"]) for item in items]

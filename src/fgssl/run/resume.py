@@ -118,6 +118,22 @@ def resumed_config(
     ``run_dir``: a run continues in its own folder.
     """
     run_dir = Path(run_dir)
+    saved = _saved_config(run_dir, output_dir)
+    refused = _apply_overrides(saved, overrides, run_dir, composed=composed, choices=choices)
+    if refused:
+        raise ConfigError(
+            f"resume={str(run_dir)!r} cannot change {'; '.join(refused)}: a resumed run keeps "
+            "its config except paths, epochs (to extend), devices, workers, speed and logging "
+            "options (README, 'Interruption and resumption')"
+        )
+    with open_dict(saved):
+        saved.resume = str(run_dir)
+    return saved
+
+
+def _saved_config(run_dir: Path, output_dir: str | os.PathLike[str] | None) -> DictConfig:
+    """The run's ``config.yaml`` (moved ``_target_`` paths updated), after refusing a
+    folder without one and an output directory other than the run's own."""
     path = RunDir(run_dir).config
     if not path.is_file():
         raise ConfigError(
@@ -132,6 +148,19 @@ def resumed_config(
     saved = OmegaConf.load(path)
     assert isinstance(saved, DictConfig)
     _update_moved_targets(saved)
+    return saved
+
+
+def _apply_overrides(
+    saved: DictConfig,
+    overrides: Sequence[str],
+    run_dir: Path,
+    *,
+    composed: DictConfig | None,
+    choices: Mapping[str, Any] | None,
+) -> list[str]:
+    """Apply to ``saved`` the ``overrides`` a resumed run may take (see
+    :func:`resumed_config`); returns the others, each with the reason it is refused."""
     saved_choices = _saved_choices(run_dir)
     finetune_started = find_resume_point(run_dir).finetune is not None
     refused = []
@@ -152,15 +181,7 @@ def resumed_config(
         reason = _apply(saved, override, finetune_started)
         if reason:
             refused.append(f"{override.input_line} ({reason})")
-    if refused:
-        raise ConfigError(
-            f"resume={str(run_dir)!r} cannot change {'; '.join(refused)}: a resumed run keeps "
-            "its config except paths, epochs (to extend), devices, workers, speed and logging "
-            "options (README, 'Interruption and resumption')"
-        )
-    with open_dict(saved):
-        saved.resume = str(run_dir)
-    return saved
+    return refused
 
 
 MOVED_TARGETS = {"fgssl.metrics_log.": "fgssl.run.metrics_log."}
