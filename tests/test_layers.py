@@ -18,7 +18,10 @@ PACKAGE = Path(fgssl.__file__).parent
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # (name, module prefixes), lowest first
-    ("foundation", ("fgssl._version", "fgssl.errors", "fgssl.atomic", "fgssl.run.layout")),
+    (
+        "foundation",
+        ("fgssl._version", "fgssl.errors", "fgssl.atomic", "fgssl.overrides", "fgssl.run.layout"),
+    ),
     (
         "method math",
         ("fgssl.models", "fgssl.losses", "fgssl.ops", "fgssl.metrics", "fgssl.undefined"),

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from fgssl.overrides import override_key, override_value
 from fgssl.plots.html import HtmlPage, figure_png
-from fgssl.run.sweep_runs import override_key
 
 __all__ = ["write_sweep_html"]
 
@@ -24,10 +24,7 @@ def _swept_keys(runs: pd.DataFrame) -> dict[str, list[str]]:
         for override in overrides:
             values.setdefault(override_key(override), [])
     for key in values:
-        values[key] = [
-            next((o.split("=", 1)[1] for o in overrides if override_key(o) == key), "")
-            for overrides in runs["overrides"]
-        ]
+        values[key] = [override_value(overrides, key) or "" for overrides in runs["overrides"]]
     return {key: v for key, v in values.items() if len(set(v)) > 1}
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 
 from fgssl.errors import DataLayoutError, DataNotFoundError
+from fgssl.overrides import override_key, unquoted
 from fgssl.run.layout import CONFIG, RESULTS
 
 __all__ = ["METRIC_SECTIONS", "SEED_KEYS", "collect_runs", "override_key", "unquoted"]
@@ -46,19 +47,6 @@ def _flatten(node: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
 def _job_dirs(multirun_dir: Path) -> list[Path]:
     jobs = [p for p in multirun_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir()]
     return sorted(jobs, key=lambda p: (not p.name.isdigit(), p.name.zfill(12)))
-
-
-def override_key(override: str) -> str:
-    """The key of a Hydra override: ``+method=pmg`` -> ``method``."""
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def unquoted(override: str) -> str:
-    """``schedule='8_4_2'`` (as fgssl-train quotes it for Hydra) -> ``schedule=8_4_2``."""
-    key, sep, value = override.partition("=")
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        value = value[1:-1]
-    return key + sep + value
 
 
 def collect_runs(multirun_dir: str | os.PathLike[str]) -> pd.DataFrame:
