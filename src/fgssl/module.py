@@ -15,9 +15,9 @@ from fgssl._version import __version__
 from fgssl.errors import ConfigError
 from fgssl.losses import build_objective
 from fgssl.models.base import StagedNet
+from fgssl.module_losses import LossRecordingModule
 from fgssl.module_optim import OptimizedModule, OptimizerFactory
 from fgssl.module_passes import PassesModule
-from fgssl.nonfinite import NonFiniteWatch, nonfinite_error
 from fgssl.ops.jigsaw import PERMUTATIONS, Permutation, jigsaw
 from fgssl.stages import Stage, plan_stages
 from fgssl.steps import fused_step, fused_view_step, progressive_step
@@ -40,7 +40,7 @@ def _check_choices(phase: str, step_mode: str, permutation: str) -> None:
         )
 
 
-class FGSSLModule(OptimizedModule, PassesModule):
+class FGSSLModule(OptimizedModule, LossRecordingModule, PassesModule):
     """Trains an FGSSLNet (or BaselineNet) in one phase with manual optimisation.
 
     A batch walks ``net.num_stages`` stages; stage k feeds ``jigsaw(image, schedule[k])`` to
@@ -61,6 +61,8 @@ class FGSSLModule(OptimizedModule, PassesModule):
             momentum 0.9, weight decay 5e-4. New layers use ``lr``, the backbone
             ``lr * backbone_lr_scale``; a cosine schedule (after ``warmup_epochs`` of linear
             warm-up) decays both to ``min_lr_scale`` of their start, stepped once per batch.
+        optimizer_implementation: ``auto``, ``foreach``, ``fused`` or ``for_loop``: the
+            optimizer's ``foreach``/``fused`` arguments (:mod:`fgssl.optim`).
         zero_grad_to_none: False (as PMG) zeroes gradients, so parameters a stage does not
             use still receive momentum and weight decay at its step; True skips them.
         grad_clip: max gradient norm, applied to unscaled gradients before every step.
@@ -93,6 +95,7 @@ class FGSSLModule(OptimizedModule, PassesModule):
         permutation: Permutation = "derangement",
         whole_image_weight: float = 2.0,
         optimizer: OptimizerFactory | None = None,
+        optimizer_implementation: str = "auto",
         lr: float = 2e-3,
         backbone_lr_scale: float = 0.1,
         warmup_epochs: float = 0.0,
@@ -130,11 +133,11 @@ class FGSSLModule(OptimizedModule, PassesModule):
             min_lr_scale=min_lr_scale,
             zero_grad_to_none=zero_grad_to_none,
             grad_clip=grad_clip,
+            implementation=optimizer_implementation,
         )
         self.label_smoothing = label_smoothing
         self.seed = seed
         self._init_passes(channels_last=channels_last, compile=compile)
-        self._nonfinite = NonFiniteWatch()
         self.ssl_loss = build_objective(objective, lambd=barlow_lambda, scale=barlow_scale)
         self.class_weights: torch.Tensor | None
         weights = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
@@ -162,29 +165,6 @@ class FGSSLModule(OptimizedModule, PassesModule):
             losses = self._finetune_step(puzzles, batch["label"])
         self.lr_schedulers().step()  # type: ignore[union-attr]
         self._record_losses(losses, batch_idx)
-
-    def _record_losses(self, losses: list[torch.Tensor], batch_idx: int) -> None:
-        """Log the stage losses and watch them for NaN/inf (checked on the host only every
-        ``log_every_n_steps`` batches and at the end of the epoch, to spare device syncs)."""
-        stacked = torch.stack(losses)
-        self._nonfinite.update(stacked, self.trainer.fit_loop.total_batch_idx)
-        check_every = max(getattr(self.trainer, "log_every_n_steps", 1), 1)
-        if (batch_idx + 1) % check_every == 0:
-            self._raise_if_nonfinite()
-        for stage, loss in zip(self.stages, losses, strict=True):
-            # Step values are this process's; epoch means are averaged over all processes.
-            self.log(f"{self.phase}/{stage.name}_loss_step", loss, on_step=True, on_epoch=False)
-            self.log(
-                f"{self.phase}/{stage.name}_loss_epoch",
-                loss,
-                on_step=False,
-                on_epoch=True,
-                sync_dist=True,
-            )
-        weights = stacked.new_tensor([stage.weight for stage in self.stages])
-        total = (weights * stacked).sum()
-        self.log(f"{self.phase}/loss", total, on_step=True, on_epoch=False, prog_bar=True)
-        self.log(f"{self.phase}/loss_epoch", total, on_step=False, on_epoch=True, sync_dist=True)
 
     def _finetune_step(
         self, puzzles: list[torch.Tensor], labels: torch.Tensor
@@ -256,22 +236,6 @@ class FGSSLModule(OptimizedModule, PassesModule):
         entropy = [self.seed, rank, self.current_epoch, batch_idx]
         seed = int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0])
         return torch.Generator().manual_seed(seed)
-
-    def on_train_epoch_end(self) -> None:
-        self._raise_if_nonfinite()
-
-    def _raise_if_nonfinite(self) -> None:
-        """Stop if any stage loss was NaN/inf since the last check (all processes agree)."""
-        failure = self._nonfinite.first_failure()
-        if not self.trainer.strategy.reduce_boolean_decision(failure is not None, all=False):
-            return
-        raise nonfinite_error(
-            failure,
-            self.stages,
-            phase=self.phase,
-            epoch=self.current_epoch,
-            compiled=self.compile_options is not None,
-        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["fgssl"] = {

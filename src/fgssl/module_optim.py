@@ -11,23 +11,37 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.core.optimizer import LightningOptimizer
 
+from fgssl.errors import ConfigError
 from fgssl.models.base import StagedNet
-from fgssl.optim import parameter_groups, warmup_cosine
+from fgssl.optim import (
+    build_optimizer,
+    check_fused_support,
+    implementation_options,
+    parameter_groups,
+    start_fused_momentum,
+    warmup_cosine,
+)
 
 __all__ = ["OptimizedModule", "OptimizerFactory"]
 
-OptimizerFactory = Callable[[Iterable[dict[str, Any]]], torch.optim.Optimizer]
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+"""Builds the optimizer from parameter groups, e.g. a ``functools.partial`` of a torch.optim
+class; with an ``implementation`` other than auto it is also given ``foreach`` and ``fused``."""
 
 
-def default_optimizer(params: Iterable[dict[str, Any]]) -> torch.optim.Optimizer:
+def default_optimizer(
+    params: Iterable[dict[str, Any]], **implementation: Any
+) -> torch.optim.Optimizer:
     """SGD with momentum 0.9 and weight decay 5e-4 (PMG's optimizer)."""
-    return torch.optim.SGD(params, lr=2e-3, momentum=0.9, weight_decay=5e-4)
+    return torch.optim.SGD(params, lr=2e-3, momentum=0.9, weight_decay=5e-4, **implementation)
 
 
 class OptimizedModule(pl.LightningModule):
     """One optimizer over :func:`fgssl.optim.parameter_groups` with a per-batch warm-up +
     cosine schedule and optional gradient clipping; a subclass sets ``self.net`` and calls
-    :meth:`_init_optimization` in its ``__init__`` (the arguments are FGSSLModule's)."""
+    :meth:`_init_optimization` in its ``__init__`` (the arguments are FGSSLModule's).
+    ``implementation`` (:data:`fgssl.optim.OPTIMIZER_IMPLEMENTATIONS`) also holds for an
+    optimizer restored from a checkpoint saved with another one."""
 
     net: StagedNet
 
@@ -41,8 +55,11 @@ class OptimizedModule(pl.LightningModule):
         min_lr_scale: float,
         zero_grad_to_none: bool,
         grad_clip: float | None,
+        implementation: str = "auto",
     ) -> None:
+        implementation_options(implementation)  # ConfigError for an unknown name
         self.optimizer_factory = optimizer or default_optimizer
+        self.optimizer_implementation = implementation
         self.lr = lr
         self.backbone_lr_scale = backbone_lr_scale
         self.warmup_epochs = warmup_epochs
@@ -52,7 +69,9 @@ class OptimizedModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         groups = parameter_groups(self.net, self.lr, self.backbone_lr_scale)
-        optimizer = self.optimizer_factory(groups)
+        if self.optimizer_implementation == "fused":
+            self._check_fused()
+        optimizer = build_optimizer(self.optimizer_factory, groups, self.optimizer_implementation)
         lr_lambda = functools.partial(  # the LR schedule (not the patch schedule)
             warmup_cosine,
             total=max(int(self.trainer.estimated_stepping_batches), 1),
@@ -64,6 +83,32 @@ class OptimizedModule(pl.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+    def _check_fused(self) -> None:
+        """Refuse, before the first step, a fused optimizer that cannot run here."""
+        check_fused_support(self.net.parameters())
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if self.grad_clip and scaler is not None:
+            raise ConfigError(
+                "optim.implementation=fused with optim.grad_clip under a 16-bit gradient "
+                "scaler (trainer.precision=16-mixed): a fused optimizer unscales the "
+                "gradients inside its step, so they cannot be clipped before it; use "
+                "optim.implementation=foreach, or trainer.precision=bf16-mixed"
+            )
+
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        # after a checkpoint's optimizer state was restored, before the first step
+        start_fused_momentum(self._optimizer().optimizer)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The saved optimizer state keeps the implementation it was saved with (torch.optim
+        restores every group setting); make it this module's, before it is restored."""
+        super().on_load_checkpoint(checkpoint)
+        options = implementation_options(self.optimizer_implementation)
+        for state in checkpoint.get("optimizer_states", []):
+            for group in state.get("param_groups", []):
+                group.update({key: value for key, value in options.items() if key in group})
 
     def _batches_per_epoch(self) -> int:
         total = self.trainer.estimated_stepping_batches

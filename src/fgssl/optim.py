@@ -2,14 +2,92 @@
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, get_args
 
+import torch
 from torch import nn
 
+from fgssl.errors import ConfigError
 from fgssl.models.base import StagedNet
 
-__all__ = ["parameter_groups", "warmup_cosine"]
+__all__ = [
+    "OPTIMIZER_IMPLEMENTATIONS",
+    "OptimizerImplementation",
+    "build_optimizer",
+    "check_fused_support",
+    "implementation_options",
+    "parameter_groups",
+    "start_fused_momentum",
+    "warmup_cosine",
+]
+
+OptimizerImplementation = Literal["auto", "foreach", "fused", "for_loop"]
+"""How a torch.optim optimizer runs its update (the same arithmetic, up to rounding): one
+kernel per parameter (``for_loop``), one per operation over all parameters (``foreach``),
+one for the whole update (``fused``), or PyTorch's default (``auto``: foreach on CUDA, the
+for-loop on the CPU)."""
+OPTIMIZER_IMPLEMENTATIONS: tuple[str, ...] = get_args(OptimizerImplementation)
+
+_OPTIONS: dict[str, dict[str, bool | None]] = {
+    "auto": {"foreach": None, "fused": None},  # torch.optim's own defaults
+    "foreach": {"foreach": True, "fused": False},
+    "fused": {"foreach": False, "fused": True},
+    "for_loop": {"foreach": False, "fused": False},
+}
+
+
+def implementation_options(implementation: str) -> dict[str, bool | None]:
+    """The ``foreach`` and ``fused`` arguments of a torch.optim optimizer (SGD, Adam, AdamW,
+    ...) for ``implementation``. Raises ConfigError naming ``optim.implementation`` for an
+    unknown name."""
+    if implementation not in _OPTIONS:
+        raise ConfigError(
+            f"optim.implementation={implementation!r}: expected one of "
+            f"{list(OPTIMIZER_IMPLEMENTATIONS)}"
+        )
+    return dict(_OPTIONS[implementation])
+
+
+def build_optimizer(
+    factory: Callable[..., torch.optim.Optimizer],
+    groups: Iterable[dict[str, Any]],
+    implementation: str,
+) -> torch.optim.Optimizer:
+    """``factory(groups, foreach=..., fused=...)`` (``auto``: ``factory(groups)``, whatever
+    the factory's defaults are). Raises ConfigError when ``implementation`` is unknown or
+    the factory takes no ``foreach``/``fused`` arguments."""
+    options = implementation_options(implementation)
+    if implementation == "auto":
+        return factory(groups)
+    parameters = inspect.signature(factory).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    if not takes_any and not set(options) <= set(parameters):
+        name = getattr(getattr(factory, "func", factory), "__name__", repr(factory))
+        raise ConfigError(
+            f"optim.implementation={implementation}: the optimizer ({name}) takes no "
+            "foreach/fused arguments; use optim.implementation=auto"
+        )
+    return factory(groups, **options)
+
+
+def check_fused_support(parameters: Iterable[torch.Tensor]) -> None:
+    """Raise ConfigError when PyTorch has no fused optimizer kernel for a parameter's device
+    or dtype (it would only fail at the first step: torch.optim checks lazily)."""
+    try:
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+    except ImportError:  # a PyTorch without the list: it checks at the first step
+        return
+    supported = _get_fused_kernels_supported_devices()
+    for p in parameters:
+        if p.device.type not in supported or not torch.is_floating_point(p):
+            raise ConfigError(
+                f"optim.implementation=fused: PyTorch {torch.__version__} has no fused "
+                f"optimizer for {p.dtype} parameters on {p.device.type} (only floating-point "
+                f"ones on {', '.join(supported)}); use optim.implementation=foreach or auto"
+            )
 
 
 def parameter_groups(net: StagedNet, lr: float, backbone_lr_scale: float) -> list[dict[str, Any]]:
@@ -38,3 +116,26 @@ def warmup_cosine(step: int, *, total: int, warmup: int, floor: float) -> float:
         return (step + 1) / warmup
     progress = min((step - warmup) / max(total - warmup, 1), 1.0)
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def start_fused_momentum(optimizer: torch.optim.Optimizer) -> None:
+    """Give every parameter of a fused SGD group with momentum a zero momentum buffer.
+
+    PyTorch's fused SGD (torch 2.14) can only start the buffers of a group all at one step
+    (a TypeError otherwise); the progressive step's later stages bring parameters that
+    start later. A zero buffer gives the same first update (``buf = momentum * 0 + grad``
+    equals torch.optim.SGD's first ``buf = grad`` when ``dampening`` is 0). Raises
+    ConfigError for a fused group with momentum and dampening."""
+    if not isinstance(optimizer, torch.optim.SGD):
+        return
+    for group in optimizer.param_groups:
+        if not group.get("fused") or not group["momentum"]:
+            continue
+        if group["dampening"]:
+            raise ConfigError(
+                "optim.implementation=fused with SGD momentum and dampening="
+                f"{group['dampening']}: PyTorch's fused SGD cannot start the momentum of "
+                "parameters a later stage brings in; use optim.implementation=foreach"
+            )
+        for p in group["params"]:
+            optimizer.state[p].setdefault("momentum_buffer", torch.zeros_like(p))

@@ -38,7 +38,8 @@ def random_permutations(
     - ``"uniform"``: uniform over all ``num_tiles!`` permutations, the identity included.
 
     The random numbers are drawn on the generator's device (so a CPU generator gives the
-    same permutations whatever ``device`` is) and the result is moved to ``device``.
+    same permutations whatever ``device`` is) and the result is moved to ``device`` (to a
+    GPU without waiting for it: through pinned memory, asynchronously).
 
     Raises:
         ValueError: an unknown ``permutation``, or a derangement of a single tile.
@@ -65,7 +66,12 @@ def random_permutations(
         while redraw.numel():
             perm[redraw] = uniform(redraw.numel())
             redraw = redraw[(perm[redraw] == identity).any(dim=1)]
-    return perm.to(device)
+    target = perm.device if device is None else torch.device(device)
+    if perm.device.type == "cpu" and target.type == "cuda":
+        # A blocking copy from pageable memory would wait for all queued GPU work (a sync
+        # at every puzzle); from pinned memory the copy joins the queue instead.
+        return perm.pin_memory().to(target, non_blocking=True)
+    return perm.to(target)
 
 
 @overload

@@ -14,6 +14,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.errors import ConfigError
 from fgssl.ops.jigsaw import PERMUTATIONS
+from fgssl.optim import implementation_options
 from fgssl.run.factory import bootstrap_settings
 from fgssl.run.tracking import check_trackers
 
@@ -49,6 +50,7 @@ def check_config(cfg: DictConfig) -> None:
     check_trackers(cfg.get("logger") or {})
     _check_batch_size(cfg)
     _check_trainer(cfg)
+    _check_optimizer_implementation(cfg)
     permutation = cfg.schedule.get("permutation", "derangement")
     if permutation not in PERMUTATIONS:
         raise ConfigError(
@@ -104,6 +106,22 @@ def _check_trainer(cfg: DictConfig) -> None:
     for key, instead in _TRAINER_KEYS_SET_BY_FGSSL.items():
         if key in trainer:
             raise ConfigError(f"trainer.{key} is set by fgssl itself: use {instead}")
+
+
+def _check_optimizer_implementation(cfg: DictConfig) -> None:
+    """An unknown ``optim.implementation``, and a fused optimizer that would have to clip
+    gradients it only unscales inside its step (16-mixed's gradient scaler). The device and
+    dtype are checked when the optimizer is built (FGSSLModule.configure_optimizers)."""
+    implementation = cfg.optim.get("implementation", "auto")
+    implementation_options(implementation)
+    precision = str((cfg.get("trainer") or {}).get("precision", "32-true"))
+    if implementation == "fused" and cfg.optim.grad_clip and precision in ("16-mixed", "16"):
+        raise ConfigError(
+            f"optim.implementation=fused with optim.grad_clip={cfg.optim.grad_clip} and "
+            f"trainer.precision={precision}: a fused optimizer unscales the gradients inside "
+            "its step, so they cannot be clipped before it; use optim.implementation=foreach, "
+            "or trainer.precision=bf16-mixed"
+        )
 
 
 def _check_objective(cfg: DictConfig) -> None:

@@ -73,6 +73,8 @@ def build_module(
         permutation=cfg.schedule.get("permutation", "derangement"),
         whole_image_weight=cfg.loss.whole_image_weight,
         optimizer=instantiate(cfg.optim.optimizer),
+        # runs saved before optim.implementation resume with PyTorch's default, as they trained
+        optimizer_implementation=cfg.optim.get("implementation", "auto"),
         lr=cfg.optim.pretrain_lr if phase == "pretrain" and cfg.optim.pretrain_lr else cfg.optim.lr,
         backbone_lr_scale=cfg.optim.backbone_lr_scale,
         warmup_epochs=cfg.optim.warmup_epochs,

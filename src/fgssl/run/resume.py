@@ -53,6 +53,7 @@ RESUME_OVERRIDABLE: tuple[str, ...] = (
     "data.persistent_workers",
     "data.verify_images",
     "perf",
+    "optim.implementation",
     # what is logged and drawn
     "logger",
     "trainer.enable_progress_bar",
