@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal
 
 import numpy as np
@@ -15,6 +16,7 @@ from fgssl._version import __version__
 from fgssl.errors import ConfigError
 from fgssl.losses import build_objective
 from fgssl.models.base import StagedNet
+from fgssl.models.running_stats import BN_RUNNING_STATS, frozen_running_stats
 from fgssl.module_losses import LossRecordingModule
 from fgssl.module_optim import OptimizedModule, OptimizerFactory
 from fgssl.module_passes import PassesModule
@@ -28,8 +30,12 @@ Phase = Literal["pretrain", "finetune"]
 StepMode = Literal["progressive", "fused"]
 
 
-def _check_choices(phase: str, step_mode: str, permutation: str) -> None:
+def _check_choices(phase: str, step_mode: str, permutation: str, bn_running_stats: str) -> None:
     """One-line errors for the options that take one of a few names."""
+    if bn_running_stats not in BN_RUNNING_STATS:
+        raise ConfigError(
+            f"bn_running_stats must be one of {list(BN_RUNNING_STATS)}, got {bn_running_stats!r}"
+        )
     if phase not in ("pretrain", "finetune"):
         raise ConfigError(f"phase must be 'pretrain' or 'finetune', got {phase!r}")
     if step_mode not in ("progressive", "fused"):
@@ -81,6 +87,10 @@ class FGSSLModule(OptimizedModule, LossRecordingModule, PassesModule):
         seed: seeds the jigsaw permutations (with epoch, batch and process rank).
         channels_last: run the network on channels-last tensors (faster convolutions on
             recent GPUs with mixed precision).
+        bn_running_stats: ``whole_images``: the puzzle passes leave the batch-norm running
+            statistics (what evaluation normalises with) to the whole-image passes;
+            ``every_pass``: every pass updates them, as the reference code does
+            (:mod:`fgssl.models.running_stats`).
         compile: ``torch.compile`` the network's passes (True, or a mapping of
             ``torch.compile`` options such as ``{"mode": "max-autotune"}``).
     """
@@ -112,9 +122,10 @@ class FGSSLModule(OptimizedModule, LossRecordingModule, PassesModule):
         channels_last: bool = False,
         compile: bool | Mapping[str, Any] = False,
         objective: Mapping[str, Any] | None = None,
+        bn_running_stats: str = "whole_images",
     ):
         super().__init__()
-        _check_choices(phase, step_mode, permutation)
+        _check_choices(phase, step_mode, permutation, bn_running_stats)
         ignored = ["optimizer"] + (["net"] if isinstance(net, nn.Module) else [])
         self.save_hyperparameters(ignore=ignored)
         self.automatic_optimization = False
@@ -125,6 +136,7 @@ class FGSSLModule(OptimizedModule, LossRecordingModule, PassesModule):
             self.net.stage_names, list(schedule), whole_image_weight=whole_image_weight
         )
         self.permutation: Permutation = permutation
+        self.bn_running_stats = bn_running_stats
         self._init_optimization(
             optimizer,
             lr=lr,
@@ -193,6 +205,13 @@ class FGSSLModule(OptimizedModule, LossRecordingModule, PassesModule):
 
         return self._run_stages(stage_loss)
 
+    def _stage_context(self, stage: Stage) -> AbstractContextManager[object]:
+        """A puzzle stage's passes leave the batch-norm running statistics as they are
+        (``bn_running_stats="whole_images"``); the whole-image stage updates them."""
+        if stage.grid is None or self.bn_running_stats == "every_pass":
+            return nullcontext()
+        return frozen_running_stats(self.net)
+
     def _run_stages(self, stage_loss: Callable[[Stage], torch.Tensor]) -> list[torch.Tensor]:
         """The step of ``step_mode`` (see :mod:`fgssl.steps`); under DDP a fused step
         backpropagates the summed losses once."""
@@ -204,6 +223,7 @@ class FGSSLModule(OptimizedModule, LossRecordingModule, PassesModule):
             self._optimizer(),
             self.manual_backward,
             zero_to_none=self.zero_grad_to_none,
+            stage_context=self._stage_context,
             **extra,
         )
 
@@ -224,6 +244,7 @@ class FGSSLModule(OptimizedModule, LossRecordingModule, PassesModule):
             self._optimizer(),
             self.manual_backward,
             zero_to_none=self.zero_grad_to_none,
+            stage_context=self._stage_context,
         )
 
     @property

@@ -7,12 +7,15 @@
 - :func:`fused_view_step`: the fused self-supervised step with the second view run once
   (the "leaf trick": K+2 network passes instead of 2(K+1)).
 
-Each returns the detached loss of every stage, in stage order.
+Each returns the detached loss of every stage, in stage order. ``stage_context`` wraps each
+stage's forward and backward passes (e.g. :func:`fgssl.models.running_stats.frozen_running_stats`
+for the puzzle stages).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Protocol
 
 import torch
@@ -22,6 +25,7 @@ from fgssl.stages import Stage
 __all__ = [
     "Backward",
     "Optimizer",
+    "StageContext",
     "StageLoss",
     "fused_step",
     "fused_view_step",
@@ -33,6 +37,12 @@ StageLoss = Callable[[Stage], torch.Tensor]
 Backward = Callable[[torch.Tensor], None]
 """Backpropagates a loss: ``loss.backward()``, or Lightning's ``manual_backward`` (AMP
 scaling, DDP)."""
+StageContext = Callable[[Stage], AbstractContextManager[object]]
+"""The context of one stage's passes (forward, and backward where it is the stage's own)."""
+
+
+def no_context(stage: Stage) -> AbstractContextManager[object]:
+    return nullcontext()
 
 
 class Optimizer(Protocol):
@@ -48,13 +58,15 @@ def progressive_step(
     backward: Backward,
     *,
     zero_to_none: bool = True,
+    stage_context: StageContext = no_context,
 ) -> list[torch.Tensor]:
     """Zero, backward ``stage.weight * loss`` and step, stage by stage."""
     losses: list[torch.Tensor] = []
     for stage in stages:
         optimizer.zero_grad(set_to_none=zero_to_none)
-        loss = stage_loss(stage)
-        backward(stage.weight * loss)
+        with stage_context(stage):
+            loss = stage_loss(stage)
+            backward(stage.weight * loss)
         optimizer.step()
         losses.append(loss.detach())
     return losses
@@ -68,24 +80,30 @@ def fused_step(
     *,
     zero_to_none: bool = True,
     backward_once: bool = False,
+    stage_context: StageContext = no_context,
 ) -> list[torch.Tensor]:
     """One step on ``sum_k weight_k * loss_k``.
 
     Each stage is backpropagated as soon as its loss is known (gradients accumulate), so only
     one stage's graph is alive at a time; ``backward_once`` sums the weighted losses and
-    backpropagates once instead (DDP: one gradient all-reduce per step).
+    backpropagates once instead (DDP: one gradient all-reduce per step); ``stage_context``
+    then wraps the forward passes only.
     """
     optimizer.zero_grad(set_to_none=zero_to_none)
     if backward_once:
-        stage_losses = [stage_loss(stage) for stage in stages]
+        stage_losses = []
+        for stage in stages:
+            with stage_context(stage):
+                stage_losses.append(stage_loss(stage))
         weighted = [s.weight * loss for s, loss in zip(stages, stage_losses, strict=True)]
         backward(torch.stack(weighted).sum())
         losses = [loss.detach() for loss in stage_losses]
     else:
         losses = []
         for stage in stages:
-            loss = stage_loss(stage)
-            backward(stage.weight * loss)
+            with stage_context(stage):
+                loss = stage_loss(stage)
+                backward(stage.weight * loss)
             losses.append(loss.detach())
     optimizer.step()
     return losses
@@ -100,6 +118,7 @@ def fused_view_step(
     backward: Backward,
     *,
     zero_to_none: bool = True,
+    stage_context: StageContext = no_context,
 ) -> list[torch.Tensor]:
     """One self-supervised step for all stages with the second view run once.
 
@@ -118,8 +137,9 @@ def fused_view_step(
     leaves = [target.detach().requires_grad_() for target in view_embeddings]
     losses = []
     for stage in stages:
-        loss = objective(puzzle_embedding(stage), leaves[stage.index])
-        backward(stage.weight * loss)
+        with stage_context(stage):  # the puzzle's passes; the view's are whole images
+            loss = objective(puzzle_embedding(stage), leaves[stage.index])
+            backward(stage.weight * loss)
         losses.append(loss.detach())
     used = [
         (target, leaf.grad)

@@ -96,6 +96,8 @@ def build_module(
         compile=plain_dict(cfg.perf.compile)
         if OmegaConf.is_dict(cfg.perf.compile)
         else cfg.perf.compile,
+        # runs saved before bn_running_stats resume as they trained: every pass updated them
+        bn_running_stats=cfg.get("bn_running_stats", "every_pass"),
         # runs saved before the objective group resume with Barlow Twins, as they trained
         objective=plain_dict(cfg.objective) if cfg.get("objective") is not None else None,
     )
