@@ -26,7 +26,7 @@ from helpers import RandomDataModule, one_thread, tiny_module, tiny_trainer
 Compose = Callable[..., DictConfig]
 
 # What each implementation hands torch.optim.SGD (auto: its own defaults).
-EXPECTED = {
+EXPECTED: dict[str, dict[str, bool | None]] = {
     "auto": {"foreach": None, "fused": None},
     "foreach": {"foreach": True, "fused": False},
     "fused": {"foreach": False, "fused": True},
@@ -111,7 +111,7 @@ def test_fused_with_clipping_under_a_gradient_scaler_is_refused(
     cfg = compose_config(
         "+experiment=aptos", "data.root=/x", *overrides, "trainer.precision=16-mixed"
     )
-    with pytest.raises(ConfigError, match="optim.implementation=fused with optim.grad_clip=1.0"):
+    with pytest.raises(ConfigError, match=r"optim.implementation=fused with optim.grad_clip=1\.0"):
         run_training(cfg, tmp_path / "run")
     check_config(
         compose_config(
