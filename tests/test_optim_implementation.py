@@ -17,7 +17,7 @@ from pytorch_lightning.plugins.precision import MixedPrecision
 from conftest import TINY_TRAINING
 from fgssl.errors import ConfigError
 from fgssl.module import FGSSLModule
-from fgssl.optim import OPTIMIZER_IMPLEMENTATIONS, build_optimizer
+from fgssl.optim import OPTIMIZER_IMPLEMENTATIONS, build_optimizer, start_fused_momentum
 from fgssl.run.config_checks import check_config
 from fgssl.run.factory import build_module
 from fgssl.run.pipeline import run_training
@@ -161,3 +161,35 @@ def test_a_resumed_optimizer_takes_the_configured_implementation(tmp_path: Path)
     groups = resumed._optimizer().optimizer.param_groups
     assert all(group["foreach"] is True and group["fused"] is False for group in groups)
     assert resumed._optimizer().optimizer.state  # the momentum buffers were restored
+
+
+def test_fused_sgd_momentum_starts_at_zero_and_dampening_is_refused() -> None:
+    """PyTorch's fused SGD raises a TypeError when a group's parameters start their momentum
+    at different steps (as the progressive stages do); zero buffers give SGD's first step."""
+    first, later = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))
+    fused = torch.optim.SGD([first, later], lr=0.1, momentum=0.9, fused=True)
+    first.grad = torch.ones(3)
+    fused.step()  # only `first` has a gradient: only its buffer starts
+    later.grad = torch.ones(2)
+    with pytest.raises(TypeError):  # torch's limitation, which start_fused_momentum avoids
+        fused.step()
+
+    pair = [torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))]
+    reference = [torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))]
+    fused = torch.optim.SGD(pair, lr=0.1, momentum=0.9, fused=True)
+    loop = torch.optim.SGD(reference, lr=0.1, momentum=0.9, foreach=False)
+    start_fused_momentum(fused)
+    assert all(fused.state[p]["momentum_buffer"].eq(0).all() for p in pair)
+    for step in range(3):  # the second parameter gets its first gradient at step 1
+        for params, optimizer in ((pair, fused), (reference, loop)):
+            params[0].grad = torch.full((3,), 1.0 + step)
+            params[1].grad = torch.full((2,), 2.0) if step else None
+            optimizer.step()
+    for got, want in zip(pair, reference, strict=True):
+        torch.testing.assert_close(got, want)
+    start_fused_momentum(loop)  # not fused: nothing to start
+    assert reference[1] in loop.state and len(loop.state) == 2
+
+    damped = torch.optim.SGD(pair, lr=0.1, momentum=0.9, dampening=0.5, fused=True)
+    with pytest.raises(ConfigError, match=r"dampening=0\.5"):
+        start_fused_momentum(damped)
