@@ -160,6 +160,7 @@ def test_resume_applies_the_overrides_that_are_safe_to_change(saved_run: Path) -
             "data.num_workers=0",
             "trainer.devices=2",
             "figures.enabled=false",
+            "optim.implementation=fused",
             "hydra.verbose=true",
         ],
         output_dir=saved_run,
@@ -169,6 +170,7 @@ def test_resume_applies_the_overrides_that_are_safe_to_change(saved_run: Path) -
     expected["data"].update(root="/moved/data", num_workers=0)
     expected["trainer"]["devices"] = 2
     expected["figures"]["enabled"] = False
+    expected["optim"]["implementation"] = "fused"
     expected.update(finetune_epochs=5, resume=str(saved_run))
     assert resumed == expected  # those keys, and nothing else
 
