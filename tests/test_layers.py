@@ -31,7 +31,16 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "stages and step executors",
         ("fgssl.stages", "fgssl.steps", "fgssl.optim", "fgssl.nonfinite"),
     ),
-    ("module", ("fgssl.module", "fgssl.module_eval", "fgssl.module_optim", "fgssl.module_passes")),
+    (
+        "module",
+        (
+            "fgssl.module",
+            "fgssl.module_eval",
+            "fgssl.module_losses",
+            "fgssl.module_optim",
+            "fgssl.module_passes",
+        ),
+    ),
     ("evaluation and plots", ("fgssl.evaluation", "fgssl.plots")),
     ("run package", ("fgssl.run",)),
     ("run orchestrator", ("fgssl.run.pipeline",)),

@@ -22,6 +22,7 @@ from fgssl.run.checkpointing import AtomicCheckpointIO, BestCheckpoint, every_ep
 from fgssl.run.instantiation import instantiate_unwrapped, plain
 from fgssl.run.layout import LAST_CHECKPOINT, METRICS, Phase
 from fgssl.run.metrics_log import trim_metrics_log
+from fgssl.run.precise_bn import PreciseBatchNorm
 from fgssl.run.progress import PhaseProgress
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "monitor_callbacks",
     "monitor_key",
     "plain_dict",
+    "precise_bn_callback",
     "ssl_monitor_callback",
 ]
 
@@ -190,6 +192,16 @@ def plain_dict(node: DictConfig) -> dict[str, Any]:
     container = OmegaConf.to_container(node, resolve=True)
     assert isinstance(container, dict)
     return {str(key): value for key, value in container.items()}
+
+
+def precise_bn_callback(cfg: DictConfig, *, validate: bool) -> PreciseBatchNorm | None:
+    """Precise batch-norm statistics (``precise_bn.*``): before each validation, or at the end
+    of each epoch of a phase without validation (:class:`~fgssl.run.precise_bn.PreciseBatchNorm`).
+    None when off (runs saved before the option resume without it, as they trained)."""
+    options = cfg.get("precise_bn")
+    if options is None or not options.enabled:
+        return None
+    return PreciseBatchNorm(options.num_images, seed=cfg.seed, every_epoch_end=not validate)
 
 
 def ssl_monitor_callback(cfg: DictConfig) -> SSLMonitor | None:

@@ -31,6 +31,7 @@ from fgssl.run.factory import (
     is_rank_zero,
     monitor_callbacks,
     monitor_key,
+    precise_bn_callback,
     ssl_monitor_callback,
 )
 from fgssl.run.layout import Phase, RunDir
@@ -163,6 +164,8 @@ def fit_phase(
         )
     if phase == "pretrain" and (ssl_monitor := ssl_monitor_callback(cfg)) is not None:
         callbacks = [*(callbacks or []), ssl_monitor]
+    if (precise_bn := precise_bn_callback(cfg, validate=monitor is not None)) is not None:
+        callbacks = [precise_bn, *(callbacks or [])]  # before the monitor and the checkpoints
     epochs = cfg.pretrain_epochs if phase == "pretrain" else cfg.finetune_epochs
     trainer = build_trainer(
         cfg,
