@@ -88,6 +88,12 @@ def test_hooks_follow_the_phase() -> None:
     Recording(8, every_epoch_end=True).on_train_epoch_end(fit, None)  # type: ignore[arg-type]
     Recording(8, every_epoch_end=True).on_validation_start(fit, None)  # type: ignore[arg-type]
     assert calls == ["recompute", "recompute"]
+    # at the start of a fresh pretrain phase (the monitor's random-weight reference), not of
+    # a resumed one, nor of a phase with validation
+    Recording(8, every_epoch_end=True).on_train_start(SimpleNamespace(global_step=0), None)  # type: ignore[arg-type]
+    Recording(8, every_epoch_end=True).on_train_start(SimpleNamespace(global_step=7), None)  # type: ignore[arg-type]
+    Recording(8).on_train_start(SimpleNamespace(global_step=0), None)  # type: ignore[arg-type]
+    assert calls == ["recompute"] * 3
 
 
 @pytest.mark.parametrize("bad", [0, -3, True])

@@ -37,9 +37,10 @@ log = logging.getLogger(__name__)
 class PreciseBatchNorm(pl.Callback):
     """Recompute the batch-norm running statistics of ``pl_module.net`` on ``num_images``
     whole training images (the evaluation transforms; a seeded random subset, the same at
-    every epoch; ``None``: all of them): before each validation of a fit, and at the end of
-    each training epoch of a phase without validation (the pretrain phase, before its
-    monitor, which must therefore come after this callback).
+    every epoch; ``None``: all of them): before each validation of a fit; in a phase
+    without validation (the pretrain phase) at the end of each training epoch and at the
+    start of a fresh phase, before its monitor, which must therefore come after this
+    callback.
 
     Args:
         num_images: how many training images (>= 1), or None for all.
@@ -62,6 +63,12 @@ class PreciseBatchNorm(pl.Callback):
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self.every_epoch_end and not trainer.sanity_checking and trainer.training:
+            self.recompute(trainer, pl_module)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # the pretrain monitor's reference at random initialisation, on a fresh phase only
+        # (a resumed one continues with its checkpoint's statistics, as it would have)
+        if self.every_epoch_end and trainer.global_step == 0:
             self.recompute(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
