@@ -1,5 +1,5 @@
 # fgssl set-up: each target creates .venv (if missing), installs, and runs.
-#   make demo   install, then train + test FG-SSL on the synthetic demo data (CPU; over 14 min on 2 cores)
+#   make demo   install, then train + test FG-SSL on the synthetic demo data (CPU; about 4 min on 2 idle cores)
 #   make test   install with test extras, then lint, type-check and run the whole test suite
 PYTHON ?= python3
 VENV := .venv

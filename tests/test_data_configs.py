@@ -270,7 +270,8 @@ def test_resize_size_follows_image_size(compose_config: Compose, name: str, tmp_
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ([], (96, 104)),  # the demo's own margin: 13/12 of the crop
+        ([], (80, 87)),  # the demo's own margin: 13/12 of the crop, round(86.67)
+        (["data.image_size=96"], (96, 104)),
         (["data.image_size=64"], (64, 69)),  # round(64 * 13 / 12) = round(69.33)
         (["data.image_size=64", "data.resize_size=80"], (64, 80)),
     ],
