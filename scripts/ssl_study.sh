@@ -1,46 +1,48 @@
 #!/usr/bin/env bash
 # Does the self-supervised phase learn? (README, "Self-supervised evaluation": the study.)
 #
-# On the demo data: pretrain for PRETRAIN_EPOCHS (default 5), seeds 0-2, with the batch-norm
-# running statistics of whole images (fgssl's default) or of every pass (the reference code),
-# each with and without precise batch-norm statistics (fgssl's default: on), then one
-# finetune epoch (the pipeline needs one; the study reads the pretrained network).
-# Then the same protocols on the same networks with random weights, the reference that
-# features pretrained from scratch should beat. Writes under OUT (default docs/ssl-study):
-#   report.md/.csv (fgssl-report), probe and k-NN against the policy (PNG + CSV),
-#   random_init.csv (the random-weight reference of each seed), and each run's monitor curve.
-# About 50 minutes on an idle 2-core CPU with the defaults (two runs at a time, one thread each).
+# On the demo data, seeds 0-2, pretrain for PRETRAIN_EPOCHS (default 5) then one finetune
+# epoch (the pipeline needs one; the study reads the pretrained network), in two settings:
+#   now:       fgssl's defaults, bn_running_stats=whole_images precise_bn.enabled=true
+#   reference: the reference code's batch-norm statistics, bn_running_stats=every_pass
+#              precise_bn.enabled=false (fgssl before these options)
+# and the same protocols on the same network with random weights (fgssl-ssl-eval
+# --random-init), the reference that features pretrained from scratch should beat.
+# Writes under OUT (default docs/ssl-study): report.md/.csv/runs.csv (fgssl-report: the
+# linear probe and k-NN on the backbone's features, test split), random_init.csv, and each
+# run's pretrain monitor (monitor_<seed>_<setting>.csv: k-NN of the validation images at
+# every epoch, epoch 0 = random weights). About 25 minutes on an idle 2-core CPU (two runs
+# at a time, one thread each).
 set -euo pipefail
 EPOCHS=${PRETRAIN_EPOCHS:-5}
 OUT=${OUT:-docs/ssl-study}
 SWEEP=${SWEEP:-multirun/ssl-study-$(date +%Y-%m-%d_%H-%M-%S)}
 BIN=${BIN:-$(dirname "$(command -v fgssl-train)")}
+declare -A SETTINGS=(
+    [now]="bn_running_stats=whole_images precise_bn.enabled=true"
+    [reference]="bn_running_stats=every_pass precise_bn.enabled=false"
+)
 
 mkdir -p "$SWEEP" "$OUT"
-run() {  # one seed, both policies, one after the other
-    OMP_NUM_THREADS=1 "$BIN/fgssl-train" -m +experiment=demo name=ssl-study \
-        pretrain_epochs="$EPOCHS" finetune_epochs=1 figures.enabled=false \
-        bn_running_stats=whole_images,every_pass precise_bn.enabled=true,false seed="$1" \
-        hydra.sweep.dir="$SWEEP/seed$1" \
-        hydra.sweep.subdir='${bn_running_stats}_precise${precise_bn.enabled}'
+run() {  # one seed, both settings, one after the other
+    for setting in now reference; do
+        # shellcheck disable=SC2086  # the setting is a list of overrides
+        OMP_NUM_THREADS=1 "$BIN/fgssl-train" -m +experiment=demo name=ssl-study \
+            pretrain_epochs="$EPOCHS" finetune_epochs=1 figures.enabled=false \
+            ${SETTINGS[$setting]} seed="$1" \
+            hydra.sweep.dir="$SWEEP" hydra.sweep.subdir="seed$1_$setting" > /dev/null
+    done
 }
 run 0 & run 1 & wait
 run 2
 
-# one sweep folder for fgssl-report: the twelve jobs side by side
-mkdir -p "$SWEEP/all"
-for job in "$SWEEP"/seed*/*/; do
-    seed=$(basename "$(dirname "$job")"); policy=$(basename "$job")
-    ln -sfn "$(realpath "$job")" "$SWEEP/all/${seed}_${policy}"
-done
-"$BIN/fgssl-report" "$SWEEP/all" --output-dir "$OUT" --plot-against bn_running_stats \
+"$BIN/fgssl-report" "$SWEEP" --output-dir "$OUT" \
     --metrics ssl_eval/linear_probe/kappa ssl_eval/knn/kappa combined/kappa
 
 echo "seed,protocol,kappa" > "$OUT/random_init.csv"
 for seed in 0 1 2; do
-    job="$SWEEP/seed$seed/whole_images_precisetrue"
-    OMP_NUM_THREADS=1 "$BIN/fgssl-ssl-eval" "$job" --random-init --seed "$seed" \
-        --output "$OUT/random_init_seed$seed.json" > /dev/null
+    OMP_NUM_THREADS=1 "$BIN/fgssl-ssl-eval" "$SWEEP/seed${seed}_now" --random-init \
+        --seed "$seed" --output "$OUT/random_init_seed$seed.json" > /dev/null
     python3 - "$OUT/random_init_seed$seed.json" "$seed" >> "$OUT/random_init.csv" <<'EOF'
 import json, sys
 results = json.load(open(sys.argv[1]))
@@ -49,8 +51,7 @@ for protocol in ("linear_probe", "knn"):
     print(f"{sys.argv[2]},{protocol},{'' if value is None else value}")
 EOF
 done
-for job in "$SWEEP"/seed*/*/; do
-    name="$(basename "$(dirname "$job")")_$(basename "$job")"
-    cp "$job/pretrain/metrics.csv" "$OUT/monitor_$name.csv"
+for job in "$SWEEP"/seed*/; do
+    cp "$job/pretrain/metrics.csv" "$OUT/monitor_$(basename "$job").csv"
 done
 echo "written under $OUT"
