@@ -130,6 +130,7 @@ def test_sigterm_leaves_a_valid_checkpoint_and_the_run_resumes(tmp_path: Path) -
         "+experiment=demo",
         *TINY_TRAINING,
         "pretrain_epochs=12",
+        "step_mode=progressive",  # K+1 optimizer steps per batch, counted below
         "finetune_epochs=1",
         "data.num_train=40",
         "data.num_test=2",

@@ -148,6 +148,7 @@ def test_sigterm_ends_a_run_with_workers_cleanly(tmp_path: Path, target: str) ->
         *(o for o in TINY_TRAINING if not o.startswith("data.num_workers")),
         "data.num_workers=2",
         "pretrain_epochs=50",
+        "step_mode=progressive",  # K+1 optimizer steps per batch, counted below
         "finetune_epochs=1",
         "data.num_train=40",
         "data.num_test=2",
