@@ -17,7 +17,6 @@ layers normalise with their batch's statistics.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 import pytorch_lightning as pl
@@ -30,8 +29,6 @@ from fgssl.data.worker_signals import SignalSafeDataLoader, WorkerInit
 from fgssl.errors import ConfigError
 
 __all__ = ["PreciseBatchNorm"]
-
-log = logging.getLogger(__name__)
 
 
 class PreciseBatchNorm(pl.Callback):
