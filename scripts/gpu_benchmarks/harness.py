@@ -13,7 +13,6 @@ import dataclasses
 import gc
 import statistics
 import time
-from collections.abc import Callable
 from typing import Any, cast
 
 import pytorch_lightning as pl
@@ -21,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from benchmarks.common import sync, time_call
 from fgssl import FGSSLModule, FGSSLNet
 from fgssl.optim import build_optimizer
 
@@ -73,11 +73,6 @@ def fixed_batch(config: Config) -> dict[str, torch.Tensor]:
 def batch_loader(batch: dict[str, torch.Tensor], times: int = 1) -> DataLoader[Any]:
     """A loader that yields ``batch`` (as it is: on its device) ``times`` times."""
     return DataLoader(cast(Any, [batch] * times), batch_size=None)
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def reset_device() -> None:
@@ -203,26 +198,12 @@ def measure_full_pass(config: Config, *, warmup: int, repeats: int) -> dict[str,
         loss.backward()
         optimizer.step()
 
-    seconds = time_steps(step, config.device, warmup=warmup, repeats=repeats)
+    seconds = time_call(step, device=config.device, warmup=warmup, repeats=repeats)
     return {
         "seconds": seconds,
         "images_per_s": config.batch / seconds,
         "peak_mib": peak_mib(config.device),
     }
-
-
-def time_steps(step: Callable[[], None], device: str, *, warmup: int, repeats: int) -> float:
-    """Median seconds of ``step`` over ``repeats`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        step()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def is_out_of_memory(error: BaseException) -> bool:

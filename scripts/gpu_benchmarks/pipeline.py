@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 
-from benchmarks.common import print_table
+from benchmarks.common import print_table, sync
 from fgssl.data import APTOS2019DataModule
 from fgssl.data.demo import render_fundus
 from fgssl.data.prepare import fill_cache
@@ -30,7 +30,6 @@ from gpu_benchmarks.harness import (
     fixed_batch,
     module_for,
     reset_device,
-    sync,
     trainer_for,
 )
 from gpu_benchmarks.settings import Settings
