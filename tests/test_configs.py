@@ -155,6 +155,10 @@ def test_the_objective_is_a_config_choice_and_a_bad_target_is_refused_early(
     default = build_module(compose_config("+experiment=demo"), data, phase="pretrain")  # type: ignore[arg-type]
     assert type(default.ssl_loss).__name__ == "BarlowTwinsLoss"
     assert default.ssl_loss.scale == compose_config("+experiment=demo").loss.barlow_scale
+    cfg = compose_config("+experiment=demo", *TINY_TRAINING, "objective=barlow_twins_reference")
+    reference = build_module(cfg, data, phase="pretrain")  # type: ignore[arg-type]
+    assert type(reference.ssl_loss).__name__ == "ReferenceBarlowTwinsLoss"
+    assert (reference.ssl_loss.lambd, reference.ssl_loss.scale) == (cfg.loss.barlow_lambda, 1.0)
     cfg = compose_config(
         "+experiment=aptos", "data.root=/nonexistent", "objective._target_=fgssl.losses.Nope"
     )

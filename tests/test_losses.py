@@ -148,3 +148,40 @@ def test_the_objective_is_chosen_by_target_and_defaults_to_barlow_twins() -> Non
     assert vicreg.ssl_loss.lightly.mu_param == 5.0
     with pytest.raises(ConfigError, match=r"objective: cannot build 'fgssl\.losses\.Nope'"):
         FGSSLModule(net=net, schedule=[], objective={"_target_": "fgssl.losses.Nope"})
+
+
+def reference_barlow_numpy(z1: np.ndarray, z2: np.ndarray, lambd: float) -> float:
+    """The reference code's variant, element by element in float64: unbiased std, no eps,
+    lambd^2 on every (C - I) entry."""
+    n, d = z1.shape
+    a = (z1 - z1.mean(0)) / z1.std(0, ddof=1)
+    b = (z2 - z2.mean(0)) / z2.std(0, ddof=1)
+    loss = 0.0
+    for i in range(d):
+        for j in range(d):
+            c_ij = sum(a[k, i] * b[k, j] for k in range(n)) / n
+            loss += lambd**2 * (c_ij - (1.0 if i == j else 0.0)) ** 2
+    return loss
+
+
+@pytest.mark.parametrize(("n", "d", "lambd"), [(16, 8, 5.1e-3), (5, 12, 0.5)])
+def test_the_reference_variant_matches_its_formula(n: int, d: int, lambd: float) -> None:
+    from fgssl.losses import ReferenceBarlowTwinsLoss
+
+    rng = np.random.default_rng(n + d)
+    z1, z2 = rng.normal(size=(n, d)), rng.normal(size=(n, d))
+    expected = reference_barlow_numpy(z1, z2, lambd)
+    t1, t2 = torch.tensor(z1, dtype=torch.float32), torch.tensor(z2, dtype=torch.float32)
+    got = ReferenceBarlowTwinsLoss(lambd, scale=3.0)(t1, t2).item()
+    assert got == pytest.approx(3.0 * expected, rel=1e-4)
+    # and it is not Zbontar's loss: same inputs, another value
+    assert BarlowTwinsLoss(lambd)(t1, t2).item() != pytest.approx(expected, rel=1e-2)
+
+
+def test_the_reference_variant_is_not_finite_on_a_constant_dimension() -> None:
+    from fgssl.losses import ReferenceBarlowTwinsLoss
+
+    z = torch.randn(8, 4)
+    z[:, 2] = 1.0  # no eps: the reference code divides by a zero std
+    assert not torch.isfinite(ReferenceBarlowTwinsLoss()(z, z.clone()))
+    assert torch.isfinite(BarlowTwinsLoss()(z, z.clone()))  # eps 1e-5 keeps Zbontar's finite

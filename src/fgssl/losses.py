@@ -13,7 +13,13 @@ from torch import nn
 
 from fgssl.errors import ConfigError
 
-__all__ = ["BarlowTwinsLoss", "VICRegLoss", "build_objective", "gather_with_grad"]
+__all__ = [
+    "BarlowTwinsLoss",
+    "ReferenceBarlowTwinsLoss",
+    "VICRegLoss",
+    "build_objective",
+    "gather_with_grad",
+]
 
 
 def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
@@ -80,11 +86,14 @@ class BarlowTwinsLoss(nn.Module):
                     f"batch, got {batch_size} (use a larger batch_size or drop_last=True)"
                 )
             cross_corr = self._standardise(z1).T @ self._standardise(z2) / batch_size
-            on_diag = torch.diagonal(cross_corr)
-            on_diag_term = (1.0 - on_diag).pow(2).sum()
-            off_diag_term = cross_corr.pow(2).sum() - on_diag.pow(2).sum()
-            loss = on_diag_term + self.lambd * off_diag_term
+            loss = self._combine(cross_corr)
             return loss if self.scale == 1.0 else self.scale * loss
+
+    def _combine(self, cross_corr: torch.Tensor) -> torch.Tensor:
+        on_diag = torch.diagonal(cross_corr)
+        on_diag_term = (1.0 - on_diag).pow(2).sum()
+        off_diag_term = cross_corr.pow(2).sum() - on_diag.pow(2).sum()
+        return on_diag_term + self.lambd * off_diag_term
 
     def _standardise(self, z: torch.Tensor) -> torch.Tensor:
         mean = z.mean(dim=0)
@@ -95,6 +104,26 @@ class BarlowTwinsLoss(nn.Module):
         return (
             f"lambd={self.lambd}, scale={self.scale}, gather_distributed={self.gather_distributed}"
         )
+
+
+class ReferenceBarlowTwinsLoss(BarlowTwinsLoss):
+    """The Barlow Twins variant of the FG-SSL reference code, kept as an ablation
+    (``objective=barlow_twins_reference``); :class:`BarlowTwinsLoss` is Zbontar et al.'s.
+
+    ``z1`` and ``z2`` (N, D) are standardised per dimension with the *unbiased* standard
+    deviation and no eps, ``C = z1n.T @ z2n / N`` and
+    ``loss = scale * lambd**2 * sum_ij (C - I)_ij^2``: the diagonal and the off-diagonal
+    terms weighted alike, both by ``lambd`` squared (about 2.6e-5 for the default 5.1e-3).
+    A dimension that is constant over the batch divides by zero (a non-finite loss), as in
+    the reference code. Float32, and the global batch under DDP, as :class:`BarlowTwinsLoss`.
+    """
+
+    def _standardise(self, z: torch.Tensor) -> torch.Tensor:
+        return (z - z.mean(dim=0)) / z.std(dim=0, unbiased=True)
+
+    def _combine(self, cross_corr: torch.Tensor) -> torch.Tensor:
+        identity = torch.eye(cross_corr.shape[0], device=cross_corr.device)
+        return self.lambd**2 * (cross_corr - identity).pow(2).sum()
 
 
 class VICRegLoss(nn.Module):

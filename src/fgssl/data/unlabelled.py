@@ -38,15 +38,23 @@ HELD_OUT_SPLITS = ("val", "test")
 SHOWN = 3
 
 
-def check_held_out_overlap(pool: pd.DataFrame, splits: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+def check_held_out_overlap(
+    pool: pd.DataFrame,
+    splits: Mapping[str, pd.DataFrame],
+    *,
+    what: str = "data.unlabelled image(s)",
+    remedy: str = "remove them from the unlabelled sources",
+    drop_training_images: bool = True,
+) -> pd.DataFrame:
     """``pool`` without the images the training split already holds, after refusing any
     image of the held-out splits (:data:`HELD_OUT_SPLITS`).
 
     An image is the same as another when both paths name one file (after resolving links)
     or their files are byte-identical (:func:`fgssl.data.duplicates.content_keys`). A pool
     image that is a validation or test image raises :class:`DataLayoutError` naming the
-    count and the first few pairs; one that is a training image is left out of the pool
-    (it is pretrained on as a training image), with its count logged.
+    count and the first few pairs (``what`` names the pool, ``remedy`` the fix); one that is
+    a training image is left out of the pool (it is pretrained on as a training image), with
+    its count logged, unless ``drop_training_images`` is False (the pool is returned whole).
     """
     if pool.empty:
         return pool
@@ -82,21 +90,23 @@ def check_held_out_overlap(pool: pd.DataFrame, splits: Mapping[str, pd.DataFrame
             held_out.append(f"{pool_paths[row]!r} {how} {match[0]} image {match[1]!r}")
         else:
             in_train.append(row)
-    if held_out:
-        raise DataLayoutError(
-            f"{len(held_out)} data.unlabelled image(s) are validation or test images of "
-            f"this run, e.g. {'; '.join(held_out[:SHOWN])}: pretraining on them would leak "
-            "the held-out images into training; remove them from the unlabelled sources"
-        )
-    if in_train:
+    _refuse_held_out(held_out, what, remedy)
+    if in_train and drop_training_images:
+        example = pool_ids[in_train[0]]
         log.info(
-            "%d data.unlabelled image(s) are training images of this run (e.g. %r): "
-            "pretrained on once, as training images",
-            len(in_train),
-            pool_ids[in_train[0]],
+            "%d %s are training images (e.g. %r): pretrained on once", len(in_train), what, example
         )
         pool = pool.drop(index=pool.index[in_train])
     return pool.reset_index(drop=True)
+
+
+def _refuse_held_out(held_out: list[str], what: str, remedy: str) -> None:
+    if held_out:
+        raise DataLayoutError(
+            f"{len(held_out)} {what} are validation or test images of this run, e.g. "
+            f"{'; '.join(held_out[:SHOWN])}: pretraining on them would leak the held-out "
+            f"images into training; {remedy}"
+        )
 
 
 def add_unlabelled(

@@ -150,11 +150,13 @@ def _check_method(cfg: DictConfig) -> None:
     if target.endswith("BaselineNet"):
         trains = "baseline"
     else:
-        trains = "fgssl" if cfg.pretrain_epochs > 0 else "pmg"
+        pretrained = cfg.pretrain_epochs > 0 or bool(cfg.get("pretrained_run"))
+        trains = "fgssl" if pretrained else "pmg"
     if trains != method:
         raise ConfigError(
             f"method={method} but the composed config trains {trains} (model.net._target_="
-            f"{target}, pretrain_epochs={cfg.pretrain_epochs}): put +method=... after "
+            f"{target}, pretrain_epochs={cfg.pretrain_epochs}, pretrained_run="
+            f"{cfg.get('pretrained_run')}): put +method=... after "
             "+experiment=... on the command line (the later one wins) and do not override "
             "what the method sets"
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,6 +19,7 @@ from fgssl.evaluation.ssl import evaluate_frozen
 from fgssl.module import FGSSLModule
 from fgssl.plots.run import write_run_figures
 from fgssl.run.layout import RunDir
+from fgssl.run.pretrained_run import pretrained_checkpoint
 from fgssl.run.run_report import add_paper_report, publish_run, write_reliability_diagram
 from fgssl.undefined import undefined_to_null
 
@@ -49,8 +51,9 @@ def write_outputs(
         _write_figures(cfg, run, module, datamodule, results["monitor"], device)
         write_reliability_diagram(run, module.test_predictions)
     # The pretrain phase's last checkpoint holds its final weights, in a resumed run too.
-    if cfg.ssl_eval.enabled and cfg.pretrain_epochs > 0:
-        ssl_results = _evaluate_pretrained(cfg, run, datamodule, device)
+    pretrained = pretrained_checkpoint(cfg, run)
+    if cfg.ssl_eval.enabled and pretrained is not None:
+        ssl_results = _evaluate_pretrained(cfg, pretrained, datamodule, device)
         if ssl_results is not None:
             results["ssl_eval"] = undefined_to_null(ssl_results)
             text = json.dumps(results, indent=2, allow_nan=False) + "\n"
@@ -60,17 +63,17 @@ def write_outputs(
 
 def _evaluate_pretrained(
     cfg: DictConfig,
-    run: RunDir,
+    checkpoint: Path,
     datamodule: ImageClassificationDataModule,
     device: torch.device,
 ) -> dict[str, Any] | None:
-    """Linear probe and k-NN on the frozen features of the network of the pretrain phase's
-    last checkpoint, fitted on the finetune phase's (labelled) training images; None if it
-    fails."""
+    """Linear probe and k-NN on the frozen features of the network of ``checkpoint`` (the
+    pretrain phase's last), fitted on the finetune phase's (labelled) training images; None
+    if it fails."""
     datamodule.enter_phase("finetune")
     try:
         results = evaluate_frozen(
-            load_checkpoint(run.last_checkpoint("pretrain")).net,
+            load_checkpoint(checkpoint).net,
             datamodule,
             split=cfg.ssl_eval.split,
             device=device,

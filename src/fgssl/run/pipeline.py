@@ -36,6 +36,7 @@ from fgssl.run.factory import (
 )
 from fgssl.run.layout import Phase, RunDir
 from fgssl.run.outputs import write_outputs
+from fgssl.run.pretrained_run import check_pretrained_run, pretrained_weights
 from fgssl.run.resume import ResumePoint, check_resume_split, find_resume_point
 from fgssl.undefined import undefined_to_null
 
@@ -120,6 +121,8 @@ def _start(cfg: DictConfig, run: RunDir) -> tuple[ImageClassificationDataModule,
     check_schedule_fits(cfg, datamodule)
     if cfg.get("resume"):  # a moved data.root must still give the run's images
         check_resume_split(run.split, datamodule.split_table())
+    if resume.finetune is None:
+        check_pretrained_run(cfg, datamodule)
     if is_rank_zero():
         write_text_atomically(run.config, OmegaConf.to_yaml(cfg, resolve=True))
         datamodule.write_split(run.split)
@@ -141,7 +144,8 @@ def fit_phase(
     Args:
         resume_from: the phase's ``last.ckpt`` to continue from (checked to be this fgssl's
             and this network's), or None for a fresh phase.
-        initial_state: network weights to start from (the pretrained ones, for finetune).
+        initial_state: network weights to start from (the pretrained ones, for finetune);
+            a fresh finetune phase without them starts from ``cfg.pretrained_run``'s, if set.
         monitor: the validation metric whose best epoch is checkpointed (``best.ckpt``) and
             that early stopping follows; None: no validation (the pretrain phase).
 
@@ -152,8 +156,7 @@ def fit_phase(
     module = build_module(cfg, datamodule, phase=phase)
     _check_room_for_checkpoints(run.root, module)
     resumed_epoch = _resumed_epoch(resume_from, module)
-    if initial_state is not None:
-        module.net.load_state_dict(initial_state)
+    _load_initial_state(cfg, module, phase, initial_state, fresh=resume_from is None)
     checkpoint, callbacks = None, None
     if monitor is not None:
         checkpoint, callbacks = monitor_callbacks(
@@ -177,6 +180,22 @@ def fit_phase(
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     return module, trainer, checkpoint
+
+
+def _load_initial_state(
+    cfg: DictConfig,
+    module: FGSSLModule,
+    phase: Phase,
+    state: Mapping[str, torch.Tensor] | None,
+    *,
+    fresh: bool,
+) -> None:
+    """Load ``state`` into the network; a fresh finetune phase without it starts from
+    ``cfg.pretrained_run``'s pretrained weights, if set."""
+    if state is None and fresh and phase == "finetune" and cfg.get("pretrained_run"):
+        state = pretrained_weights(cfg.pretrained_run, dict(module.hparams["net"]))
+    if state is not None:
+        module.net.load_state_dict(state)
 
 
 def _check_room_for_checkpoints(run_dir: Path, module: FGSSLModule) -> None:
