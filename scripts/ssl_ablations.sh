@@ -30,7 +30,7 @@ source "$(dirname "$0")/study_jobs.sh"
 
 mkdir -p "$STUDY/runs" "$STUDY/logs"
 for seed in $SEEDS; do
-    for setting in now reference_loss wide_projector colour_views low_lr; do
+    for setting in reference_loss colour_views wide_projector low_lr now; do
         # shellcheck disable=SC2086  # a setting is a list of overrides
         echo "runs/${setting}_s$seed '' -- name=ssl-ablations pretrain_epochs=$PRETRAIN_EPOCHS" \
             "finetune_epochs=1" ${SETTINGS[$setting]} "seed=$seed"
