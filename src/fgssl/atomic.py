@@ -36,9 +36,15 @@ def write_text_atomically(path: str | os.PathLike[str], text: str) -> Path:
     return Path(path)
 
 
-def write_csv_atomically(path: str | os.PathLike[str], table: pd.DataFrame) -> Path:
-    """Write ``table`` as CSV (no index, floats to 6 significant digits) through a
-    temporary file; returns ``path``."""
+def write_csv_atomically(
+    path: str | os.PathLike[str], table: pd.DataFrame, *, exact: bool = False
+) -> Path:
+    """Write ``table`` as CSV (no index) through a temporary file; returns ``path``.
+
+    Floats get 6 significant digits, for reading; with ``exact``, as many as read back to
+    the same number, for tables that metrics are recomputed from (predicted probabilities:
+    rounded, a confident network's scores tie, and AUROC changes).
+    """
     with atomic_path(path) as temporary:
-        table.to_csv(temporary, index=False, float_format="%.6g")
+        table.to_csv(temporary, index=False, float_format=None if exact else "%.6g")
     return Path(path)

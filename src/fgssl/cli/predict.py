@@ -167,7 +167,7 @@ def _predict(args: argparse.Namespace) -> int:
         _calibrate(predictions.table, loaded, class_names, device, args.tta)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    write_csv_atomically(output, predictions.table)
+    write_csv_atomically(output, predictions.table, exact=True)
     print(f"{len(predictions.table)} of {len(inputs.ids)} images predicted: {output}")
     _write_submission(args.submission, predictions, class_names)
     return _report_failures(predictions, output)

@@ -188,7 +188,7 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> dict[str, P
         paths["results"], json.dumps(evaluation.to_json(), indent=2, allow_nan=False) + "\n"
     )
     write_csv_atomically(paths["per_class"], evaluation.per_class)
-    write_csv_atomically(paths["predictions"], evaluation.predictions)
+    write_csv_atomically(paths["predictions"], evaluation.predictions, exact=True)
     plot_confusion_matrices(
         evaluation.confusion,
         evaluation.class_names,
