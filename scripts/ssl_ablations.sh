@@ -10,10 +10,12 @@
 #   colour_views:    the views keep their colours: random crops and flips only (no grey,
 #                    blur or solarisation)
 #   low_lr:          pretrain learning rate 0.002 instead of 0.02
-# Writes STUDY/report (fgssl-report). About 50 minutes on an idle 2-core CPU for two seeds.
+# ABLATIONS chooses among them. Writes STUDY/report (fgssl-report). About 50 minutes on an
+# idle 2-core CPU for two seeds.
 set -euo pipefail
 STUDY=$(realpath -m "${STUDY:-multirun/ssl-ablations}")
 SEEDS=${SEEDS:-"0 1"}
+ABLATIONS=${ABLATIONS:-"reference_loss colour_views wide_projector low_lr now"}
 PRETRAIN_EPOCHS=${PRETRAIN_EPOCHS:-5}
 JOBS=${JOBS:-2}
 BIN=${BIN:-$(dirname "$(command -v fgssl-train)")}
@@ -30,7 +32,7 @@ source "$(dirname "$0")/study_jobs.sh"
 
 mkdir -p "$STUDY/runs" "$STUDY/logs"
 for seed in $SEEDS; do
-    for setting in reference_loss colour_views wide_projector low_lr now; do
+    for setting in $ABLATIONS; do
         # shellcheck disable=SC2086  # a setting is a list of overrides
         echo "runs/${setting}_s$seed '' -- name=ssl-ablations pretrain_epochs=$PRETRAIN_EPOCHS" \
             "finetune_epochs=1" ${SETTINGS[$setting]} "seed=$seed"
