@@ -120,3 +120,20 @@ def test_the_finetune_starts_from_the_pretrained_runs_weights(
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["ssl_eval"] == results["ssl_eval"]
     assert set(saved["ssl_eval"]) >= {"linear_probe", "knn"}
+
+
+def test_unlabelled_images_without_a_pretrain_phase_are_reported_unused(
+    compose_config: Callable[..., DictConfig],
+    aptos_root: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from fgssl.run.config_checks import check_config
+
+    pool = f"data.unlabelled=[{tmp_path}]"
+    check_config(compose_config(*TINY_RUN_OVERRIDES, f"data.root={aptos_root}", pool))
+    assert "not used" not in caplog.text  # pretrain_epochs=1 reads them
+    check_config(
+        compose_config(*TINY_RUN_OVERRIDES, f"data.root={aptos_root}", pool, "pretrain_epochs=0")
+    )
+    assert "data.unlabelled set, but pretrain_epochs=0" in caplog.text

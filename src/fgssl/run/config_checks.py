@@ -46,6 +46,7 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"step_mode must be 'progressive' or 'fused', got {cfg.step_mode!r}")
     _check_method(cfg)
     _check_objective(cfg)
+    _warn_unused_pools(cfg)
     bootstrap_settings(cfg)
     check_trackers(cfg.get("logger") or {})
     _check_batch_size(cfg)
@@ -138,6 +139,19 @@ def _check_objective(cfg: DictConfig) -> None:
             f"objective._target_={target!r} is not a class that can be imported "
             "(e.g. fgssl.losses.BarlowTwinsLoss, fgssl.losses.VICRegLoss)"
         ) from error
+
+
+def _warn_unused_pools(cfg: DictConfig) -> None:
+    """Unlabelled images are for the pretrain phase only: without one, say they go unused
+    (a warning, so that a sweep over methods may keep them for its FG-SSL runs)."""
+    data = cfg.get("data") or {}
+    pools = [k for k in ("unlabelled", "unlabelled_own") if data.get(k)]
+    if pools and cfg.pretrain_epochs == 0 and getattr(rank_zero_only, "rank", 0) == 0:
+        log.warning(
+            "%s set, but pretrain_epochs=0: this run has no pretrain phase, and only the "
+            "pretrain phase reads unlabelled images; they are not used",
+            " and ".join(f"data.{k}" for k in pools),
+        )
 
 
 def _check_method(cfg: DictConfig) -> None:
