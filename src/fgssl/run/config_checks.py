@@ -9,13 +9,12 @@ from pathlib import Path
 
 from hydra.utils import get_class
 from omegaconf import DictConfig
-from pytorch_lightning.utilities import rank_zero_only
 
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.errors import ConfigError
 from fgssl.ops.jigsaw import PERMUTATIONS
 from fgssl.optim import implementation_options
-from fgssl.run.factory import bootstrap_settings
+from fgssl.run.factory import bootstrap_settings, is_rank_zero
 from fgssl.run.tracking import check_trackers
 
 __all__ = ["check_config", "check_schedule_fits", "unshuffled_border"]
@@ -146,7 +145,7 @@ def _warn_unused_pools(cfg: DictConfig) -> None:
     (a warning, so that a sweep over methods may keep them for its FG-SSL runs)."""
     data = cfg.get("data") or {}
     pools = [k for k in ("unlabelled", "unlabelled_own") if data.get(k)]
-    if pools and cfg.pretrain_epochs == 0 and getattr(rank_zero_only, "rank", 0) == 0:
+    if pools and cfg.pretrain_epochs == 0 and is_rank_zero():
         log.warning(
             "%s set, but pretrain_epochs=0: this run has no pretrain phase, and only the "
             "pretrain phase reads unlabelled images; they are not used",
@@ -206,7 +205,7 @@ def _check_schedule(cfg: DictConfig, image_size: int) -> None:
             f"patch schedule {list(grids)} has grids {too_fine} larger than the "
             f"{image_size}px images (data.image_size): choose a coarser schedule"
         )
-    if getattr(rank_zero_only, "rank", 0) != 0:
+    if not is_rank_zero():
         return
     for grid in grids:
         border, share = unshuffled_border(image_size, grid)

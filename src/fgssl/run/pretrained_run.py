@@ -25,13 +25,17 @@ __all__ = ["check_pretrained_run", "pretrained_checkpoint", "pretrained_weights"
 _PREFIX = "net."  # FGSSLModule keeps its network as ``self.net``
 
 
+def _source(source: str | os.PathLike[str]) -> RunDir:
+    return RunDir(Path(source).expanduser())
+
+
 def pretrained_checkpoint(cfg: DictConfig, run: RunDir) -> Path | None:
     """The checkpoint whose network the finetune phase of ``cfg`` started from: this run's
     pretrain phase, ``pretrained_run``'s, or None (no self-supervised phase)."""
     if cfg.pretrain_epochs > 0:
         return run.last_checkpoint("pretrain")
     if cfg.get("pretrained_run"):
-        return RunDir(Path(cfg.pretrained_run).expanduser()).last_checkpoint("pretrain")
+        return _source(cfg.pretrained_run).last_checkpoint("pretrain")
     return None
 
 
@@ -54,7 +58,7 @@ def check_pretrained_run(cfg: DictConfig, datamodule: ImageClassificationDataMod
             "for a pretrain phase: set pretrain_epochs=0 to finetune from the pretrained "
             "run, or pretrained_run=null to pretrain here"
         )
-    run = RunDir(Path(source).expanduser())
+    run = _source(source)
     if not run.config.is_file():
         raise ConfigError(
             f"pretrained_run={source!r} is not an fgssl-train run directory (no "
@@ -101,7 +105,7 @@ def pretrained_weights(
     """The network weights of ``source``'s (a run directory) last pretrain checkpoint,
     checked to be this fgssl's and a network built from ``net_config`` (a
     :class:`CheckpointError` naming the differing keys otherwise)."""
-    path = RunDir(Path(source).expanduser()).last_checkpoint("pretrain")
+    path = _source(source).last_checkpoint("pretrain")
     checkpoint = read_checkpoint(path)
     check_checkpoint_matches(checkpoint, path, net_config)
     state = checkpoint["state_dict"]
