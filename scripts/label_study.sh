@@ -16,6 +16,7 @@
 # (pretrain/metrics.csv, k-NN after every epoch) give the curves of the pretraining.
 # About 2 h 20 min on an idle 2-core CPU (JOBS=2 runs at a time, one thread each).
 set -euo pipefail
+source "$(dirname "$0")/study_jobs.sh"
 STUDY=$(realpath -m "${STUDY:-multirun/label-study}")
 SEEDS=${SEEDS:-"0 1 2"}
 FRACTIONS=${FRACTIONS:-"0.05 0.1 0.25 1.0"}
@@ -23,14 +24,10 @@ PRETRAIN_EPOCHS=${PRETRAIN_EPOCHS:-20}
 POOL_EPOCHS=${POOL_EPOCHS:-5}
 POOL_IMAGES=${POOL_IMAGES:-1080}
 FINETUNE_EPOCHS=${FINETUNE_EPOCHS:-18}
-JOBS=${JOBS:-2}
-BIN=${BIN:-$(dirname "$(command -v fgssl-train)")}
 
 mkdir -p "$STUDY/p" "$STUDY/finetune" "$STUDY/logs"
 "$BIN/python" -c "from fgssl.data.demo import make_demo_aptos as m; \
 m('$STUDY/pool', num_train=$POOL_IMAGES, num_test=0, seed=1)"  # seed 0 is the demo's
-
-source "$(dirname "$0")/study_jobs.sh"
 
 {
     for seed in $SEEDS; do

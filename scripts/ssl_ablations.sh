@@ -13,12 +13,11 @@
 # ABLATIONS chooses among them. Writes STUDY/report (fgssl-report). About 50 minutes on an
 # idle 2-core CPU for two seeds.
 set -euo pipefail
+source "$(dirname "$0")/study_jobs.sh"
 STUDY=$(realpath -m "${STUDY:-multirun/ssl-ablations}")
 SEEDS=${SEEDS:-"0 1"}
 ABLATIONS=${ABLATIONS:-"reference_loss colour_views wide_projector low_lr now"}
 PRETRAIN_EPOCHS=${PRETRAIN_EPOCHS:-5}
-JOBS=${JOBS:-2}
-BIN=${BIN:-$(dirname "$(command -v fgssl-train)")}
 declare -A SETTINGS=(
     [now]=""
     [reference_loss]="objective=barlow_twins_reference"
@@ -28,7 +27,6 @@ declare -A SETTINGS=(
         data.transforms.view2.transforms.5.p=0"
     [low_lr]="optim.pretrain_lr=0.002"
 )
-source "$(dirname "$0")/study_jobs.sh"
 
 mkdir -p "$STUDY/runs" "$STUDY/logs"
 for seed in $SEEDS; do
@@ -43,6 +41,7 @@ run_queue "$STUDY/jobs.txt"
 cd "$STUDY"
 "$BIN/fgssl-report" runs --output-dir report \
     --metrics ssl_eval/linear_probe/kappa ssl_eval/knn/kappa
+mkdir -p report
 for job in runs/*/; do
     cp "$job/pretrain/metrics.csv" "report/monitor_$(basename "$job").csv"
 done

@@ -4,7 +4,10 @@
 # one `fgssl-train +experiment=demo figures.enabled=false OVERRIDES hydra.run.dir=DIR` run
 # in $STUDY, one thread, log in $STUDY/logs; skipped when DIR/results.json exists (a rerun
 # continues a study), started once WAIT_FOR/results.json exists ('' waits for nothing);
-# DIR.failed marks a failed run (and the runs that waited for it).
+# DIR.failed marks a failed run (and the runs that waited for it). JOBS runs at a time
+# (default 2), BIN holds fgssl-train (default: the one on PATH).
+JOBS=${JOBS:-2}
+BIN=${BIN:-$(dirname "$(command -v fgssl-train)")}
 
 job() {
     local dir=$1 wait_for=$2
