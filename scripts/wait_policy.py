@@ -1,9 +1,10 @@
 """How much OpenMP's wait policy matters on a CPU shared with other work.
 
 Times a few training steps of a ResNet-18 (batch 8, 64 px, torch's default thread count)
-in a fresh process per policy, with ``--busy`` processes (default: one per core) spinning
-beside it, then again with the cores idle, and prints seconds and the ratio
-default/PASSIVE. fgssl's commands set ``OMP_WAIT_POLICY=PASSIVE`` unless it is set
+in a fresh process per setting (libgomp's default 3 ms spin, ``OMP_WAIT_POLICY=PASSIVE``,
+``GOMP_SPINCOUNT=1000``), with ``--busy`` processes spinning beside it, then again with the
+cores idle, and prints seconds and each setting's time relative to the default. fgssl's
+commands set ``GOMP_SPINCOUNT=1000`` unless a wait policy or spin count is set
 (``fgssl/__init__.py``).
 
     python scripts/wait_policy.py [--busy N] [--steps N]
@@ -35,10 +36,16 @@ def spin() -> None:
         pass
 
 
-def timed(policy: str | None, steps: int) -> float:
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if policy is not None:
-        env["OMP_WAIT_POLICY"] = policy
+SETTINGS: dict[str, dict[str, str]] = {
+    "default": {},
+    "PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "GOMP_SPINCOUNT=1000": {"GOMP_SPINCOUNT": "1000"},
+}
+
+
+def timed(setting: dict[str, str], steps: int) -> float:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env |= setting
     code = STEP.format(steps=steps)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     return float(out.stdout.strip())
@@ -54,13 +61,14 @@ def main() -> None:
         for p in spinners:
             p.start()
         try:
-            default, passive = timed(None, args.steps), timed("PASSIVE", args.steps)
+            seconds = {name: timed(setting, args.steps) for name, setting in SETTINGS.items()}
         finally:
             for p in spinners:
                 p.terminate()
+        default = seconds["default"]
         print(
-            f"{busy} busy process(es): default {default:.1f} s, PASSIVE {passive:.1f} s, "
-            f"default/PASSIVE {default / passive:.2f}"
+            f"{busy} busy process(es): "
+            + ", ".join(f"{name} {t:.2f} s ({t / default:.2f}x)" for name, t in seconds.items())
         )
 
 

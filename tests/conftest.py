@@ -7,9 +7,10 @@ import os
 # No test may reach the network: timm/huggingface_hub read this when first imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TORCH_HOME", os.path.join(os.path.dirname(__file__), ".torch-home"))
-# Before torch loads OpenMP, as fgssl's commands do (fgssl/__init__.py): spinning threads
-# make the suite many times slower on a machine busy with other work.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Before torch loads OpenMP, as fgssl's commands do (fgssl/__init__.py): long-spinning
+# threads make the suite many times slower on a machine busy with other work.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 from collections.abc import Callable, Iterator
 from pathlib import Path

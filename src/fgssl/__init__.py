@@ -3,10 +3,13 @@
 import os
 
 # OpenMP threads that spin while they wait make CPU training many times slower when other
-# work shares the cores (measured 13x, scripts/wait_policy.py); sleeping costs little when
-# it does not. Read when torch loads OpenMP, so only if fgssl is imported first (the
-# commands); a value the user set is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# work shares the cores (13x with one core busy, scripts/wait_policy.py); libgomp's default
+# spins for about 3 ms. A short spin (GOMP_SPINCOUNT=1000, about 10 us) keeps that
+# protection and, unlike OMP_WAIT_POLICY=PASSIVE (never spin), costs almost nothing on an
+# idle machine. Read when torch loads OpenMP, so only if fgssl is imported first (the
+# commands); a wait policy or spin count the user set is kept.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 from fgssl._version import __version__
 from fgssl.errors import FgsslError, NonFiniteLossError
