@@ -27,7 +27,7 @@ mkdir -p "$SWEEP" "$OUT"
 run() {  # one seed, both settings, one after the other
     for setting in now reference; do
         # shellcheck disable=SC2086  # the setting is a list of overrides
-        OMP_NUM_THREADS=1 "$BIN/fgssl-train" -m +experiment=demo name=ssl-study \
+        OMP_NUM_THREADS=1 "$BIN/fgssl-train" -m +experiment=demo name=ssl-study optim.lr=0.02 \
             pretrain_epochs="$EPOCHS" finetune_epochs=1 figures.enabled=false \
             ${SETTINGS[$setting]} seed="$1" \
             hydra.sweep.dir="$SWEEP" hydra.sweep.subdir="seed$1_$setting" > /dev/null

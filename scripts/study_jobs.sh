@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # The job queue of the study scripts (sourced): each line of a jobs file is
 #   DIR WAIT_FOR -- OVERRIDES...
-# one `fgssl-train +experiment=demo figures.enabled=false OVERRIDES hydra.run.dir=DIR` run
+# one `fgssl-train +experiment=demo optim.lr=0.02 figures.enabled=false OVERRIDES
+# hydra.run.dir=DIR` run (lr 0.02: the demo's learning rate when the published studies ran)
 # in $STUDY, one thread, log in $STUDY/logs; skipped when DIR/results.json exists (a rerun
 # continues a study), started once WAIT_FOR/results.json exists ('' waits for nothing);
 # DIR.failed marks a failed run (and the runs that waited for it). JOBS runs at a time
@@ -18,8 +19,8 @@ job() {
         sleep 20
     done
     cd "$STUDY"
-    if ! OMP_NUM_THREADS=1 "$BIN/fgssl-train" +experiment=demo figures.enabled=false "$@" \
-        hydra.run.dir="$dir" > "logs/${dir//\//_}.log" 2>&1; then
+    if ! OMP_NUM_THREADS=1 "$BIN/fgssl-train" +experiment=demo optim.lr=0.02 \
+        figures.enabled=false "$@" hydra.run.dir="$dir" > "logs/${dir//\//_}.log" 2>&1; then
         touch "$STUDY/$dir.failed"
         return 1
     fi
