@@ -44,7 +44,8 @@ SETTINGS: dict[str, dict[str, str]] = {
 
 
 def timed(setting: dict[str, str], steps: int) -> float:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    chosen = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+    env = {k: v for k, v in os.environ.items() if k not in chosen}
     env |= setting
     code = STEP.format(steps=steps)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)

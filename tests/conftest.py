@@ -11,6 +11,7 @@ os.environ.setdefault("TORCH_HOME", os.path.join(os.path.dirname(__file__), ".to
 # threads make the suite many times slower on a machine busy with other work.
 if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+    os.environ.setdefault("KMP_BLOCKTIME", "0")
 
 from collections.abc import Callable, Iterator
 from pathlib import Path

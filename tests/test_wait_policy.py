@@ -1,6 +1,7 @@
-"""fgssl's commands make OpenMP threads spin only briefly (GOMP_SPINCOUNT=1000) before they
-sleep, unless the user chose a wait policy or a spin count: libgomp's default 3 ms spin made
-CPU training 13x slower on a busy machine (scripts/wait_policy.py)."""
+"""fgssl's commands make OpenMP threads spin only briefly before they sleep
+(GOMP_SPINCOUNT=1000 for libgomp, KMP_BLOCKTIME=0 for LLVM's and Intel's OpenMP), unless the
+user chose: libgomp's default 3 ms spin made CPU training 13x slower on a busy machine
+(scripts/wait_policy.py)."""
 
 from __future__ import annotations
 
@@ -10,19 +11,18 @@ import sys
 
 import pytest
 
-PROBE = (
-    "import fgssl, os; print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))"
-)
-OPENMP_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+OPENMP_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+PROBE = f"import fgssl, os; print(*(os.environ.get(k) for k in {OPENMP_KEYS}))"
 
 
 @pytest.mark.parametrize(
     ("given", "expected"),
     [
-        ({}, "None 1000"),  # nothing chosen: a short spin
-        ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE None"),  # a policy chosen: libgomp's own count
-        ({"OMP_WAIT_POLICY": "PASSIVE"}, "PASSIVE None"),
-        ({"GOMP_SPINCOUNT": "5"}, "None 5"),  # a spin count chosen: kept
+        ({}, "None 1000 0"),  # nothing chosen: a short spin
+        ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE None None"),  # a policy chosen: the runtime's
+        ({"OMP_WAIT_POLICY": "PASSIVE"}, "PASSIVE None None"),
+        ({"GOMP_SPINCOUNT": "5"}, "None 5 0"),  # a spin count chosen: kept
+        ({"KMP_BLOCKTIME": "200"}, "None 1000 200"),
     ],
 )
 def test_importing_fgssl_first_sets_a_short_spin_unless_the_user_chose(

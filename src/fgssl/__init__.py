@@ -3,13 +3,16 @@
 import os
 
 # OpenMP threads that spin while they wait make CPU training many times slower when other
-# work shares the cores (13x with one core busy, scripts/wait_policy.py); libgomp's default
-# spins for about 3 ms. A short spin (GOMP_SPINCOUNT=1000, about 10 us) keeps that
-# protection and, unlike OMP_WAIT_POLICY=PASSIVE (never spin), costs almost nothing on an
-# idle machine. Read when torch loads OpenMP, so only if fgssl is imported first (the
-# commands); a wait policy or spin count the user set is kept.
+# work shares the cores (13x with the other core training, scripts/wait_policy.py); libgomp
+# (PyTorch's OpenMP on Linux) spins for about 3 ms by default. A short spin
+# (GOMP_SPINCOUNT=1000, about 10 us) keeps the protection of never spinning
+# (OMP_WAIT_POLICY=PASSIVE) without its cost on an idle machine. KMP_BLOCKTIME=0 is the
+# PASSIVE of LLVM's and Intel's OpenMP (macOS wheels), which libgomp does not read. Read
+# when torch loads OpenMP, so only if fgssl is imported first (the commands); whatever the
+# user set is kept.
 if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+    os.environ.setdefault("KMP_BLOCKTIME", "0")
 
 from fgssl._version import __version__
 from fgssl.errors import FgsslError, NonFiniteLossError
