@@ -10,8 +10,8 @@
 #   colour_views:    the views keep their colours: random crops and flips only (no grey,
 #                    blur or solarisation)
 #   low_lr:          pretrain learning rate 0.002 instead of 0.02
-# ABLATIONS chooses among them. Writes STUDY/report (fgssl-report). About 50 minutes on an
-# idle 2-core CPU for two seeds.
+# ABLATIONS chooses among them. Writes STUDY/report (fgssl-report). About 40 minutes on a
+# 2-core CPU for two seeds (11 runs took 37 minutes beside a test run).
 set -euo pipefail
 source "$(dirname "$0")/study_jobs.sh"
 STUDY=$(realpath -m "${STUDY:-multirun/ssl-ablations}")
