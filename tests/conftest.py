@@ -7,11 +7,9 @@ import os
 # No test may reach the network: timm/huggingface_hub read this when first imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TORCH_HOME", os.path.join(os.path.dirname(__file__), ".torch-home"))
-# Before torch loads OpenMP, as fgssl's commands do (fgssl/__init__.py): long-spinning
-# threads make the suite many times slower on a machine busy with other work.
-if "OMP_WAIT_POLICY" not in os.environ:
-    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
-    os.environ.setdefault("KMP_BLOCKTIME", "0")
+# fgssl first, before anything loads torch: its import sets OpenMP's short spin
+# (fgssl/__init__.py), without which the suite is many times slower on a busy machine.
+import fgssl  # noqa: F401, I001  (before torch: isort would move it)
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
