@@ -33,6 +33,7 @@ from fgssl.data import (
     ISIC2018DataModule,
     ISIC2019DataModule,
     ISIC2020DataModule,
+    MedMNISTDataModule,
     Messidor2DataModule,
 )
 from fgssl.data.workers import auto_num_workers
@@ -58,6 +59,7 @@ DATA_CONFIGS = {
     "ddr": DDRDataModule,
     "isic2019": ISIC2019DataModule,
     "isic2020": ISIC2020DataModule,
+    "medmnist": MedMNISTDataModule,
 }
 CONF_DATA = Path(fgssl.__file__).parent / "conf" / "data"
 
@@ -253,7 +255,8 @@ def sizes(dm: ImageClassificationDataModule) -> dict[str, tuple[int, int]]:
     return found
 
 
-@pytest.mark.parametrize("name", sorted(set(DATA_CONFIGS) - {"demo"}))  # demo: its own margin
+# demo: its own margin; medmnist: no crop (resize_size is image_size, test_data_medmnist.py)
+@pytest.mark.parametrize("name", sorted(set(DATA_CONFIGS) - {"demo", "medmnist"}))
 def test_resize_size_follows_image_size(compose_config: Compose, name: str, tmp_path: Path) -> None:
     """data.image_size=96 alone resizes to round(96 * 8 / 7) = 110 (109.71), not 256."""
     cfg = compose_config(f"data={name}", f"data.root={tmp_path}", "data.image_size=96")

@@ -67,6 +67,9 @@ class FGSSLModule(OptimizedModule, LossRecordingModule, PassesModule):
             momentum 0.9, weight decay 5e-4. New layers use ``lr``, the backbone
             ``lr * backbone_lr_scale``; a cosine schedule (after ``warmup_epochs`` of linear
             warm-up) decays both to ``min_lr_scale`` of their start, stepped once per batch.
+        lr_schedule: ``cosine`` (above) or ``multistep``: the rates times ``lr_gamma`` at
+            each of ``lr_milestones`` (fractions of the phase's steps), after the warm-up
+            (:func:`fgssl.optim.multistep`).
         optimizer_implementation: ``auto``, ``foreach``, ``fused`` or ``for_loop``: the
             optimizer's ``foreach``/``fused`` arguments (:mod:`fgssl.optim`).
         zero_grad_to_none: False (as PMG) zeroes gradients, so parameters a stage does not
@@ -110,6 +113,9 @@ class FGSSLModule(OptimizedModule, LossRecordingModule, PassesModule):
         backbone_lr_scale: float = 0.1,
         warmup_epochs: float = 0.0,
         min_lr_scale: float = 0.0,
+        lr_schedule: str = "cosine",
+        lr_milestones: Sequence[float] = (0.5, 0.75),
+        lr_gamma: float = 0.1,
         zero_grad_to_none: bool = False,
         grad_clip: float | None = None,
         barlow_lambda: float = 5.1e-3,
@@ -146,6 +152,9 @@ class FGSSLModule(OptimizedModule, LossRecordingModule, PassesModule):
             zero_grad_to_none=zero_grad_to_none,
             grad_clip=grad_clip,
             implementation=optimizer_implementation,
+            lr_schedule=lr_schedule,
+            lr_milestones=lr_milestones,
+            lr_gamma=lr_gamma,
         )
         self.label_smoothing = label_smoothing
         self.seed = seed

@@ -3,8 +3,7 @@ manual optimisation. :class:`fgssl.module.FGSSLModule` inherits them."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -17,9 +16,9 @@ from fgssl.optim import (
     build_optimizer,
     check_fused_support,
     implementation_options,
+    lr_multiplier,
     parameter_groups,
     start_fused_momentum,
-    warmup_cosine,
 )
 
 __all__ = ["OptimizedModule", "OptimizerFactory"]
@@ -38,8 +37,9 @@ def default_optimizer(
 
 class OptimizedModule(pl.LightningModule):
     """One optimizer over :func:`fgssl.optim.parameter_groups` with a per-batch warm-up +
-    cosine schedule and optional gradient clipping; a subclass sets ``self.net`` and calls
-    :meth:`_init_optimization` in its ``__init__`` (the arguments are FGSSLModule's).
+    cosine (or step-decay) schedule and optional gradient clipping; a subclass sets
+    ``self.net`` and calls :meth:`_init_optimization` in its ``__init__`` (the arguments
+    are FGSSLModule's).
     ``implementation`` (:data:`fgssl.optim.OPTIMIZER_IMPLEMENTATIONS`) also holds for an
     optimizer restored from a checkpoint saved with another one."""
 
@@ -56,8 +56,17 @@ class OptimizedModule(pl.LightningModule):
         zero_grad_to_none: bool,
         grad_clip: float | None,
         implementation: str = "auto",
+        lr_schedule: str = "cosine",
+        lr_milestones: Sequence[float] = (0.5, 0.75),
+        lr_gamma: float = 0.1,
     ) -> None:
         implementation_options(implementation)  # ConfigError for an unknown name
+        lr_multiplier(  # ConfigError for an unknown schedule or bad milestones, now
+            lr_schedule, total=1, warmup=0, floor=0.0, milestones=lr_milestones, gamma=lr_gamma
+        )
+        self.lr_schedule = lr_schedule
+        self.lr_milestones = tuple(lr_milestones)
+        self.lr_gamma = lr_gamma
         self.optimizer_factory = optimizer or default_optimizer
         self.optimizer_implementation = implementation
         self.lr = lr
@@ -72,11 +81,13 @@ class OptimizedModule(pl.LightningModule):
         if self.optimizer_implementation == "fused":
             self._check_fused()
         optimizer = build_optimizer(self.optimizer_factory, groups, self.optimizer_implementation)
-        lr_lambda = functools.partial(  # the LR schedule (not the patch schedule)
-            warmup_cosine,
+        lr_lambda = lr_multiplier(  # the LR schedule (not the patch schedule)
+            self.lr_schedule,
             total=max(int(self.trainer.estimated_stepping_batches), 1),
             warmup=int(self.warmup_epochs * self._batches_per_epoch()),
             floor=self.min_lr_scale,
+            milestones=self.lr_milestones,
+            gamma=self.lr_gamma,
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
         return {

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, get_args
 
 import torch
@@ -14,11 +15,14 @@ from fgssl.errors import ConfigError
 from fgssl.models.base import StagedNet
 
 __all__ = [
+    "LR_SCHEDULES",
     "OPTIMIZER_IMPLEMENTATIONS",
     "OptimizerImplementation",
     "build_optimizer",
     "check_fused_support",
     "implementation_options",
+    "lr_multiplier",
+    "multistep",
     "parameter_groups",
     "start_fused_momentum",
     "warmup_cosine",
@@ -110,12 +114,57 @@ def parameter_groups(net: StagedNet, lr: float, backbone_lr_scale: float) -> lis
     return [group for group in groups if group["params"]]
 
 
+LR_SCHEDULES = ("cosine", "multistep")
+"""``cosine``: :func:`warmup_cosine`; ``multistep``: :func:`multistep`."""
+
+
 def warmup_cosine(step: int, *, total: int, warmup: int, floor: float) -> float:
     """LR multiplier: linear warm-up over ``warmup`` steps, then cosine down to ``floor``."""
     if step < warmup:
         return (step + 1) / warmup
     progress = min((step - warmup) / max(total - warmup, 1), 1.0)
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def multistep(
+    step: int, *, total: int, warmup: int, milestones: Sequence[float], gamma: float
+) -> float:
+    """LR multiplier: linear warm-up over ``warmup`` steps, then ``gamma ** m`` where ``m``
+    is the number of ``milestones`` (fractions of ``total`` steps) reached, as
+    ``torch.optim.lr_scheduler.MultiStepLR`` stepped per epoch with milestones at those
+    epochs (e.g. (0.5, 0.75) of 100 epochs: x0.1 from epoch 50, x0.01 from 75, the MedMNIST
+    v2 protocol)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return float(gamma ** sum(step >= round(m * total) for m in milestones))
+
+
+def lr_multiplier(
+    schedule: str,
+    *,
+    total: int,
+    warmup: int,
+    floor: float,
+    milestones: Sequence[float],
+    gamma: float,
+) -> Callable[[int], float]:
+    """The multiplier of ``schedule`` (:data:`LR_SCHEDULES`) as a function of the step.
+
+    Raises:
+        ConfigError: an unknown schedule, or milestones outside (0, 1].
+    """
+    if schedule == "cosine":
+        return functools.partial(warmup_cosine, total=total, warmup=warmup, floor=floor)
+    if schedule == "multistep":
+        if not all(0 < m <= 1 for m in milestones):
+            raise ConfigError(
+                f"optim.lr_milestones={list(milestones)}: expected fractions of the phase's "
+                "steps in (0, 1], e.g. [0.5, 0.75]"
+            )
+        return functools.partial(
+            multistep, total=total, warmup=warmup, milestones=tuple(milestones), gamma=gamma
+        )
+    raise ConfigError(f"optim.lr_schedule={schedule!r}: expected one of {list(LR_SCHEDULES)}")
 
 
 def start_fused_momentum(optimizer: torch.optim.Optimizer) -> None:

@@ -15,6 +15,7 @@ from fgssl.data.isic2017 import ISIC2017DataModule
 from fgssl.data.isic2018 import ISIC2018DataModule
 from fgssl.data.isic2019 import ISIC2019DataModule
 from fgssl.data.isic2020 import ISIC2020DataModule
+from fgssl.data.medmnist import MedMNISTDataModule
 from fgssl.data.messidor2 import Messidor2DataModule
 from fgssl.data.transforms import default_pipelines, load_pipelines
 
@@ -33,6 +34,7 @@ __all__ = [
     "ImageCache",
     "ImageClassificationDataModule",
     "ImageDataset",
+    "MedMNISTDataModule",
     "Messidor2DataModule",
     "default_pipelines",
     "load_pipelines",

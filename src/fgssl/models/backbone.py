@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from fgssl.errors import ConfigError, PretrainedWeightsError
+from fgssl.models.stems import apply_stem
 
 __all__ = ["TappedBackbone", "create_timm_model", "fixed_input_size"]
 
@@ -30,6 +31,7 @@ def create_timm_model(
     pretrained: bool = False,
     pretrained_weights: str | os.PathLike[str] | None = None,
     image_size: int | None = None,
+    stem: str = "imagenet",
     **kwargs: Any,
 ) -> nn.Module:
     """``timm.create_model`` with local weights and a clear error when weights cannot be had.
@@ -79,6 +81,7 @@ def create_timm_model(
             f"https://huggingface.co/timm/{name}) and set model.net.pretrained_weights=/path/"
             "to/model.safetensors, or train from scratch with model.net.pretrained=false."
         ) from error
+    apply_stem(model, stem, name=name, pretrained=pretrained)
     return model
 
 
@@ -141,8 +144,8 @@ class TappedBackbone(nn.Module):
     stages (strides 8, 16, 32 for three), for a plain ViT the last ``num_indices``
     transformer blocks, which all share one resolution (image_size / patch size); Swin and
     other hierarchical transformers have stages of decreasing resolution like a CNN.
-    ``image_size`` builds a backbone with a fixed input size for that size (see
-    :func:`create_timm_model`).
+    ``image_size`` builds a backbone with a fixed input size for that size, and ``stem``
+    chooses its input stem (see :func:`create_timm_model`).
     """
 
     def __init__(
@@ -153,6 +156,7 @@ class TappedBackbone(nn.Module):
         pretrained: bool = False,
         pretrained_weights: str | None = None,
         image_size: int | None = None,
+        stem: str = "imagenet",
     ):
         super().__init__()
         if num_indices < 1:
@@ -162,6 +166,7 @@ class TappedBackbone(nn.Module):
             pretrained=pretrained,
             pretrained_weights=pretrained_weights,
             image_size=image_size,
+            stem=stem,
             features_only=True,
             out_indices=out_indices,
         )

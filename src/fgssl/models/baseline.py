@@ -19,7 +19,8 @@ class BaselineNet(StagedNet):
     """Backbone + global pooling + linear classifier: one stage, the whole image.
 
     ``image_size`` (px) builds a backbone with a fixed input size (ViT, Swin, ...) for
-    that size; CNNs ignore it (see :func:`fgssl.models.backbone.create_timm_model`).
+    that size; CNNs ignore it. ``stem="cifar"`` keeps small images at full resolution
+    before the first block (see :func:`fgssl.models.backbone.create_timm_model`).
     """
 
     def __init__(
@@ -32,6 +33,7 @@ class BaselineNet(StagedNet):
         projector: Sequence[int] = (),
         activation_checkpointing: bool = False,
         image_size: int | None = None,
+        stem: str = "imagenet",
     ):
         super().__init__()
         model: Any = self._init_backbone(
@@ -42,6 +44,7 @@ class BaselineNet(StagedNet):
             pretrained=pretrained,
             pretrained_weights=pretrained_weights,
             image_size=image_size,
+            stem=stem,
             num_classes=num_classes,
         )
         self.model = model

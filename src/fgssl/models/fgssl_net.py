@@ -32,6 +32,8 @@ class FGSSLNet(StagedNet):
         image_size: side (px) of the input images. Backbones with a fixed input size (ViT,
             Swin, ...) are built for it; CNNs take any size and ignore it (see
             :func:`fgssl.models.backbone.create_timm_model`). None: timm's default size.
+        stem: ``imagenet`` (timm's stem) or ``cifar`` (no downsampling before the first
+            block, for 28-64 px images; :func:`fgssl.models.stems.apply_stem`).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class FGSSLNet(StagedNet):
         projector: Sequence[int] = (),
         activation_checkpointing: bool = False,
         image_size: int | None = None,
+        stem: str = "imagenet",
     ):
         super().__init__()
         self.num_granularities = num_granularities
@@ -59,6 +62,7 @@ class FGSSLNet(StagedNet):
             pretrained=pretrained,
             pretrained_weights=pretrained_weights,
             image_size=image_size,
+            stem=stem,
         )
         self.blocks = nn.ModuleList(
             GranularityBlock(channels, feat_dim, hidden_dim) for channels in self.backbone.channels

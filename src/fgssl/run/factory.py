@@ -81,6 +81,10 @@ def build_module(
         backbone_lr_scale=cfg.optim.backbone_lr_scale,
         warmup_epochs=cfg.optim.warmup_epochs,
         min_lr_scale=cfg.optim.min_lr_scale,
+        # runs saved before optim.lr_schedule resume with the cosine schedule they trained with
+        lr_schedule=cfg.optim.get("lr_schedule", "cosine"),
+        lr_milestones=list(cfg.optim.get("lr_milestones", (0.5, 0.75))),
+        lr_gamma=cfg.optim.get("lr_gamma", 0.1),
         zero_grad_to_none=cfg.optim.zero_grad_to_none,
         grad_clip=cfg.optim.grad_clip,
         barlow_lambda=cfg.loss.barlow_lambda,
