@@ -167,7 +167,9 @@ def test_csv_errors(csv_root: Path, caplog: pytest.LogCaptureFixture) -> None:
     ):
         csv_module(csv_root, path_column="image")
     with pytest.raises(
-        DataLayoutError, match=r"8 label\(s\).*not among the classes.*scans/p00_0\.png='nevus'"
+        DataLayoutError,
+        match=r"label\(s\) \['nevus'\] in .*labels\.csv' \(8 image\(s\), e\.g\. scans/p00_0\.png, "
+        r".*not among the classes \['keratosis', 'melanoma'\].*add them to data\.class_names",
     ):
         csv_module(csv_root, class_names=["keratosis", "melanoma"])
     with pytest.raises(DataNotFoundError, match=r"image list CSV not found.*other\.csv"):
@@ -186,7 +188,7 @@ def test_csv_errors(csv_root: Path, caplog: pytest.LogCaptureFixture) -> None:
     table.loc[5, "label"] = ""
     table.to_csv(csv_root / "labels.csv", index=False)
     with pytest.raises(
-        DataLayoutError, match=r"1 row\(s\).*empty 'path' or 'label' cell.*line\(s\) 7"
+        DataLayoutError, match=r"1 row\(s\).*no label in 'label'.*line\(s\) 7 \(''\)"
     ):
         csv_module(csv_root)
 

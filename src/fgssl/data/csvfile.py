@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from fgssl.data.base import SplitTables
-from fgssl.data.labels import class_names_of, encode_labels
+from fgssl.data.labels import is_missing
 from fgssl.data.tables import IMAGE_EXTENSIONS, read_csv_columns, require_dir
 from fgssl.data.user import UserDataModule
 from fgssl.errors import ConfigError, DataLayoutError
@@ -32,7 +32,12 @@ class CSVDataModule(UserDataModule):
 
     Relative paths (of the CSV files and of the images) are resolved against ``root``; an
     image path without an extension also matches ``<path>.png``, ``.jpg``, ... Labels are
-    class names (strings) or integer class indices.
+    class names, or integer positions in ``class_names`` when it is given (and none of its
+    names is a number); spellings of one label are one class
+    (:func:`~fgssl.data.labels.label_key`: ``1``/``1.0``, ``Melanoma``/``melanoma``), and
+    a row without a label (empty, ``NA``, ``NaN``, ...) is refused naming its line. Without
+    ``class_names`` the classes are the training labels (:mod:`fgssl.data.class_order`),
+    and a validation or test label that is not one of them is refused.
 
     The splits: a ``split_column`` (values train / val / test), or separate ``val_csv`` and
     ``test_csv`` files, or else ``val_fraction`` (default 0.2) of the images drawn for
@@ -47,8 +52,8 @@ class CSVDataModule(UserDataModule):
         split_column: a column of ``csv`` naming each image's split instead.
         group_column: a column (e.g. a patient id) whose groups drawn splits keep together.
         **kwargs: see :class:`UserDataModule` (``class_names`` defaults to the distinct
-            labels, sorted; numerically when they are all integers) and
-            :class:`ImageClassificationDataModule`.
+            training labels: numbers numerically, ICDR grades by grade when ``ordinal``,
+            other names sorted) and :class:`ImageClassificationDataModule`.
     """
 
     def __init__(
@@ -85,18 +90,23 @@ class CSVDataModule(UserDataModule):
         for name, path in (("val", self.val_csv), ("test", self.test_csv)):
             if path is not None:
                 tables[name] = self._read(path)
-        if self._class_names is None:
-            self._class_names = class_names_of(
-                label for table in tables.values() for label in table["raw_label"]
-            )
-            log.info("classes (label order): %s", list(self._class_names))
-        sources = {
-            "train": self.csv,
-            "val": self.val_csv or self.csv,
-            "test": self.test_csv or self.csv,
+        train_source = self._source("train")
+        self.derive_classes(tables["train"]["raw_label"], where=f"the labels of {train_source}")
+        encoded = {
+            name: self._encode(table, self._source(name), train_source)
+            for name, table in tables.items()
         }
-        encoded = {name: self._encode(table, sources[name]) for name, table in tables.items()}
+        self.warn_untrained(encoded["train"]["label"], train_source)
         return self.assemble(encoded, group_column="group" if self.group_column else None)
+
+    def _source(self, split: str) -> str:
+        """Where the labels of ``split`` are read, for messages."""
+        given = {"val": self.val_csv, "test": self.test_csv}.get(split)
+        if given is not None:
+            return repr(str(given))
+        if self.split_column is not None:
+            return f"{str(self.csv)!r} (rows with {self.split_column} {split})"
+        return repr(str(self.csv))
 
     def _read(self, path: Path) -> pd.DataFrame:
         columns = [self.path_column, self.label_column]
@@ -108,13 +118,17 @@ class CSVDataModule(UserDataModule):
         )
         raw_paths = table[self.path_column].str.strip()
         labels = table[self.label_column].str.strip()
-        blank = raw_paths.eq("") | labels.eq("")
-        if blank.any():
-            rows = [str(i + 2) for i in blank[blank].index[:5]]  # +2: header, 1-based
-            raise DataLayoutError(
-                f"{int(blank.sum())} row(s) of {str(path)!r} have an empty {self.path_column!r} "
-                f"or {self.label_column!r} cell, e.g. line(s) {', '.join(rows)}"
-            )
+        empty = raw_paths.eq("")
+        self._require_cells(path, empty, f"an empty {self.path_column!r} cell", raw_paths)
+        self._require_cells(
+            path,
+            labels.map(
+                lambda label: is_missing(label, self._class_names if self.names_given else None)
+            ),
+            f"no label in {self.label_column!r} (an empty cell or a missing-value marker: NA, "
+            "N/A, NaN, None, null, ...; list a class so named in data.class_names)",
+            labels,
+        )
         frame = pd.DataFrame(
             {"id": raw_paths, "raw_label": labels, "path": [self._locate(p) for p in raw_paths]}
         )
@@ -148,11 +162,22 @@ class CSVDataModule(UserDataModule):
         tables = {name: table[known == name] for name in ("train", "val", "test")}
         return {name: t for name, t in tables.items() if not t.empty or name == "train"}
 
-    def _encode(self, table: pd.DataFrame, source: Path) -> pd.DataFrame:
-        labels = encode_labels(
-            table["raw_label"].tolist(),
-            self.class_names,
+    def _encode(self, table: pd.DataFrame, source: str, train_source: str) -> pd.DataFrame:
+        labels = self.encode(
+            table["raw_label"],
+            source=source,
+            train_source=train_source,
             ids=table["id"].tolist(),
-            source=repr(str(source)),
         )
         return table.assign(label=labels).drop(columns="raw_label")
+
+    @staticmethod
+    def _require_cells(path: Path, bad: pd.Series, what: str, values: pd.Series) -> None:
+        """Raise :class:`DataLayoutError` naming the file's lines (1-based, after the
+        header) where ``bad`` holds, and their values."""
+        if bad.any():
+            lines = [f"{i + 2} ({values[i]!r})" for i in bad[bad].index[:5]]  # +2: header
+            raise DataLayoutError(
+                f"{int(bad.sum())} row(s) of {str(path)!r} have {what}, e.g. line(s) "
+                f"{', '.join(lines)}: fill them in or leave those rows out"
+            )

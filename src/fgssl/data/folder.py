@@ -33,7 +33,9 @@ class FolderDataModule(UserDataModule):
     Args:
         val_root, test_root: folders in the same layout (relative to ``root`` or absolute).
         **kwargs: see :class:`UserDataModule` (``class_names`` defaults to the sub-folder
-            names of ``root``, sorted; every sub-folder must be one of them) and
+            names of ``root`` in the order of :mod:`fgssl.data.class_order`: numbers
+            numerically, ICDR grades by grade when ``ordinal``, other names sorted; every
+            sub-folder of ``val_root`` and ``test_root`` must be one of them) and
             :class:`ImageClassificationDataModule`.
     """
 
@@ -51,16 +53,12 @@ class FolderDataModule(UserDataModule):
 
     def read_splits(self) -> SplitTables:
         train = self._scan(self.root, "image folder (one sub-folder per class)")
-        if self._class_names is None:
-            self._class_names = tuple(sorted(train["class"].unique()))
+        self.derive_classes(train["class"], where=f"the sub-folders of {str(self.root)!r}")
         encoded = {"train": self._encode(train, self.root)}
         for name, folder in (("val", self.val_root), ("test", self.test_root)):
             if folder is not None:
                 encoded[name] = self._encode(self._scan(folder, f"{name} image folder"), folder)
-        counts = encoded["train"]["label"].value_counts()
-        empty = [n for i, n in enumerate(self.class_names) if counts.get(i, 0) == 0]
-        if empty:
-            log.warning("class(es) %s have no training image in %s", empty, self.root)
+        self.warn_untrained(encoded["train"]["label"], str(self.root))
         # Ids are paths relative to each split's folder: 'a/x.png' under root and under
         # val_root are two images. The same file twice is refused by its path.
         return self.assemble(encoded, unique_ids=False)
@@ -107,11 +105,11 @@ class FolderDataModule(UserDataModule):
         return pd.DataFrame(rows, columns=["id", "class", "path"])
 
     def _encode(self, table: pd.DataFrame, folder: Path) -> pd.DataFrame:
-        unknown = sorted(set(table["class"]) - set(self.class_names))
-        if unknown:
-            raise DataLayoutError(
-                f"class folder(s) {unknown} in {str(folder)!r} are not among the classes "
-                f"{list(self.class_names)}: rename them or set data.class_names"
-            )
-        position = {name: index for index, name in enumerate(self.class_names)}
-        return table.assign(label=table["class"].map(position)).drop(columns="class")
+        labels = self.encode(
+            table["class"],
+            source=repr(str(folder)),
+            train_source=f"the sub-folders of {str(self.root)!r}",
+            ids=table["id"].tolist(),
+            what="class folder(s)",
+        )
+        return table.assign(label=labels).drop(columns="class")

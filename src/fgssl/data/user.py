@@ -3,25 +3,32 @@ validation/test splits drawn from the training images when none is given."""
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from fgssl.data.base import ImageClassificationDataModule, SplitTables
+from fgssl.data.class_order import derive_class_names, warn_given_order
 from fgssl.data.fractions import HeldOutFractions
+from fgssl.data.labels import encode_labels, given_class_names, takes_indices
 
 __all__ = ["UserDataModule"]
+
+log = logging.getLogger(__name__)
 
 
 class UserDataModule(HeldOutFractions, ImageClassificationDataModule):
     """Base of :class:`FolderDataModule` and :class:`CSVDataModule`.
 
     Args:
-        class_names: the classes in label order (default: read from the data by
-            :meth:`read_splits`, which sets ``self._class_names``).
+        class_names: the classes in label order (default: read from the training labels by
+            :meth:`derive_classes`, see :mod:`fgssl.data.class_order`). Labels match them
+            by :func:`~fgssl.data.labels.label_key`; integer labels are positions in them
+            unless a name is a number.
         ordinal: the classes are grades (the official metric is then quadratic weighted
             kappa, else balanced accuracy).
         val_fraction, test_fraction: the share of the training images drawn (seeded,
@@ -44,7 +51,11 @@ class UserDataModule(HeldOutFractions, ImageClassificationDataModule):
     ):
         super().__init__(root, **kwargs)
         self._init_fractions(val_fraction, test_fraction)
-        self._class_names: tuple[str, ...] | None = tuple(class_names) if class_names else None
+        self._class_names = given_class_names(class_names)
+        self.names_given = self._class_names is not None
+        """Whether ``data.class_names`` states the classes (else they are read from the data)."""
+        if self._class_names is not None:
+            warn_given_order(self._class_names, ordinal=ordinal)
         self.ordinal = ordinal
         self.official_metric = "kappa" if ordinal else "balanced_acc"
 
@@ -59,6 +70,51 @@ class UserDataModule(HeldOutFractions, ImageClassificationDataModule):
     @class_names.setter
     def class_names(self, names: Sequence[str]) -> None:
         self._class_names = tuple(names)
+
+    def derive_classes(self, labels: Iterable[str], *, where: str) -> None:
+        """Read the classes from the training ``labels`` unless ``data.class_names`` gave
+        them (see :mod:`fgssl.data.class_order`)."""
+        if self._class_names is None:
+            self._class_names = derive_class_names(labels, ordinal=self.ordinal, where=where)
+
+    def encode(
+        self,
+        labels: Iterable[str],
+        *,
+        source: str,
+        train_source: str,
+        ids: Sequence[str] | None = None,
+        what: str = "label(s)",
+    ) -> list[int]:
+        """The class index of each label (:func:`~fgssl.data.labels.encode_labels`): a label
+        matches a class name, or, with user-given names that are not numbers, is an integer
+        position in them. The error for other labels says what to do: with classes read
+        from the training labels (``train_source``), every label must occur there."""
+        if self.names_given:
+            hint = ": rename them, or add them to data.class_names"
+        else:
+            hint = (
+                f": the classes are those of the training images ({train_source}); spell the "
+                "labels as there, or list every class in data.class_names (a class without "
+                "training images is then allowed, with a warning)"
+            )
+        return encode_labels(
+            labels,
+            self.class_names,
+            source=source,
+            ids=ids,
+            indices=self.names_given and takes_indices(self.class_names),
+            what=what,
+            hint=hint,
+        )
+
+    def warn_untrained(self, train_labels: pd.Series, where: str) -> None:
+        """Warn naming the classes that no training image has (only user-given
+        ``data.class_names`` can list one)."""
+        counts = train_labels.value_counts()
+        empty = [n for i, n in enumerate(self.class_names) if counts.get(i, 0) == 0]
+        if empty:
+            log.warning("class(es) %s have no training image in %s", empty, where)
 
     def assemble(
         self,
