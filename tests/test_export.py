@@ -13,8 +13,8 @@ import torch
 
 from fgssl.cli import export as export_cli
 from fgssl.data.io import read_rgb
-from fgssl.errors import ConfigError
-from fgssl.evaluation.export import ExportedModel, ProbabilityNet, export_run
+from fgssl.errors import CheckpointError, ConfigError
+from fgssl.evaluation.export import CLASS_NAMES_KEY, ExportedModel, ProbabilityNet, export_run
 from fgssl.evaluation.predict import eval_transform, images_from_folder, predict_images
 from helpers import one_thread, tiny_net
 
@@ -52,6 +52,16 @@ def test_exported_models_predict_real_images_as_pytorch(aptos_root: Path, tmp_pa
     assert np.abs(onnx - expected.to_numpy()).max() <= TOLERANCE
     assert np.abs(scripted - expected.to_numpy()).max() <= TOLERANCE
     np.testing.assert_allclose(onnx.sum(axis=1), 1.0, atol=1e-6)
+    # each model file carries its class names itself, in output order
+    recorded = model.session.get_modelmeta().custom_metadata_map[CLASS_NAMES_KEY]
+    extra = {CLASS_NAMES_KEY: ""}
+    torch.jit.load(str(tmp_path / "out" / "model.pt"), _extra_files=extra)
+    assert json.loads(recorded) == json.loads(extra[CLASS_NAMES_KEY]) == CLASSES
+    # a model beside the JSON of another export (other class names) is refused
+    meta["class_names"] = ["c", "b", "a"]
+    (tmp_path / "out" / "model.preprocessing.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"\['a', 'b', 'c'\].*\['c', 'b', 'a'\]"):
+        ExportedModel.load(tmp_path / "out" / "model.onnx")
 
 
 def test_export_refusals(tmp_path: Path, monkeypatch):
@@ -60,6 +70,8 @@ def test_export_refusals(tmp_path: Path, monkeypatch):
         export_run(net, None, CLASSES, tmp_path, image_size=32, formats=["tflite"])
     with pytest.raises(ConfigError, match="--image-size"):
         export_run(net, None, CLASSES, tmp_path, formats=["torchscript"])
+    with pytest.raises(ConfigError, match=r"2 class names \['a', 'b'\] for a network of 3"):
+        export_run(net, None, CLASSES[:2], tmp_path, image_size=32, formats=["torchscript"])
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
     with pytest.raises(ConfigError, match=r"fgssl\[export\]"):
         export_run(net, None, CLASSES, tmp_path, image_size=32, formats=["onnx"])

@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
             "results.json (every metric of the combined prediction and of the concat head "
             "with its bootstrap interval, the calibration, the referable-DR view of graded "
             "DR data, and the confusion matrices), per_class.csv, predictions.csv, "
-            "confusion_matrix.png and reliability_diagram.png."
+            "confusion_matrix.png and reliability_diagram.png. The checkpoint's classes are "
+            "matched to the data's by name: reordered when the data lists them in another "
+            "order, refused when the names differ. A pretrain-phase checkpoint is refused."
         ),
         epilog=(
             "examples:\n"
@@ -100,6 +102,7 @@ def _interval_settings(args: argparse.Namespace, config: Any) -> BootstrapSettin
 def _evaluate(args: argparse.Namespace) -> int:
     _interval_settings(args, None)  # bad options are refused before anything is loaded
     loaded = load_run(args.path, config=args.config, trusted=args.trust_checkpoint)
+    loaded.require_classifier()  # before the data is read
     datamodule = build_eval_datamodule(loaded.require_config(), args.overrides)
     datamodule.setup()
     split_csv = RunDir(loaded.run_dir).split if loaded.run_dir else None

@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _export(args: argparse.Namespace) -> int:
     loaded = load_run(args.path, config=args.config, trusted=args.trust_checkpoint)
+    loaded.require_classifier()
     exported = export_run(
         loaded.module.net,
         loaded.config,

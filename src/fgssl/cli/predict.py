@@ -20,6 +20,7 @@ from fgssl.cli.common import (
     run_command,
 )
 from fgssl.errors import ConfigError, DataNotFoundError
+from fgssl.evaluation.classes import match_classes
 from fgssl.evaluation.exported import ExportedModel, ExportedNet
 from fgssl.evaluation.inference import predict_probabilities
 from fgssl.evaluation.predict import (
@@ -149,9 +150,11 @@ def _predict(args: argparse.Namespace) -> int:
         device = torch.device("cpu")
     else:
         loaded = load_run(args.path, config=args.config, trusted=args.trust_checkpoint)
+        loaded.require_classifier()
         net, class_names = loaded.module.net, loaded.class_names
         transform = eval_transform(loaded.config, image_size=args.image_size)
         reader = image_reader(loaded.config, bits_stored=args.bits_stored)
+    fitted = _fit_temperature(loaded, device, args.tta) if args.calibrate else None
     predictions = predict_images(
         net,
         inputs,
@@ -163,8 +166,8 @@ def _predict(args: argparse.Namespace) -> int:
         num_workers=args.num_workers,
         reader=reader,
     )
-    if args.calibrate:
-        _calibrate(predictions.table, loaded, class_names, device, args.tta)
+    if fitted is not None:
+        _calibrate(predictions.table, fitted, class_names)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     write_csv_atomically(output, predictions.table, exact=True)
@@ -216,29 +219,43 @@ def _report_failures(predictions: Predictions, output: Path) -> int:
     return 1
 
 
-def _calibrate(
-    table: pd.DataFrame, loaded: Any, class_names: list[str], device: Any, tta: bool
-) -> None:
-    """Temperature-scale the table's probabilities (in place) with T fitted on the run's
-    validation split (:mod:`fgssl.evaluation.temperature`); the predicted class is kept."""
+def _fit_temperature(loaded: Any, device: Any, tta: bool) -> tuple[float, int]:
+    """T fitted on the run's validation split (:mod:`fgssl.evaluation.temperature`), its
+    labels matched to the checkpoint's classes by name, and the number of images it was
+    fitted on. Done before the images are predicted, so that a refusal comes first."""
     datamodule = build_eval_datamodule(loaded.require_config())
     datamodule.setup()
     assert datamodule.splits is not None
     if "val" not in datamodule.splits:
         raise ConfigError("--calibrate needs the run's validation split: its data has none")
-    outputs = predict_probabilities(
-        loaded.module.net, datamodule.eval_dataloader("val"), device=device, tta=tta
+    match = match_classes(
+        loaded.recorded_class_names,
+        datamodule.class_names,
+        checkpoint=str(loaded.checkpoint),
+        data=f"validation split of {type(datamodule).__name__} (for --calibrate)",
+    )
+    outputs = match.to_data_order(
+        predict_probabilities(
+            loaded.module.net, datamodule.eval_dataloader("val"), device=device, tta=tta
+        )
     )
     temperature = fit_temperature(
         logits_from_probabilities(outputs["combined"].double().numpy()),
         outputs["label"].numpy(),
     )
+    return temperature, len(outputs["label"])
+
+
+def _calibrate(table: pd.DataFrame, fitted: tuple[float, int], class_names: list[str]) -> None:
+    """Temperature-scale the table's probabilities (in place) with ``fitted`` (T, images) of
+    :func:`_fit_temperature`; the predicted class is kept."""
+    temperature, images = fitted
     columns = [f"prob_{name}" for name in class_names]
     if len(table):
         table[columns] = apply_temperature(table[columns].to_numpy(dtype=float), temperature)
     print(
         f"temperature scaling: T = {temperature:.4f}, fitted on the "
-        f"{len(outputs['label'])} validation images (probabilities divided in log space by T)"
+        f"{images} validation images (probabilities divided in log space by T)"
     )
 
 

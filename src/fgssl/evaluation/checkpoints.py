@@ -19,7 +19,9 @@ from omegaconf import DictConfig
 
 from fgssl._version import __version__
 from fgssl.errors import CheckpointError, ConfigError
+from fgssl.evaluation.classes import output_class_names
 from fgssl.module import FGSSLModule
+from fgssl.run.layout import BEST_CHECKPOINT, RunDir
 
 __all__ = [
     "LoadedRun",
@@ -52,10 +54,56 @@ class LoadedRun:
         return self.config
 
     @property
-    def class_names(self) -> list[str]:
-        """The checkpoint's class names (their indices as strings if it has none)."""
+    def recorded_class_names(self) -> list[str] | None:
+        """The class names the checkpoint records, in the order of its output columns; None
+        when it records none. :class:`CheckpointError` when their number is not the
+        network's number of classes."""
         names = self.module.class_names
-        return list(names) if names else [str(c) for c in range(self.module.num_classes)]
+        if not names:
+            return None
+        if len(names) != self.module.num_classes:
+            raise CheckpointError(
+                f"{str(self.checkpoint)!r} records {len(names)} class names {list(names)} for "
+                f"a network of {self.module.num_classes} classes"
+            )
+        return [str(name) for name in names]
+
+    @property
+    def class_names(self) -> list[str]:
+        """The names of the checkpoint's output columns: :attr:`recorded_class_names`, or
+        (with a warning) the indices as strings when it records none."""
+        return output_class_names(self.recorded_class_names, self.module.num_classes)
+
+    def require_classifier(self) -> None:
+        """Refuse (:class:`CheckpointError`) a checkpoint of the pretrain phase: its
+        classifier heads were never trained on labels, so its predictions mean nothing. The
+        message names the finetune checkpoint of the same run to use instead."""
+        if self.module.phase != "pretrain":
+            return
+        raise CheckpointError(
+            f"{str(self.checkpoint)!r} is a pretrain-phase checkpoint: its classifier heads "
+            f"were never trained on labels, so it cannot score or predict classes; use "
+            f"{self._finetune_checkpoint()} instead (fgssl-ssl-eval scores a pretrain "
+            "checkpoint's features)"
+        )
+
+    def _finetune_checkpoint(self) -> str:
+        """The finetune checkpoint of this checkpoint's run, in words."""
+        run_dir = self.run_dir
+        if run_dir is None:
+            return (
+                f"the finetune checkpoint of its run (<run dir>/finetune/{BEST_CHECKPOINT}, "
+                "or the run directory itself)"
+            )
+        run = RunDir(run_dir)
+        for candidate in run.checkpoints("finetune"):
+            if candidate.is_file():
+                return f"the finetune checkpoint {str(candidate)!r} (or the run directory)"
+        return (
+            f"the finetune checkpoint {str(run.best_checkpoint)!r}, written once the run "
+            f"has finetuned (none is there yet; a stopped run continues with fgssl-train "
+            f"resume={run_dir})"
+        )
 
 
 def read_checkpoint(

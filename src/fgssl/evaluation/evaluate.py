@@ -17,6 +17,7 @@ from fgssl.errors import ConfigError
 from fgssl.evaluation.bootstrap import BootstrapSettings
 from fgssl.evaluation.calibration import reliability_bins
 from fgssl.evaluation.checkpoints import LoadedRun
+from fgssl.evaluation.classes import ClassMatch, match_classes
 from fgssl.evaluation.inference import HEADS, predict_probabilities
 from fgssl.evaluation.reporting import paper_report
 from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score_heads
@@ -81,12 +82,17 @@ def evaluate_split(
     intervals: BootstrapSettings | None = None,
 ) -> Evaluation:
     """Predict every image of ``split`` and score the combined prediction and the concat head,
-    with the bootstrap intervals (``intervals``; default :class:`BootstrapSettings`), the
-    calibration and, for ICDR grading, the referable-DR view of
-    :func:`fgssl.evaluation.reporting.paper_report`."""
-    table, class_names = _scored_split(loaded, datamodule, split)
-    outputs = predict_probabilities(
-        loaded.module.net, datamodule.eval_dataloader(split), device=device, tta=tta
+    the checkpoint's classes matched to the data's by name (:func:`match_classes`: reordered
+    into the data's label order, refused when the names differ; a pretrain checkpoint is
+    refused), with the bootstrap intervals (``intervals``; default
+    :class:`BootstrapSettings`), the calibration and, for ICDR grading, the referable-DR
+    view of :func:`fgssl.evaluation.reporting.paper_report`."""
+    table, match = _scored_split(loaded, datamodule, split)
+    class_names = match.data_names
+    outputs = match.to_data_order(
+        predict_probabilities(
+            loaded.module.net, datamodule.eval_dataloader(split), device=device, tta=tta
+        )
     )
     labels = outputs["label"]
     ordinal = bool(datamodule.ordinal)
@@ -112,6 +118,7 @@ def evaluate_split(
         ),
         facts={
             "checkpoint": str(loaded.checkpoint),
+            "checkpoint_class_names": match.checkpoint_names,
             "tta": tta,
             "images": len(table),
             "unreadable_images_left_out": len(datamodule.unreadable),
@@ -121,10 +128,12 @@ def evaluate_split(
 
 def _scored_split(
     loaded: LoadedRun, datamodule: ImageClassificationDataModule, split: str
-) -> tuple[pd.DataFrame, list[str]]:
-    """The table and class names of ``split``, after refusing (:class:`ConfigError`) a
-    split the data does not have, one without labels, and a checkpoint of another number
-    of classes; unreadable images left out are counted in a warning."""
+) -> tuple[pd.DataFrame, ClassMatch]:
+    """The table of ``split`` and the checkpoint's classes matched to the data's by name,
+    after refusing a pretrain checkpoint (:class:`CheckpointError`), a split the data does
+    not have, one without labels, and classes that cannot be matched by name
+    (:class:`ConfigError`); unreadable images left out are counted in a warning."""
+    loaded.require_classifier()
     datamodule.setup()
     assert datamodule.splits is not None
     if split not in datamodule.splits:
@@ -143,13 +152,13 @@ def _scored_split(
         raise ConfigError(
             f"the {split!r} split has no labels to score against: use fgssl-predict for it"
         )
-    class_names = list(datamodule.class_names)
-    if len(class_names) != loaded.module.num_classes:
-        raise ConfigError(
-            f"the checkpoint predicts {loaded.module.num_classes} classes but the data has "
-            f"{len(class_names)} ({class_names})"
-        )
-    return table, class_names
+    match = match_classes(
+        loaded.recorded_class_names,
+        datamodule.class_names,
+        checkpoint=str(loaded.checkpoint),
+        data=f"{split!r} split of {type(datamodule).__name__}",
+    )
+    return table, match
 
 
 def _predictions(

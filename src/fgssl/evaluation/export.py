@@ -3,7 +3,9 @@ output is the combined prediction's class probabilities, with the preprocessing 
 
 The exported function maps ``image``, a float32 (B, 3, S, S) batch of preprocessed RGB
 images (any B), to ``probabilities``, (B, C) float32: the softmax of the sum of all heads'
-logits (fgssl's combined prediction, the one fgssl-predict writes). The preprocessing JSON
+logits (fgssl's combined prediction, the one fgssl-predict writes). Each model file carries
+its class names, one per output column, as a JSON list under :data:`CLASS_NAMES_KEY` (ONNX:
+the model's metadata; TorchScript: an extra file). The preprocessing JSON
 (``<name>.preprocessing.json``) gives the image size, the resize size, mean and std, the
 class names, the steps in words, and the exact evaluation pipeline as an albumentations
 dict (``albumentations.from_dict`` rebuilds it). Running the exported files:
@@ -28,6 +30,7 @@ from fgssl._version import __version__
 from fgssl.atomic import write_text_atomically
 from fgssl.errors import CheckpointError, ConfigError
 from fgssl.evaluation.exported import (
+    CLASS_NAMES_KEY,
     INPUT_NAME,
     OUTPUT_NAME,
     ExportedModel,
@@ -37,6 +40,7 @@ from fgssl.evaluation.exported import (
 from fgssl.models.base import StagedNet
 
 __all__ = [
+    "CLASS_NAMES_KEY",
     "EXPORT_FORMATS",
     "ExportedModel",
     "ExportedNet",
@@ -69,10 +73,14 @@ def _example(image_size: int) -> torch.Tensor:
     return torch.zeros(2, 3, image_size, image_size)
 
 
-def export_onnx(net: StagedNet, path: str | os.PathLike[str], image_size: int) -> Path:
+def export_onnx(
+    net: StagedNet, path: str | os.PathLike[str], image_size: int, class_names: Sequence[str]
+) -> Path:
     """Write ``net``'s combined probabilities as ONNX (opset 18, dynamic batch size) with
     torch.onnx's exporter (needs the ``onnx`` and ``onnxscript`` packages: the ``export``
-    extra). Raises ConfigError naming the extra when they are missing."""
+    extra), ``class_names`` (one per output column) in its metadata under
+    :data:`CLASS_NAMES_KEY` as a JSON list. Raises ConfigError naming the extra when they
+    are missing."""
     try:
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
@@ -96,20 +104,25 @@ def export_onnx(net: StagedNet, path: str | os.PathLike[str], image_size: int) -
             verbose=False,
         )
     assert program is not None
+    program.model.metadata_props[CLASS_NAMES_KEY] = json.dumps(list(class_names))
     program.save(str(path))
     return path
 
 
-def export_torchscript(net: StagedNet, path: str | os.PathLike[str], image_size: int) -> Path:
+def export_torchscript(
+    net: StagedNet, path: str | os.PathLike[str], image_size: int, class_names: Sequence[str]
+) -> Path:
     """Write ``net``'s combined probabilities as a traced TorchScript module
-    (``torch.jit.load`` runs it without fgssl)."""
+    (``torch.jit.load`` runs it without fgssl), ``class_names`` (one per output column) as a
+    JSON list in its extra file :data:`CLASS_NAMES_KEY` (read back with
+    ``torch.jit.load(path, _extra_files={CLASS_NAMES_KEY: ""})``)."""
     model = ProbabilityNet(net).eval().cpu()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the tracer's notes on Python values it fixes
         traced = torch.jit.trace(model, _example(image_size))
-    traced.save(str(path))
+    traced.save(str(path), _extra_files={CLASS_NAMES_KEY: json.dumps(list(class_names))})
     return path
 
 
@@ -195,21 +208,28 @@ def export_run(
     PyTorch: returns ``{"files": {format: path}, "max_abs_difference": {format: float}}``.
 
     ``config`` is the run's config (its ``data`` gives the preprocessing), or None with
-    ``image_size``. Raises ConfigError for an unknown format or missing packages, and
+    ``image_size``; ``class_names`` name the output columns, in order (written into each
+    model file and the preprocessing JSON). Raises ConfigError for an unknown format,
+    missing packages or a number of class names other than the network's classes, and
     CheckpointError when an exported model's probabilities differ from PyTorch's by more
     than ``tolerance``.
     """
     unknown = sorted(set(formats) - set(EXPORT_FORMATS))
     if unknown or not formats:
         raise ConfigError(f"export formats {unknown or []}: choose from {list(EXPORT_FORMATS)}")
+    if len(class_names) != net.num_classes:
+        raise ConfigError(
+            f"{len(class_names)} class names {list(class_names)} for a network of "
+            f"{net.num_classes} output columns: give one name per class, in output order"
+        )
     size, resize, mean, std, pipeline = _preprocessing_of(config, image_size)
     out_dir = Path(out_dir)
     net = net.eval().cpu()
     files: dict[str, Path] = {}
     if "onnx" in formats:
-        files["onnx"] = export_onnx(net, out_dir / "model.onnx", size)
+        files["onnx"] = export_onnx(net, out_dir / "model.onnx", size, class_names)
     if "torchscript" in formats:
-        files["torchscript"] = export_torchscript(net, out_dir / "model.pt", size)
+        files["torchscript"] = export_torchscript(net, out_dir / "model.pt", size, class_names)
     write_preprocessing(
         preprocessing_path(out_dir / "model.onnx"),
         pipeline=pipeline,
@@ -220,6 +240,15 @@ def export_run(
         class_names=class_names,
         source=source,
     )
+    differences = _check_against_pytorch(net, files, size, tolerance)
+    return {"files": files, "max_abs_difference": differences}
+
+
+def _check_against_pytorch(
+    net: StagedNet, files: dict[str, Path], size: int, tolerance: float
+) -> dict[str, float]:
+    """The largest difference of each exported file's probabilities to ``net``'s on 4 random
+    (seed 0) size x size images; CheckpointError above ``tolerance``."""
     images = torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = ProbabilityNet(net)(images).numpy()
@@ -236,4 +265,4 @@ def export_run(
                 f"the exported {name} model {str(path)!r} gives probabilities that differ from "
                 f"PyTorch's by {differences[name]:.3g} (more than {tolerance:g})"
             )
-    return {"files": files, "max_abs_difference": differences}
+    return differences

@@ -17,10 +17,20 @@ from torch import nn
 from fgssl.errors import CheckpointError, ConfigError
 from fgssl.models.base import NetOutput
 
-__all__ = ["INPUT_NAME", "OUTPUT_NAME", "ExportedModel", "ExportedNet", "preprocessing_path"]
+__all__ = [
+    "CLASS_NAMES_KEY",
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+    "ExportedModel",
+    "ExportedNet",
+    "preprocessing_path",
+]
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
+CLASS_NAMES_KEY = "fgssl.class_names"
+"""Where an exported model file keeps its class names (a JSON list, one per output column):
+a key of the ONNX model's metadata, the name of a TorchScript extra file."""
 
 
 def preprocessing_path(model_path: str | os.PathLike[str]) -> Path:
@@ -40,7 +50,10 @@ class ExportedModel:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ExportedModel:
         """Open ``path`` (.onnx) and its preprocessing JSON. Raises CheckpointError when
-        either is missing or unreadable, ConfigError without onnxruntime."""
+        either is missing or unreadable, or when the class names in the model's metadata
+        are not those of the JSON (a model and a JSON of two exports); ConfigError without
+        onnxruntime. A model without class names in its metadata (exported before they
+        were written there) takes the JSON's."""
         path = Path(path).expanduser()
         meta = preprocessing_path(path)
         for needed in (path, meta):
@@ -62,11 +75,25 @@ class ExportedModel:
             raise CheckpointError(
                 f"cannot load the exported model {str(path)!r}: {error}"
             ) from None
-        return cls(path, preprocessing, session)
+        model = cls(path, preprocessing, session)
+        model._check_class_names(meta)
+        return model
 
     @property
     def class_names(self) -> list[str]:
+        """The names of the output columns, in order."""
         return list(self.preprocessing["class_names"])
+
+    def _check_class_names(self, meta: Path) -> None:
+        recorded = self.session.get_modelmeta().custom_metadata_map.get(CLASS_NAMES_KEY)
+        if recorded is None:
+            return
+        if json.loads(recorded) != self.class_names:
+            raise CheckpointError(
+                f"the class names of {str(self.path)!r} ({json.loads(recorded)}) are not "
+                f"those of {str(meta)!r} ({self.class_names}): the two files come from "
+                "different exports; export the model again"
+            )
 
     def transform(self) -> Any:
         """The preprocessing as a callable (H, W, 3) uint8 RGB array -> (3, S, S) tensor."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ __all__ = [
     "AtomicCheckpointIO",
     "BestCheckpoint",
     "RelocatableModelCheckpoint",
+    "check_checkpoint_classes",
     "check_checkpoint_matches",
     "check_output_location",
     "every_epoch_checkpoint",
@@ -156,3 +157,25 @@ def check_checkpoint_matches(
             raise CheckpointError(
                 f"{str(path)!r} was trained with another model configuration ({details})"
             )
+
+
+def check_checkpoint_classes(
+    checkpoint: Mapping[str, Any], path: str | os.PathLike[str], class_names: Sequence[str]
+) -> None:
+    """Refuse to continue training ``checkpoint`` on data whose classes (``class_names``, in
+    label order) are not the ones it recorded, in the same order: its heads' columns are
+    classes by position, so a run continues only with the classes it was trained on. A
+    checkpoint that records no class names is not checked (the run's split.csv check
+    still compares every image's label)."""
+    hparams = checkpoint.get("hyper_parameters")
+    recorded = hparams.get("class_names") if isinstance(hparams, Mapping) else None
+    if not recorded:
+        return
+    ours, theirs = [str(n) for n in recorded], [str(n) for n in class_names]
+    if ours != theirs:
+        how = "in another order" if sorted(ours) == sorted(theirs) else "other classes"
+        raise CheckpointError(
+            f"the data of the resumed run has the classes {theirs} but {str(path)!r} was "
+            f"trained on {ours} ({how}): a run continues with the classes it was trained on, "
+            "in their order; check data.root and the other data paths"
+        )

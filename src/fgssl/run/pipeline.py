@@ -20,6 +20,7 @@ from fgssl.evaluation.checkpoints import read_checkpoint
 from fgssl.module import FGSSLModule
 from fgssl.run.checkpointing import (
     BestCheckpoint,
+    check_checkpoint_classes,
     check_checkpoint_matches,
     check_output_location,
 )
@@ -207,11 +208,14 @@ def _check_room_for_checkpoints(run_dir: Path, module: FGSSLModule) -> None:
 
 def _resumed_epoch(checkpoint_path: str | None, module: FGSSLModule) -> int | None:
     """The last finished epoch of the checkpoint to continue from (None: a fresh phase),
-    after checking that it is this fgssl's and this network's."""
+    after checking that it is this fgssl's and this network's, and (finetune) that the data
+    has the classes it was trained on, in its order."""
     if checkpoint_path is None:
         return None
     checkpoint = read_checkpoint(checkpoint_path)
     check_checkpoint_matches(checkpoint, checkpoint_path, dict(module.hparams["net"]))
+    if module.phase == "finetune" and module.class_names:
+        check_checkpoint_classes(checkpoint, checkpoint_path, module.class_names)
     return int(checkpoint["epoch"])
 
 
