@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,8 +22,9 @@ from torch.utils.data.dataloader import default_collate
 from fgssl.atomic import write_csv_atomically
 from fgssl.conf.resolvers import default_resize_size
 from fgssl.data.aptos import APTOS2019DataModule
+from fgssl.data.image_listing import IMAGE_EXTENSIONS, FileMatcher, list_files
 from fgssl.data.io import check_bits_stored, read_rgb
-from fgssl.data.tables import IMAGE_EXTENSIONS, find_images, read_csv_columns, require_unique
+from fgssl.data.tables import find_images, read_csv_columns, require_unique
 from fgssl.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -39,6 +41,7 @@ from fgssl.models.base import StagedNet
 __all__ = [
     "EXCLUDED_BY_DEFAULT",
     "IMAGE_EXTENSIONS",
+    "NO_FILE",
     "ImageInputs",
     "Predictions",
     "eval_transform",
@@ -50,9 +53,13 @@ __all__ = [
 ]
 
 
+log = logging.getLogger(__name__)
+
 EXCLUDED_BY_DEFAULT = ("*_superpixels.png",)
 """ISIC 2017's superpixel maps lie among its images but are not photographs."""
 ID_COLUMNS = ("id_code", "image_id", "image", "id", "isic_id")
+NO_FILE = "no image file found"
+"""The failure reason of a listed image without a file."""
 UNIQUE_IDS = "image name(s) (the ids, without extension)"
 UNIQUE_HINT = "each id must name one image (the predictions have one row per id)"
 
@@ -63,6 +70,8 @@ class ImageInputs:
 
     ids: list[str]
     paths: list[Path | None]
+    expected: str = ""
+    """Where a missing file was looked for (in its failure's reason)."""
 
     def __post_init__(self) -> None:
         if len(self.ids) != len(self.paths):
@@ -81,21 +90,31 @@ class Predictions:
 def images_from_folder(
     folder: str | os.PathLike[str], *, exclude: Sequence[str] = EXCLUDED_BY_DEFAULT
 ) -> ImageInputs:
-    """The image files directly in ``folder`` (by extension, sorted by name); the id of an
-    image is its file name without extension. Names matching ``exclude`` are skipped.
+    """The image files directly in ``folder`` (by extension, links followed, sorted by
+    name; see :mod:`fgssl.data.image_listing`); the id of an image is its file name without
+    extension. Names matching ``exclude`` are skipped; sub-folders are not read (a warning
+    counts them).
 
     Raises :class:`DataLayoutError` when two files share an id (``x.png`` and ``x.jpg``):
     the predictions (and a Kaggle submission) would list it twice."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DataNotFoundError(f"image folder {str(folder)!r} does not exist")
+    listing = list_files(folder, recursive=False)
+    listing.report(folder)
     files = sorted(
         p
-        for p in folder.iterdir()
-        if p.suffix.lower() in IMAGE_EXTENSIONS
-        and p.is_file()
-        and not any(fnmatch.fnmatch(p.name, pattern) for pattern in exclude)
+        for p in listing.images
+        if not any(fnmatch.fnmatch(p.name, pattern) for pattern in exclude)
     )
+    if listing.subfolders:
+        log.warning(
+            "%d sub-folder(s) of %s are not read (only the images directly in it are "
+            "predicted), e.g. %r",
+            len(listing.subfolders),
+            repr(str(folder)),
+            listing.subfolders[0].name,
+        )
     if not files:
         raise DataNotFoundError(
             f"no images in {str(folder)!r}: expected files ending in {', '.join(IMAGE_EXTENSIONS)}"
@@ -114,7 +133,8 @@ def images_from_csv(
     """Images listed in a CSV: a ``path`` column (relative paths are relative to the CSV's
     folder), or an id column (``id_code``, ``image_id``, ``image``, ``id``, ``isic_id``, or
     ``id_column``) naming ``<id>.png/.jpg/...`` files in ``image_dir`` (e.g. APTOS's
-    ``test.csv`` with ``test_images/``).
+    ``test.csv`` with ``test_images/``); an id may carry its extension (``img000.png``).
+    Names are compared after Unicode normalisation (NFC).
 
     Every image must be listed once and every id name one image: a file listed twice, two
     files of one name (without extension), an id listed twice or naming two files
@@ -128,7 +148,9 @@ def images_from_csv(
         require_unique(files, source=source, what="image file(s)")
         ids = [p.stem for p in paths]
         require_unique(ids, source=source, what=UNIQUE_IDS, hint=UNIQUE_HINT)
-        return ImageInputs(ids, [p if p.is_file() else None for p in paths])
+        matcher = FileMatcher()
+        expected = f"paths relative to {str(csv_path.parent)!r}"
+        return ImageInputs(ids, [matcher.find(Path(), p) for p in paths], expected)
     column = id_column or next((c for c in ID_COLUMNS if c in table.columns), None)
     if column is None:
         raise DataLayoutError(
@@ -146,7 +168,7 @@ def images_from_csv(
     ids = table[column].str.strip().tolist()
     require_unique(ids, source=repr(str(csv_path)), what=f"{column} value(s)")
     found, _ = find_images(folder, ids, extensions=IMAGE_EXTENSIONS)
-    return ImageInputs(ids, list(found))
+    return ImageInputs(ids, list(found), f"<id> with an image extension in {str(folder)!r}")
 
 
 def eval_transform(config: DictConfig | None, *, image_size: int | None = None) -> TensorTransform:
@@ -204,7 +226,8 @@ class _TolerantImages(Dataset[dict[str, Any]]):
     def __getitem__(self, index: int) -> dict[str, Any]:
         path = self.inputs.paths[index]
         if path is None:
-            return {"index": index, "error": "no image file found"}
+            where = f" (expected {self.inputs.expected})" if self.inputs.expected else ""
+            return {"index": index, "error": f"{NO_FILE}{where}"}
         try:
             image: np.ndarray = self.reader(path)
             return {"index": index, "image": self.transform(image)}
