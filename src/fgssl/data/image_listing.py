@@ -190,10 +190,10 @@ def list_files(folder: Path, *, recursive: bool = True) -> Listing:
                 listing.images.append(path)
             else:
                 listing.others.append(path)
-    for error in failures:
-        if Path(error.filename or "") == Path(folder):
-            raise DataNotFoundError(f"cannot list {str(folder)!r}: {error.strerror or error}")
-        listing.unlisted.append((Path(error.filename or "?"), str(error.strerror or error)))
+    for failure in failures:
+        if Path(failure.filename or "") == Path(folder):
+            raise DataNotFoundError(f"cannot list {str(folder)!r}: {failure.strerror or failure}")
+        listing.unlisted.append((Path(failure.filename or "?"), str(failure.strerror or failure)))
     return listing
 
 
