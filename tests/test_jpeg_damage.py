@@ -101,6 +101,17 @@ def test_verify_decode_names_it_and_the_policy_applies(
     assert list(dm.unreadable) == [str(victim)] and "damaged JPEG" in caplog.text
 
 
+def test_threads_checking_many_jpegs_name_exactly_the_damaged_ones(tmp_path: Path) -> None:
+    intact, damaged = damaged_jpeg(96)
+    paths = []
+    for index in range(80):
+        path = tmp_path / f"{index:02d}.jpg"
+        path.write_bytes(damaged if index % 25 == 7 else intact)
+        paths.append(str(path))
+    problems = find_unreadable(paths, mode="decode", workers=8)
+    assert sorted(Path(p).name for p in problems) == ["07.jpg", "32.jpg", "57.jpg"]
+
+
 def test_training_reads_warn_by_name_and_the_cache_keeps_no_damage(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, fresh_warnings: None
 ) -> None:

@@ -22,6 +22,7 @@ import re
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from typing import IO, TypeVar
 
@@ -38,6 +39,9 @@ DAMAGE_MESSAGE = re.compile(
 warnings (an ICC profile, an unknown JFIF revision) leave them intact and are passed on."""
 _DAMAGE_LINE = re.compile(DAMAGE_MESSAGE.pattern + rb"\n?", re.MULTILINE)
 _WATCHABLE = hasattr(os, "pread") and hasattr(os, "register_at_fork")  # not on Windows
+_WINDOW_SECONDS = 1.0
+"""A window open this long lets its decodes finish and closes, so that what it caught
+(e.g. log lines of other threads) reaches stderr at least this often."""
 
 
 class _Watch:
@@ -50,6 +54,8 @@ class _Watch:
         self._started = 0  # decodes started so far: tells whether others overlapped one
         self._alone = False  # a decode runs alone
         self._queued = 0  # decodes waiting to run alone: others wait for them
+        self._draining = False  # the window is to close: new decodes wait
+        self._opened = 0.0  # time.monotonic() when the window opened
         self._file: IO[bytes] | None = None
         self._saved: int | None = None  # the real descriptor 2 while the window is open
         self._spans: list[tuple[int, int]] = []  # (start, end) sizes of this window's decodes
@@ -72,7 +78,9 @@ class _Watch:
                 self._queued -= 1
                 self._alone = True
             else:
-                self._cond.wait_for(lambda: not self._alone and not self._queued)
+                if self._active and time.monotonic() - self._opened > _WINDOW_SECONDS:
+                    self._draining = True
+                self._cond.wait_for(lambda: not (self._alone or self._queued or self._draining))
             if self._active == 0:
                 self._open()
             self._active += 1
@@ -95,6 +103,7 @@ class _Watch:
                 self._alone = False
             if self._active == 0:
                 self._close()
+                self._draining = False
             self._cond.notify_all()
             return damage, overlapped
 
@@ -112,6 +121,7 @@ class _Watch:
             return
         os.dup2(self._file.fileno(), 2)
         self._saved = saved
+        self._opened = time.monotonic()
 
     def _close(self) -> None:
         """Restore descriptor 2 and pass on what the window caught, but the damage lines
