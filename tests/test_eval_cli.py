@@ -137,6 +137,25 @@ def test_predict_aptos_test_csv(run_copy: Path, aptos_root: Path, tmp_path: Path
     assert kaggle["diagnosis"].between(0, 4).all()
 
 
+def test_predict_ids_with_extensions_and_nothing_to_predict(
+    run_copy: Path, aptos_root: Path, tmp_path: Path, capsys
+) -> None:
+    ids = pd.read_csv(aptos_root / "test.csv", dtype=str)["id_code"]
+    listed = tmp_path / "with_extensions.csv"
+    pd.DataFrame({"id_code": ids + ".png"}).to_csv(listed, index=False)
+    output = tmp_path / "p.csv"
+    argv = [str(run_copy), str(listed), "--image-dir", str(aptos_root / "test_images")]
+    assert predict_cli.main([*argv, "-o", str(output)]) == 0
+    assert sorted(pd.read_csv(output, dtype={"id": str})["id"]) == sorted(ids + ".png")
+    pd.DataFrame({"id_code": ["nothing1", "nothing2"]}).to_csv(listed, index=False)
+    empty = tmp_path / "empty.csv"
+    assert predict_cli.main([*argv, "-o", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fgssl-predict: error: none of the 2 listed images was found")
+    assert "(expected <id> with an image extension in" in err and "'nothing1'" in err
+    assert not empty.exists()
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [

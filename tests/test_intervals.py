@@ -3,6 +3,7 @@ resample, the intervals against scipy.stats.bootstrap and a hand-written stratif
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -16,6 +17,7 @@ from fgssl.evaluation.bootstrap import (
     percentile_interval,
     resample_indices,
 )
+from fgssl.evaluation.reporting import paper_report
 from fgssl.evaluation.resampled_scores import resampled_scores, weighted_auroc
 from fgssl.metrics import compute_scores
 
@@ -195,6 +197,38 @@ def test_no_images_and_bad_settings():
         BootstrapSettings(confidence=95)
     with pytest.raises(ConfigError, match="integer"):
         BootstrapSettings(resamples=10.5)  # type: ignore[arg-type]
+
+
+def test_a_split_too_small_for_its_intervals_is_warned_about(caplog):
+    """Hand-made splits: one image per class (every resample equals the split), and one
+    class of a single image among larger ones."""
+    names = [f"grade{c}" for c in range(9)]
+    labels = np.arange(9)
+    predicted = np.r_[np.arange(7), 0, 0]  # 7 of 9 right: accuracy 0.778
+    p = np.eye(9)[predicted] * 0.9 + 0.1 / 9
+    with caplog.at_level(logging.WARNING):
+        report = paper_report({"combined": p}, labels, ordinal=False, class_names=names)
+    acc = report["intervals"]["test"]["combined"]["acc"]
+    assert acc["low"] == acc["high"] == pytest.approx(7 / 9)
+    assert "every resample gives the same value" in acc["warning"]
+    assert "'grade8'" in acc["warning"] and "single image in the test split" in acc["warning"]
+    assert "['grade0', 'grade1'," in caplog.text and "zero width for combined/acc" in caplog.text
+
+    caplog.clear()
+    labels = np.r_[np.zeros(6, int), np.ones(5, int), [2]]
+    predicted = np.r_[[0, 0, 0, 1, 1, 0], [1, 1, 0, 1, 2], [2]]
+    p = np.eye(3)[predicted] * 0.9 + 0.1 / 3
+    with caplog.at_level(logging.WARNING):
+        got = bootstrap_intervals({"combined": p}, labels, class_names=["a", "b", "c"])
+    acc_interval = got["combined"]["acc"]
+    assert acc_interval.low is not None and acc_interval.high is not None
+    assert acc_interval.low < acc_interval.high  # classes a and b vary
+    assert acc_interval.warning is not None and "['c'] have a single image" in acc_interval.warning
+    assert "['c'] have a single image" in caplog.text
+    # two images of every class: no warning about class sizes
+    labels = np.r_[np.zeros(6, int), np.ones(5, int), [2, 2]]
+    p = np.eye(3)[np.r_[predicted, [0]]] * 0.9 + 0.1 / 3
+    assert bootstrap_intervals({"combined": p}, labels)["combined"]["acc"].warning is None
 
 
 @pytest.mark.parametrize(

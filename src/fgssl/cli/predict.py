@@ -19,7 +19,7 @@ from fgssl.cli.common import (
     resolve_device,
     run_command,
 )
-from fgssl.errors import ConfigError, DataNotFoundError
+from fgssl.errors import ConfigError, DataNotFoundError, ImageReadError
 from fgssl.evaluation.classes import match_classes
 from fgssl.evaluation.exported import ExportedModel, ExportedNet
 from fgssl.evaluation.inference import predict_probabilities
@@ -27,6 +27,7 @@ from fgssl.evaluation.predict import (
     EXCLUDED_BY_DEFAULT,
     ID_COLUMNS,
     IMAGE_EXTENSIONS,
+    NO_FILE,
     ImageInputs,
     Predictions,
     eval_transform,
@@ -166,9 +167,10 @@ def _predict(args: argparse.Namespace) -> int:
         num_workers=args.num_workers,
         reader=reader,
     )
+    output = Path(args.output)
+    _require_some(predictions, output)
     if fitted is not None:
         _calibrate(predictions.table, fitted, class_names)
-    output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     write_csv_atomically(output, predictions.table, exact=True)
     print(f"{len(predictions.table)} of {len(inputs.ids)} images predicted: {output}")
@@ -200,13 +202,37 @@ def _write_submission(path: str | None, predictions: Predictions, class_names: l
         print(f"Kaggle submission: {write_kaggle_submission(predictions.table, class_names, path)}")
 
 
+def _require_some(predictions: Predictions, output: Path) -> None:
+    """Raise (no predictions CSV is written) when no image could be predicted, naming the
+    first failure; all of them are written to ``<output>_failed.csv``."""
+    if len(predictions.table) or not predictions.failures:
+        return
+    failed_csv = _write_failures(predictions, output)
+    image_id, reason = predictions.failures[0]
+    error = (
+        DataNotFoundError
+        if all(r.startswith(NO_FILE) for _, r in predictions.failures)
+        else ImageReadError
+    )
+    raise error(
+        f"none of the {len(predictions.failures)} images could be predicted, so no "
+        f"predictions are written (all listed in {failed_csv}), e.g. {image_id!r}: {reason}"
+    )
+
+
+def _write_failures(predictions: Predictions, output: Path) -> Path:
+    failed_csv = output.with_name(f"{output.stem}_failed.csv")
+    failed_csv.parent.mkdir(parents=True, exist_ok=True)
+    write_csv_atomically(failed_csv, pd.DataFrame(predictions.failures, columns=["id", "reason"]))
+    return failed_csv
+
+
 def _report_failures(predictions: Predictions, output: Path) -> int:
     """0 when every image was predicted; else 1, the unread images listed on stderr (the
     first :data:`SHOWN_FAILURES`) and in ``<output>_failed.csv``."""
     if not predictions.failures:
         return 0
-    failed_csv = output.with_name(f"{output.stem}_failed.csv")
-    write_csv_atomically(failed_csv, pd.DataFrame(predictions.failures, columns=["id", "reason"]))
+    failed_csv = _write_failures(predictions, output)
     print(
         f"{PROG}: error: {len(predictions.failures)} image(s) could not be read and were not "
         f"predicted (all listed in {failed_csv}):",

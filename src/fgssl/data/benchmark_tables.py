@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fgssl.data.tables import IMAGE_EXTENSIONS
+from fgssl.data.image_listing import list_files
 from fgssl.errors import DataLayoutError, DataNotFoundError
 
 __all__ = ["list_unlabelled", "parse_grades"]
@@ -44,10 +44,11 @@ def parse_grades(
 def list_unlabelled(
     root: Path, folders: Sequence[Path], *, what: str, ignore: str | None = None
 ) -> pd.DataFrame:
-    """Every image file (by extension, :data:`fgssl.data.tables.IMAGE_EXTENSIONS`) directly
-    in ``folders``, without reading any label file: columns ``id`` (the path relative to
-    ``root``, so the same name in two folders stays two images), ``path`` and ``label``
-    (-1). Hidden files and stems matching the regular expression ``ignore`` are left out.
+    """Every image file (by extension, :data:`fgssl.data.image_listing.IMAGE_EXTENSIONS`;
+    links followed) directly in ``folders``, without reading any label file: columns ``id``
+    (the path relative to ``root``, so the same name in two folders stays two images),
+    ``path`` and ``label`` (-1). Hidden files and stems matching the regular expression
+    ``ignore`` are left out.
 
     Raises :class:`DataNotFoundError` when none of ``folders`` exists (``what`` names the
     dataset) or they hold no image.
@@ -59,13 +60,10 @@ def list_unlabelled(
     pattern = re.compile(ignore) if ignore else None
     rows = []
     for folder in present:
-        for file in sorted(folder.iterdir()):
-            if (
-                file.suffix.lower() not in IMAGE_EXTENSIONS
-                or file.name.startswith(".")
-                or (pattern is not None and pattern.search(file.stem))
-                or not file.is_file()
-            ):
+        listing = list_files(folder, recursive=False)
+        listing.report(folder)
+        for file in sorted(listing.images):
+            if pattern is not None and pattern.search(file.stem):
                 continue
             rows.append({"id": file.relative_to(root).as_posix(), "path": str(file), "label": -1})
     if not rows:

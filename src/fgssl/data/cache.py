@@ -23,7 +23,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from fgssl.data.io import check_bits_stored, read_rgb
+from fgssl.data.io import check_bits_stored, decode_rgb, read_rgb, refuse_damage
 from fgssl.errors import ConfigError
 
 __all__ = ["CACHE_FORMATS", "ImageCache", "downsize"]
@@ -117,7 +117,11 @@ class ImageCache:
             with self._lock:
                 self.hits += 1
             return image, False
-        image = np.ascontiguousarray(downsize(self._decode(source), self.short_side))
+        decoded, damage = decode_rgb(source, bits_stored=self.bits_stored)
+        image = np.ascontiguousarray(downsize(decoded, self.short_side))
+        if damage is not None:  # raises, or warns and is not stored: checks decode it again
+            refuse_damage(os.fspath(source), damage)
+            return image, False
         built = self._write_entry(entry, image)
         if built:
             with self._lock:

@@ -10,8 +10,9 @@ from typing import Any
 import pandas as pd
 
 from fgssl.data.base import SplitTables
+from fgssl.data.image_listing import IMAGE_EXTENSIONS, FileMatcher
 from fgssl.data.labels import is_missing
-from fgssl.data.tables import IMAGE_EXTENSIONS, read_csv_columns, require_dir
+from fgssl.data.tables import read_csv_columns, require_dir
 from fgssl.data.user import UserDataModule
 from fgssl.errors import ConfigError, DataLayoutError
 
@@ -129,8 +130,13 @@ class CSVDataModule(UserDataModule):
             "N/A, NaN, None, null, ...; list a class so named in data.class_names)",
             labels,
         )
+        matcher = FileMatcher()
         frame = pd.DataFrame(
-            {"id": raw_paths, "raw_label": labels, "path": [self._locate(p) for p in raw_paths]}
+            {
+                "id": raw_paths,
+                "raw_label": labels,
+                "path": [self._locate(p, matcher) for p in raw_paths],
+            }
         )
         if self.split_column is not None:
             frame["split"] = table[self.split_column].str.strip().str.lower()
@@ -140,16 +146,17 @@ class CSVDataModule(UserDataModule):
             frame, source=path, expected=f"files relative to {str(self.root)!r}"
         )
 
-    def _locate(self, raw: str) -> str | None:
-        path = self.root / Path(raw).expanduser()
-        if path.is_file():
-            return str(path)
-        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+    def _locate(self, raw: str, matcher: FileMatcher) -> str | None:
+        """The file ``raw`` names (names compared in NFC), trying ``raw`` + an image
+        extension when it has none."""
+        relative = Path(raw).expanduser()
+        path = matcher.find(self.root, relative)
+        if path is None and relative.suffix.lower() not in IMAGE_EXTENSIONS:
             for extension in IMAGE_EXTENSIONS:
-                candidate = path.with_name(path.name + extension)
-                if candidate.is_file():
-                    return str(candidate)
-        return None
+                path = matcher.find(self.root, relative.with_name(relative.name + extension))
+                if path is not None:
+                    break
+        return None if path is None else str(path)
 
     def _split_by_column(self, table: pd.DataFrame) -> dict[str, pd.DataFrame]:
         known = table["split"].map(SPLIT_NAMES)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from fgssl.data.io import read_rgb
+from fgssl.data.io import read_rgb, tolerating_damage
 from fgssl.data.sampling import derive_seed
 
 __all__ = ["ImageDataset"]
@@ -53,7 +53,8 @@ class ImageDataset(Dataset[dict[str, torch.Tensor]]):
             epoch = int(self.epoch) if self.epoch is not None else 0
             _reseed(self.transform, derive_seed(self.seed, epoch, index, 0))
             _reseed(self.view_transform, derive_seed(self.seed, epoch, index, 1))
-        image = self.reader(self.paths[index])
+        with tolerating_damage():  # a damaged JPEG is named, not fatal, mid-training
+            image = self.reader(self.paths[index])
         item = {
             "image": self.transform(image),
             "label": self.labels[index],

@@ -10,7 +10,8 @@ from typing import Any
 import pandas as pd
 
 from fgssl.data.base import SplitTables
-from fgssl.data.tables import IMAGE_EXTENSIONS, require_dir
+from fgssl.data.image_listing import IMAGE_EXTENSIONS, list_files
+from fgssl.data.tables import require_dir
 from fgssl.data.user import UserDataModule
 from fgssl.errors import DataLayoutError
 
@@ -22,13 +23,14 @@ log = logging.getLogger(__name__)
 class FolderDataModule(UserDataModule):
     """Images sorted into one sub-folder per class::
 
-        root/<class name>/<any sub-folders>/<image>.png|.jpg|.jpeg|.bmp|.tif|.tiff|.webp
+        root/<class name>/<any sub-folders>/<image>.png|.jpg|.jpeg|.bmp|.tif|.tiff|.webp|...
 
     and optionally ``val_root`` and ``test_root`` in the same layout. Without ``val_root``,
     ``val_fraction`` (default 0.2) of ``root``'s images are drawn for validation (seeded,
     stratified); without ``test_root`` the test split is the validation split unless
-    ``test_fraction > 0`` holds one out too. Hidden files and folders are skipped; other
-    files that are not images are counted in a log message.
+    ``test_fraction > 0`` holds one out too. Folders are listed by
+    :func:`fgssl.data.image_listing.list_files` (links followed; hidden files and folders
+    skipped; what is left out is logged).
 
     Args:
         val_root, test_root: folders in the same layout (relative to ``root`` or absolute).
@@ -73,7 +75,9 @@ class FolderDataModule(UserDataModule):
                 f"{str(folder)!r} has no sub-folders: expected one folder of images per class, "
                 f"e.g. {str(folder / '<class name>' / 'image.png')!r}"
             )
-        loose = [p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
+        listing = list_files(folder)
+        listing.report(folder)
+        loose = [p.name for p in listing.images if len(p.relative_to(folder).parts) == 1]
         if loose:
             log.warning(
                 "%d image(s) directly in %s belong to no class folder and are not used, e.g. %s",
@@ -81,23 +85,11 @@ class FolderDataModule(UserDataModule):
                 folder,
                 loose[0],
             )
-        rows, others = [], []
-        for class_dir in class_dirs:
-            for path in sorted(class_dir.rglob("*")):
-                relative = path.relative_to(folder)
-                if any(part.startswith(".") for part in relative.parts) or not path.is_file():
-                    continue
-                if path.suffix.lower() in IMAGE_EXTENSIONS:
-                    rows.append((relative.as_posix(), class_dir.name, str(path)))
-                else:
-                    others.append(relative.as_posix())
-        if others:
-            log.info(
-                "%d file(s) in %s are not images and are not used, e.g. %s",
-                len(others),
-                folder,
-                others[0],
-            )
+        rows = []
+        for path in sorted(listing.images):
+            relative = path.relative_to(folder)
+            if len(relative.parts) > 1:
+                rows.append((relative.as_posix(), relative.parts[0], str(path)))
         if not rows:
             raise DataLayoutError(
                 f"no images ({', '.join(IMAGE_EXTENSIONS)}) in the class folders of {str(folder)!r}"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from fgssl.data.image_listing import IMAGE_EXTENSIONS, shown
 from fgssl.data.splits import SplitTables
 from fgssl.data.tables import index_images, pick_images
 from fgssl.data.verify import VerifyMode, find_unreadable
@@ -44,7 +45,8 @@ def resolve_images(
         [None if p is None else str(p) for p in found], index=table.index, dtype=object
     )
     frame = table.assign(path=paths)
-    unlisted = len(set(index) - set(ids))
+    used = {p for p in found if p is not None}
+    unlisted = sum(p not in used for files in index.values() for p in files)
     if unlisted:
         log.info(
             "%d image file(s) in %s are not listed in %s and are not used",
@@ -53,7 +55,10 @@ def resolve_images(
             repr(str(source)),
         )
     return drop_missing(
-        frame, source=source, expected=f"<id>.png or .jpg in {where}", missing_images=missing_images
+        frame,
+        source=source,
+        expected=f"<id> with an image extension ({' '.join(IMAGE_EXTENSIONS)}) in {where}",
+        missing_images=missing_images,
     )
 
 
@@ -61,14 +66,17 @@ def drop_missing(
     frame: pd.DataFrame, *, source: Path, expected: str, missing_images: str = "error"
 ) -> pd.DataFrame:
     """Apply the ``missing_images`` policy to the rows of ``frame`` whose ``path`` is None
-    (their image file was not found)."""
+    (their image file was not found). When none was found, the error does not suggest
+    ``skip``: it would leave nothing."""
     missing = frame.loc[frame["path"].isna(), "id"].astype(str).tolist()
     if not missing:
         return frame
     message = (
         f"{len(missing)} of {len(frame)} images listed in {str(source)!r} are missing "
-        f"(expected {expected}), e.g. " + ", ".join(missing[:5])
+        f"(expected {expected}), e.g. " + ", ".join(shown(m, quoted=False) for m in missing[:5])
     )
+    if missing_images == "error" and len(missing) == len(frame):
+        raise MissingImagesError(f"{message}: none was found, check the folder and the names")
     if missing_images == "error":
         raise MissingImagesError(message + "; set data.missing_images=skip to leave them out")
     log.warning("%s; skipping them", message)

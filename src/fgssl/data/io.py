@@ -16,29 +16,40 @@ prediction):
 - Other sample types (signed or 32-bit integers) and other formats are refused as
   unsupported; a file of a supported format that cannot be decoded is reported as corrupt
   or truncated, with Pillow's reason.
+- A JPEG that decodes with libjpeg's warning of damaged data (``Corrupt JPEG data: ...``,
+  ``Premature end of JPEG file``; :mod:`fgssl.data.jpeg_damage`) is refused, naming the
+  file and the warning; within :func:`tolerating_damage` (the training and evaluation
+  datasets) it is used as decoded, with a warning naming it once per process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import io
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from fgssl.data.jpeg_damage import watched_decode
 from fgssl.errors import ConfigError, ImageReadError
 
 __all__ = [
     "SUPPORTED_FORMATS",
     "ImageReadError",
     "check_bits_stored",
+    "decode_rgb",
     "image_format",
     "read_rgb",
+    "refuse_damage",
     "to_rgb8",
+    "tolerating_damage",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,6 +80,7 @@ HEADER_BYTES = 132
 
 _LOW_BITS_LIMIT = 1 << 12  # 16-bit images below this look like 12-bit (or fewer) data
 _warned: set[str] = set()
+_tolerant = contextvars.ContextVar("fgssl_tolerate_damaged_images", default=False)
 
 
 def image_format(head: bytes) -> str | None:
@@ -99,22 +111,70 @@ def read_rgb(path: str | os.PathLike[str], *, bits_stored: int | None = None) ->
 
     ``bits_stored`` (8..16, default 16): the significant bits of 16-bit images.
     Raises :class:`ImageReadError` naming the file when it cannot be read, is corrupt or
-    truncated, or is of an unsupported format or sample type.
+    truncated, is a damaged JPEG (outside :func:`tolerating_damage`), or is of an
+    unsupported format or sample type.
     """
+    image, damage = decode_rgb(path, bits_stored=bits_stored)
+    if damage is not None:
+        refuse_damage(os.fspath(path), damage)
+    return image
+
+
+def decode_rgb(
+    path: str | os.PathLike[str], *, bits_stored: int | None = None
+) -> tuple[np.ndarray, str | None]:
+    """(image, damage): :func:`read_rgb`'s image, and libjpeg's warning when the file is a
+    damaged JPEG (the image is then partly garbage), else None."""
     name = os.fspath(path)
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as error:
         raise ImageReadError(f"cannot read image file {name!r}: {error}") from error
+    damage = None
+    if image_format(data[:HEADER_BYTES].tobytes()) == "JPEG":
+        image, damage = watched_decode(lambda: _imdecode(data))
+    else:
+        image = _imdecode(data)
+    if image is None:
+        raise ImageReadError(_undecodable(name, data))
+    return to_rgb8(image, name, bits_stored=bits_stored), damage
+
+
+def _imdecode(data: np.ndarray) -> np.ndarray | None:
     try:
         # ANYDEPTH keeps 16-bit and float samples; ANYCOLOR drops alpha, expands palettes
         # and keeps grayscale single-channel. The EXIF orientation is applied.
-        image = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR) if data.size else None
+        return cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR) if data.size else None
     except cv2.error:  # some malformed headers make OpenCV raise rather than return None
-        image = None
-    if image is None:
-        raise ImageReadError(_undecodable(name, data))
-    return to_rgb8(image, name, bits_stored=bits_stored)
+        return None
+
+
+@contextlib.contextmanager
+def tolerating_damage() -> Iterator[None]:
+    """Within this context (of the current thread), :func:`refuse_damage` warns instead of
+    raising: a training run does not stop at an image the checks before it did not decode."""
+    token = _tolerant.set(True)
+    try:
+        yield
+    finally:
+        _tolerant.reset(token)
+
+
+def refuse_damage(name: str, damage: str) -> None:
+    """Raise :class:`ImageReadError` for the damaged JPEG ``name`` (``damage``: libjpeg's
+    warning), or, within :func:`tolerating_damage`, warn once per file and process."""
+    if not _tolerant.get():
+        raise ImageReadError(
+            f"{name!r} is a damaged JPEG: libjpeg reports {damage!r} while decoding it, and "
+            "part of the decoded image would be garbage"
+        )
+    _warn_once(
+        f"damaged:{name}",
+        "%r is a damaged JPEG (libjpeg: %s): it is used as decoded, part of it garbage; "
+        "data.verify_images=decode refuses such files before training",
+        name,
+        damage,
+    )
 
 
 def to_rgb8(image: np.ndarray, name: str, *, bits_stored: int | None = None) -> np.ndarray:

@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fgssl.data.image_listing import IMAGE_EXTENSIONS, list_files, nfc, shown
 from fgssl.errors import DataLayoutError, DataNotFoundError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "DataLayoutError",
+    "files_of",
     "find_images",
     "index_images",
     "parse_one_hot",
@@ -28,9 +30,6 @@ __all__ = [
 
 SHOWN = 5
 """How many examples an error message names."""
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-"""File name endings read as images (case-insensitive)."""
 
 
 def require_dir(path: Path, what: str) -> Path:
@@ -103,13 +102,15 @@ def require_unique(
     than once: the message gives the number of such values, the first few with their
     row counts, and how many of them have conflicting ``labels`` (one per value).
 
-    Empty values are left to the checks of empty cells.
+    Values are compared after Unicode normalisation (NFC): two spellings of one name name
+    one file. Empty values are left to the checks of empty cells.
     """
+    values = [nfc(v) for v in values]
     counts = Counter(v for v in values if v != "")
     repeated = [v for v, n in counts.items() if n > 1]
     if not repeated:
         return
-    examples = ", ".join(f"{v!r} ({counts[v]} rows)" for v in repeated[:SHOWN])
+    examples = ", ".join(f"{shown(v)} ({counts[v]} rows)" for v in repeated[:SHOWN])
     conflict = ""
     if labels is not None:
         seen: dict[str, set[object]] = {}
@@ -120,7 +121,7 @@ def require_unique(
         if conflicting:
             conflict = (
                 f"; {len(conflicting)} of them with conflicting {label_name}, e.g. "
-                f"{conflicting[0]!r}"
+                f"{shown(conflicting[0])}"
             )
     raise DataLayoutError(
         f"{source} lists {len(repeated)} {what} more than once "
@@ -134,9 +135,10 @@ def index_images(
     extensions: Sequence[str] = IMAGE_EXTENSIONS,
     ignore: str | None = None,
 ) -> dict[str, list[Path]]:
-    """Map the stem of every image file in ``folders`` (not recursive) to its files (in
-    folder order, then by name; more than one when the stem has several extensions or
-    folders).
+    """Map the stem of every image file in ``folders`` (not recursive; links followed),
+    normalised to NFC, to its files (in folder order, then by name; more than one when the
+    stem has several extensions or folders). What is left out is logged
+    (:meth:`fgssl.data.image_listing.Listing.report`).
 
     ``ignore`` is a regular expression: stems it matches are left out (e.g. ISIC 2017's
     ``_superpixels`` PNGs).
@@ -144,48 +146,64 @@ def index_images(
     pattern = re.compile(ignore) if ignore else None
     by_stem: dict[str, list[Path]] = {}
     for folder in folders:
-        with os.scandir(folder) as entries:
-            for entry in sorted(entries, key=lambda e: e.name):
-                stem, ext = os.path.splitext(entry.name)
-                if ext.lower() not in extensions or entry.name.startswith("."):
-                    continue
-                if pattern is not None and pattern.search(stem):
-                    continue
-                if entry.is_file():
-                    by_stem.setdefault(stem, []).append(Path(entry.path))
+        listing = list_files(folder, recursive=False)
+        listing.report(folder)
+        for path in listing.images:
+            stem, ext = os.path.splitext(path.name)
+            if ext.lower() not in extensions:
+                continue
+            if pattern is not None and pattern.search(stem):
+                continue
+            by_stem.setdefault(nfc(stem), []).append(path)
     return by_stem
+
+
+def files_of(image_id: str, index: dict[str, list[Path]]) -> list[Path]:
+    """The files of ``index`` (from :func:`index_images`) the listed ``image_id`` names,
+    compared after NFC normalisation: those of the stem ``image_id`` or, for an id that
+    carries an image extension (``img000.png``), that file."""
+    key = nfc(image_id)
+    if key in index:
+        return index[key]
+    stem, ext = os.path.splitext(key)
+    if ext.lower() not in IMAGE_EXTENSIONS:
+        return []
+    return [p for p in index.get(stem, ()) if os.path.splitext(p.name)[1].lower() == ext.lower()]
 
 
 def pick_images(
     index: dict[str, list[Path]], ids: Sequence[str], *, where: str
 ) -> list[Path | None]:
-    """The image file of every id in ``index`` (from :func:`index_images`), None where
-    there is none.
+    """The image file of every id in ``index`` (from :func:`index_images`; see
+    :func:`files_of`), None where there is none.
 
     Raises :class:`DataLayoutError` when ids name more than one file (``x.png`` and
     ``x.jpg``, or ``x`` in two folders): which one is the image would be a guess. The
     message names the first few, their files and their count; ``where`` says where the
     files were looked for.
     """
-    ambiguous = list(dict.fromkeys(i for i in ids if len(index.get(i, ())) > 1))
+    files = [files_of(i, index) for i in ids]
+    ambiguous = list(dict.fromkeys(i for i, f in zip(ids, files, strict=True) if len(f) > 1))
     if ambiguous:
         examples = "; ".join(
-            f"{i!r}: " + ", ".join(repr(p.name) for p in index[i]) for i in ambiguous[:SHOWN]
+            f"{shown(i)}: " + ", ".join(shown(p.name) for p in files_of(i, index))
+            for i in ambiguous[:SHOWN]
         )
         raise DataLayoutError(
             f"{len(ambiguous)} listed id(s) name more than one image file in {where}, e.g. "
             f"{examples}: keep one file per id"
         )
-    return [index[i][0] if i in index else None for i in ids]
+    return [f[0] if f else None for f in files]
 
 
 def find_images(
     folder: Path,
     ids: Sequence[str],
     *,
-    extensions: Sequence[str] = (".png", ".jpg", ".jpeg"),
+    extensions: Sequence[str] = IMAGE_EXTENSIONS,
 ) -> tuple[list[Path | None], list[str]]:
-    """Locate ``<id><ext>`` in ``folder`` for every id (extension case-insensitive).
+    """Locate ``<id><ext>`` (or ``<id>`` when the id carries an image extension) in
+    ``folder`` for every id (extension case-insensitive, names compared in NFC).
 
     Returns the paths (None where missing) and the ids that have no file; raises
     :class:`DataLayoutError` when an id names several files (see :func:`pick_images`).

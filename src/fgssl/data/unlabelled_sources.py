@@ -1,8 +1,8 @@
 """The sources of ``data.unlabelled``: extra unlabelled images for the pretrain phase.
 
-A source is a folder (every image file below it, recursively; hidden files and folders
-left out) or a CSV with a column of image paths (relative paths are read from the CSV's
-folder, or from the source's ``root``)::
+A source is a folder (every image file below it, recursively, links followed: see
+:mod:`fgssl.data.image_listing`) or a CSV with a column of image paths (relative paths are
+read from the CSV's folder, or from the source's ``root``; names compared in NFC)::
 
     data.unlabelled=[/data/eyepacs/train,/data/extra.csv]
     data.unlabelled=[{path: /data/isic_archive.csv, column: file, root: /data/isic_archive}]
@@ -23,7 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from fgssl.data.tables import IMAGE_EXTENSIONS, read_csv_columns, require_unique
+from fgssl.data.image_listing import IMAGE_EXTENSIONS, FileMatcher, list_files, shown
+from fgssl.data.tables import read_csv_columns, require_unique
 from fgssl.errors import ConfigError, DataLayoutError, DataNotFoundError, MissingImagesError
 
 __all__ = ["UnlabelledSource", "parse_sources", "read_sources"]
@@ -113,7 +114,9 @@ def read_sources(sources: Sequence[UnlabelledSource], *, missing_images: str) ->
 def _read_source(source: UnlabelledSource, *, missing_images: str) -> pd.DataFrame:
     if source.path.is_dir():
         base = source.path
-        paths = _images_below(base)
+        listing = list_files(base)
+        listing.report(base)
+        paths = listing.images
         if not paths:
             raise DataNotFoundError(
                 f"data.unlabelled: no image files ({', '.join(IMAGE_EXTENSIONS)}) in "
@@ -131,20 +134,14 @@ def _read_source(source: UnlabelledSource, *, missing_images: str) -> pd.DataFra
                 f"{empty} row(s) of {str(source.path)!r} have an empty {source.column!r}"
             )
         base = source.root or source.path.parent
-        paths = [base / v for v in relative]
-        missing = [v for v, p in zip(relative, paths, strict=True) if not p.is_file()]
+        matcher = FileMatcher()
+        found = [matcher.find(base, v) for v in relative]
+        missing = [v for v, p in zip(relative, found, strict=True) if p is None]
         if missing:
-            message = (
-                f"{len(missing)} of {len(paths)} images listed in {str(source.path)!r} are "
-                f"missing (paths relative to {str(base)!r}), e.g. " + ", ".join(missing[:SHOWN])
-            )
-            if missing_images == "error":
-                raise MissingImagesError(
-                    message + "; set data.missing_images=skip to leave them out"
-                )
-            log.warning("%s; skipping them", message)
-            kept = [i for i, p in enumerate(paths) if p.is_file()]
-            relative, paths = [relative[i] for i in kept], [paths[i] for i in kept]
+            _missing(missing, len(found), source, base, missing_images)
+        kept = [i for i, p in enumerate(found) if p is not None]
+        relative = [relative[i] for i in kept]
+        paths = [p for p in found if p is not None]
     return pd.DataFrame(
         {
             "id": [f"{source.name}/{r}" for r in relative],
@@ -155,12 +152,17 @@ def _read_source(source: UnlabelledSource, *, missing_images: str) -> pd.DataFra
     )
 
 
-def _images_below(folder: Path) -> list[Path]:
-    """Image files below ``folder`` (by extension), hidden files and folders left out."""
-    found = []
-    for directory, subfolders, files in os.walk(folder):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
-                found.append(Path(directory) / name)
-    return found
+def _missing(
+    missing: list[str], total: int, source: UnlabelledSource, base: Path, missing_images: str
+) -> None:
+    """Raise or warn (``missing_images``) about a CSV's paths that name no file."""
+    message = (
+        f"{len(missing)} of {total} images listed in {str(source.path)!r} are missing "
+        f"(paths relative to {str(base)!r}), e.g. "
+        + ", ".join(shown(m, quoted=False) for m in missing[:SHOWN])
+    )
+    if missing_images == "error" and len(missing) == total:
+        raise MissingImagesError(f"{message}: none was found, check the folder and the paths")
+    if missing_images == "error":
+        raise MissingImagesError(message + "; set data.missing_images=skip to leave them out")
+    log.warning("%s; skipping them", message)

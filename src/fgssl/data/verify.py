@@ -21,8 +21,9 @@ VerifyMode = Literal["header", "decode", "none"]
 VERIFY_MODES = ("header", "decode", "none")
 """header: check each file's signature and ending (fast; a file that fails is decoded to be
 sure, and so is the first file of each extension, so that a format or sample type the
-reading rule refuses or warns about shows before training); decode: decode every image;
-none: no check before training."""
+reading rule refuses or warns about shows before training); decode: decode every image (a
+JPEG libjpeg finds damaged counts as unreadable: :mod:`fgssl.data.jpeg_damage`); none: no
+check before training."""
 
 _TAIL_BYTES = 4096
 _SMALL_FILE = 1 << 16  # smaller files are simply decoded

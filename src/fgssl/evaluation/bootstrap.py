@@ -17,10 +17,16 @@ default; Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993, ch. 13):
   defined ones and their count is reported (``undefined_resamples``), as long as they are
   at most a * B (25 of 1000 at 95 %): more could all belong to one tail, and the interval's
   coverage would be unknown, so it is null, with the reason.
+- **Too small a split**: a class with a single image is drawn once in every resample, so
+  its part of a metric never varies; the intervals then carry a ``warning`` naming such
+  classes (logged too). An interval of zero width (every resample gives the same value: a
+  tiny or uniform split) carries a ``warning`` too: it understates the uncertainty.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,7 +47,10 @@ __all__ = [
     "bootstrap_intervals",
     "percentile_interval",
     "resample_indices",
+    "single_image_classes",
 ]
+
+log = logging.getLogger(__name__)
 
 _CHUNK_ELEMENTS = 2**21
 """Drawn indices per chunk of resamples: bounds the memory (a few (b, N) arrays)."""
@@ -88,12 +97,14 @@ class BootstrapSettings:
 
 @dataclass(frozen=True)
 class Interval:
-    """A metric's interval: ``low``/``high`` None where undefined, with the ``reason``."""
+    """A metric's interval: ``low``/``high`` None where undefined, with the ``reason``;
+    ``warning`` where it is defined but understates the uncertainty (too small a split)."""
 
     low: float | None
     high: float | None
     undefined_resamples: int
     reason: str | None = None
+    warning: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         tree: dict[str, Any] = {
@@ -103,7 +114,16 @@ class Interval:
         }
         if self.reason:
             tree["reason"] = self.reason
+        if self.warning:
+            tree["warning"] = self.warning
         return tree
+
+    def warned(self, warning: str) -> Interval:
+        """This interval with ``warning`` added (to any it has); undefined ones unchanged."""
+        if self.low is None:
+            return self
+        text = f"{self.warning}; {warning}" if self.warning else warning
+        return dataclasses.replace(self, warning=text)
 
 
 def resample_indices(labels: np.ndarray, settings: BootstrapSettings) -> Iterator[np.ndarray]:
@@ -138,6 +158,20 @@ def bootstrap_distributions(
     return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
 
+ZERO_WIDTH = (
+    "every resample gives the same value: the split is too small or too uniform for its "
+    "resamples to vary this metric, so the interval understates the uncertainty"
+)
+
+
+def single_image_classes(labels: np.ndarray, class_names: Sequence[str] | None) -> list[str]:
+    """The names (else indices) of the classes with exactly one image among the (N,)
+    ``labels``: a stratified resample always draws that image once."""
+    values, counts = np.unique(np.asarray(labels).astype(np.int64), return_counts=True)
+    names = list(class_names or ())
+    return [names[v] if v < len(names) else str(v) for v in values[counts == 1].tolist()]
+
+
 def percentile_interval(
     estimate: float, distribution: np.ndarray, settings: BootstrapSettings
 ) -> Interval:
@@ -157,6 +191,8 @@ def percentile_interval(
         )
     defined = distribution[~np.isnan(distribution)]
     low, high = np.quantile(defined, [settings.tail, 1 - settings.tail])
+    if low == high:
+        return Interval(float(low), float(high), undefined, warning=ZERO_WIDTH)
     return Interval(float(low), float(high), undefined)
 
 
@@ -168,13 +204,15 @@ def bootstrap_intervals(
     class_names: Sequence[str] | None = None,
     settings: BootstrapSettings | None = None,
     ece: bool = False,
+    split: str = "the split",
 ) -> dict[str, dict[str, Interval]]:
     """Head -> metric -> interval of every metric :func:`fgssl.metrics.compute_scores` gives
     for each head's (N, C) probabilities against the (N,) integer labels, all heads on the
     same resamples; ``ece`` adds the expected calibration error
     (:mod:`fgssl.evaluation.calibration`) as metric ``ece``. Metrics are computed vectorised
     (:mod:`.resampled_scores`); one it does not know is computed with compute_scores on each
-    resample."""
+    resample. Classes with a single image are warned about (naming ``split``) and noted
+    in every defined interval's ``warning``."""
     settings = settings or BootstrapSettings()
     labels = np.asarray(labels).astype(np.int64)
     estimates = {
@@ -203,13 +241,43 @@ def bootstrap_intervals(
         return values
 
     distributions = bootstrap_distributions(labels, statistic, settings)
-    return {
+    intervals = {
         head: {
             name: percentile_interval(value, distributions[f"{head}/{name}"], settings)
             for name, value in estimates[head].items()
         }
         for head in heads
     }
+    return _warn_small(intervals, single_image_classes(labels, class_names), split)
+
+
+def _warn_small(
+    intervals: dict[str, dict[str, Interval]], single: list[str], split: str
+) -> dict[str, dict[str, Interval]]:
+    """``intervals`` with the warning of the ``single``-image classes, logged with the
+    metrics whose intervals have zero width."""
+    zero = [
+        f"{head}/{name}"
+        for head, metrics in intervals.items()
+        for name, interval in metrics.items()
+        if interval.warning == ZERO_WIDTH
+    ]
+    if single:
+        warning = (
+            f"class(es) {single} have a single image in {split}: a stratified resample "
+            "always draws it once, so its part never varies and the intervals understate "
+            "the uncertainty"
+        )
+        log.warning("bootstrap intervals: %s", warning)
+        intervals = {h: {n: i.warned(warning) for n, i in m.items()} for h, m in intervals.items()}
+    if zero:
+        log.warning(
+            "bootstrap intervals of %s have zero width for %s: %s",
+            split,
+            ", ".join(zero[:6]) + (" ..." if len(zero) > 6 else ""),
+            ZERO_WIDTH,
+        )
+    return intervals
 
 
 def _scored_rows(

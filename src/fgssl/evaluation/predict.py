@@ -1,9 +1,9 @@
-"""Predicting the class of new images: inputs from a folder or a CSV, unreadable images
-reported (the rest still predicted), an APTOS Kaggle submission."""
+"""Predicting the class of new images: inputs from a folder or a CSV
+(:mod:`.predict_inputs`), unreadable images reported (the rest still predicted), an APTOS
+Kaggle submission."""
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,7 +22,6 @@ from fgssl.atomic import write_csv_atomically
 from fgssl.conf.resolvers import default_resize_size
 from fgssl.data.aptos import APTOS2019DataModule
 from fgssl.data.io import check_bits_stored, read_rgb
-from fgssl.data.tables import IMAGE_EXTENSIONS, find_images, read_csv_columns, require_unique
 from fgssl.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -32,13 +31,24 @@ from fgssl.data.transforms import (
     finalize,
 )
 from fgssl.data.worker_signals import SignalSafeDataLoader, WorkerInit
-from fgssl.errors import ConfigError, DataLayoutError, DataNotFoundError, FgsslError
+from fgssl.errors import ConfigError, FgsslError
 from fgssl.evaluation.inference import predict_probabilities
+from fgssl.evaluation.predict_inputs import (
+    EXCLUDED_BY_DEFAULT,
+    ID_COLUMNS,
+    IMAGE_EXTENSIONS,
+    NO_FILE,
+    ImageInputs,
+    images_from_csv,
+    images_from_folder,
+)
 from fgssl.models.base import StagedNet
 
 __all__ = [
     "EXCLUDED_BY_DEFAULT",
+    "ID_COLUMNS",
     "IMAGE_EXTENSIONS",
+    "NO_FILE",
     "ImageInputs",
     "Predictions",
     "eval_transform",
@@ -50,25 +60,6 @@ __all__ = [
 ]
 
 
-EXCLUDED_BY_DEFAULT = ("*_superpixels.png",)
-"""ISIC 2017's superpixel maps lie among its images but are not photographs."""
-ID_COLUMNS = ("id_code", "image_id", "image", "id", "isic_id")
-UNIQUE_IDS = "image name(s) (the ids, without extension)"
-UNIQUE_HINT = "each id must name one image (the predictions have one row per id)"
-
-
-@dataclass
-class ImageInputs:
-    """The images to predict: an id and a file (None when no file was found) for each."""
-
-    ids: list[str]
-    paths: list[Path | None]
-
-    def __post_init__(self) -> None:
-        if len(self.ids) != len(self.paths):
-            raise ValueError(f"{len(self.ids)} ids but {len(self.paths)} paths")
-
-
 @dataclass
 class Predictions:
     """One row per predicted image, and the images that could not be predicted."""
@@ -76,77 +67,6 @@ class Predictions:
     table: pd.DataFrame
     failures: list[tuple[str, str]] = field(default_factory=list)
     """(id, reason) of every image that was missing or could not be read."""
-
-
-def images_from_folder(
-    folder: str | os.PathLike[str], *, exclude: Sequence[str] = EXCLUDED_BY_DEFAULT
-) -> ImageInputs:
-    """The image files directly in ``folder`` (by extension, sorted by name); the id of an
-    image is its file name without extension. Names matching ``exclude`` are skipped.
-
-    Raises :class:`DataLayoutError` when two files share an id (``x.png`` and ``x.jpg``):
-    the predictions (and a Kaggle submission) would list it twice."""
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise DataNotFoundError(f"image folder {str(folder)!r} does not exist")
-    files = sorted(
-        p
-        for p in folder.iterdir()
-        if p.suffix.lower() in IMAGE_EXTENSIONS
-        and p.is_file()
-        and not any(fnmatch.fnmatch(p.name, pattern) for pattern in exclude)
-    )
-    if not files:
-        raise DataNotFoundError(
-            f"no images in {str(folder)!r}: expected files ending in {', '.join(IMAGE_EXTENSIONS)}"
-        )
-    ids = [p.stem for p in files]
-    require_unique(ids, source=repr(str(folder)), what=UNIQUE_IDS, hint=UNIQUE_HINT)
-    return ImageInputs(ids, list(files))
-
-
-def images_from_csv(
-    csv_path: str | os.PathLike[str],
-    *,
-    image_dir: str | os.PathLike[str] | None = None,
-    id_column: str | None = None,
-) -> ImageInputs:
-    """Images listed in a CSV: a ``path`` column (relative paths are relative to the CSV's
-    folder), or an id column (``id_code``, ``image_id``, ``image``, ``id``, ``isic_id``, or
-    ``id_column``) naming ``<id>.png/.jpg/...`` files in ``image_dir`` (e.g. APTOS's
-    ``test.csv`` with ``test_images/``).
-
-    Every image must be listed once and every id name one image: a file listed twice, two
-    files of one name (without extension), an id listed twice or naming two files
-    (``x.png`` and ``x.jpg``) raise :class:`DataLayoutError`."""
-    csv_path = Path(csv_path).expanduser()
-    table = read_csv_columns(csv_path, [id_column] if id_column else [], "image list")
-    if id_column is None and "path" in table.columns:
-        paths = [Path(p) if Path(p).is_absolute() else csv_path.parent / p for p in table["path"]]
-        source = repr(str(csv_path))
-        files = [os.path.normpath(os.path.abspath(p)) for p in paths]
-        require_unique(files, source=source, what="image file(s)")
-        ids = [p.stem for p in paths]
-        require_unique(ids, source=source, what=UNIQUE_IDS, hint=UNIQUE_HINT)
-        return ImageInputs(ids, [p if p.is_file() else None for p in paths])
-    column = id_column or next((c for c in ID_COLUMNS if c in table.columns), None)
-    if column is None:
-        raise DataLayoutError(
-            f"{str(csv_path)!r} has neither a 'path' column nor an id column "
-            f"({', '.join(ID_COLUMNS)}): found {list(table.columns)}"
-        )
-    if image_dir is None:
-        raise ConfigError(
-            f"{str(csv_path)!r} lists image ids (column {column!r}): give the folder that "
-            "holds <id>.png/.jpg with --image-dir"
-        )
-    folder = Path(image_dir).expanduser()
-    if not folder.is_dir():
-        raise DataNotFoundError(f"image folder {str(folder)!r} does not exist")
-    ids = table[column].str.strip().tolist()
-    require_unique(ids, source=repr(str(csv_path)), what=f"{column} value(s)")
-    found, _ = find_images(folder, ids, extensions=IMAGE_EXTENSIONS)
-    return ImageInputs(ids, list(found))
 
 
 def eval_transform(config: DictConfig | None, *, image_size: int | None = None) -> TensorTransform:
@@ -204,7 +124,8 @@ class _TolerantImages(Dataset[dict[str, Any]]):
     def __getitem__(self, index: int) -> dict[str, Any]:
         path = self.inputs.paths[index]
         if path is None:
-            return {"index": index, "error": "no image file found"}
+            where = f" (expected {self.inputs.expected})" if self.inputs.expected else ""
+            return {"index": index, "error": f"{NO_FILE}{where}"}
         try:
             image: np.ndarray = self.reader(path)
             return {"index": index, "image": self.transform(image)}

@@ -38,7 +38,13 @@ def paper_report(
     settings = settings or BootstrapSettings()
     labels = np.asarray(labels).astype(np.int64)
     intervals = bootstrap_intervals(
-        heads, labels, ordinal=ordinal, class_names=class_names, settings=settings, ece=True
+        heads,
+        labels,
+        ordinal=ordinal,
+        class_names=class_names,
+        settings=settings,
+        ece=True,
+        split=f"the {split} split",
     )
     calibration = {}
     for head, p in heads.items():
