@@ -15,8 +15,10 @@ from fgssl.atomic import write_csv_atomically
 from fgssl.cli.common import (
     add_checkpoint_argument,
     add_common_options,
+    add_precision_option,
     add_tta_option,
     resolve_device,
+    resolve_precision,
     run_command,
 )
 from fgssl.errors import ConfigError, DataNotFoundError
@@ -70,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_checkpoint_argument(parser)
     _add_input_arguments(parser)
     add_tta_option(parser)
+    add_precision_option(parser)
     _add_model_options(parser)
     add_common_options(parser)
     return parser
@@ -134,12 +137,19 @@ def _predict(args: argparse.Namespace) -> int:
     # The inputs first: a bad listing (e.g. an id twice) fails before the checkpoint loads.
     inputs = _read_inputs(args)
     device = resolve_device(args.device)
+    resolve_precision(args.precision, None, PROG)  # a bad option before anything loads
     loaded = None
+    precision = "32-true"
     if args.path.endswith(".onnx"):  # fgssl-export's file: its own preprocessing
         if args.calibrate:
             raise ConfigError(
                 "--calibrate needs the run (its validation split): calibrate before export, "
                 "or predict with the run directory"
+            )
+        if args.precision is not None:
+            raise ConfigError(
+                "--precision applies to a checkpoint: an exported .onnx model runs in the "
+                "precision it was exported in"
             )
         model = ExportedModel.load(args.path)
         net: Any = ExportedNet(model)
@@ -152,6 +162,7 @@ def _predict(args: argparse.Namespace) -> int:
         net, class_names = loaded.module.net, loaded.class_names
         transform = eval_transform(loaded.config, image_size=args.image_size)
         reader = image_reader(loaded.config, bits_stored=args.bits_stored)
+        precision = resolve_precision(args.precision, loaded.config, PROG)
     predictions = predict_images(
         net,
         inputs,
@@ -162,9 +173,10 @@ def _predict(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         reader=reader,
+        precision=precision,
     )
     if args.calibrate:
-        _calibrate(predictions.table, loaded, class_names, device, args.tta)
+        _calibrate(predictions.table, loaded, class_names, device, args.tta, precision)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     write_csv_atomically(output, predictions.table, exact=True)
@@ -217,7 +229,12 @@ def _report_failures(predictions: Predictions, output: Path) -> int:
 
 
 def _calibrate(
-    table: pd.DataFrame, loaded: Any, class_names: list[str], device: Any, tta: bool
+    table: pd.DataFrame,
+    loaded: Any,
+    class_names: list[str],
+    device: Any,
+    tta: bool,
+    precision: str,
 ) -> None:
     """Temperature-scale the table's probabilities (in place) with T fitted on the run's
     validation split (:mod:`fgssl.evaluation.temperature`); the predicted class is kept."""
@@ -227,7 +244,11 @@ def _calibrate(
     if "val" not in datamodule.splits:
         raise ConfigError("--calibrate needs the run's validation split: its data has none")
     outputs = predict_probabilities(
-        loaded.module.net, datamodule.eval_dataloader("val"), device=device, tta=tta
+        loaded.module.net,
+        datamodule.eval_dataloader("val"),
+        device=device,
+        tta=tta,
+        precision=precision,
     )
     temperature = fit_temperature(
         logits_from_probabilities(outputs["combined"].double().numpy()),

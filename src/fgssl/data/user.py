@@ -60,6 +60,9 @@ class UserDataModule(HeldOutFractions, ImageClassificationDataModule):
     def class_names(self, names: Sequence[str]) -> None:
         self._class_names = tuple(names)
 
+    def known_class_names(self) -> Sequence[str] | None:
+        return self._class_names
+
     def assemble(
         self,
         encoded: dict[str, pd.DataFrame],

@@ -17,7 +17,7 @@ from fgssl.errors import ConfigError
 from fgssl.evaluation.bootstrap import BootstrapSettings
 from fgssl.evaluation.calibration import reliability_bins
 from fgssl.evaluation.checkpoints import LoadedRun
-from fgssl.evaluation.inference import HEADS, predict_probabilities
+from fgssl.evaluation.inference import HEADS, predict_probabilities, run_precision
 from fgssl.evaluation.reporting import paper_report
 from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score_heads
 from fgssl.run.layout import RELIABILITY_DIAGRAM, RESULTS
@@ -79,14 +79,21 @@ def evaluate_split(
     device: torch.device | str = "cpu",
     tta: bool = False,
     intervals: BootstrapSettings | None = None,
+    precision: str = "32-true",
 ) -> Evaluation:
-    """Predict every image of ``split`` and score the combined prediction and the concat head,
-    with the bootstrap intervals (``intervals``; default :class:`BootstrapSettings`), the
-    calibration and, for ICDR grading, the referable-DR view of
-    :func:`fgssl.evaluation.reporting.paper_report`."""
+    """Predict every image of ``split`` in ``precision`` (see
+    :func:`fgssl.evaluation.inference.predict_probabilities`; the run's own test ran in its
+    ``trainer.precision``) and score the combined prediction and the concat head, with the
+    bootstrap intervals (``intervals``; default :class:`BootstrapSettings`), the calibration
+    and, for ICDR grading, the referable-DR view of
+    :func:`fgssl.evaluation.reporting.paper_report`. The facts record the precision."""
     table, class_names = _scored_split(loaded, datamodule, split)
     outputs = predict_probabilities(
-        loaded.module.net, datamodule.eval_dataloader(split), device=device, tta=tta
+        loaded.module.net,
+        datamodule.eval_dataloader(split),
+        device=device,
+        tta=tta,
+        precision=precision,
     )
     labels = outputs["label"]
     ordinal = bool(datamodule.ordinal)
@@ -113,6 +120,7 @@ def evaluate_split(
         facts={
             "checkpoint": str(loaded.checkpoint),
             "tta": tta,
+            "precision": run_precision(precision),
             "images": len(table),
             "unreadable_images_left_out": len(datamodule.unreadable),
         },
