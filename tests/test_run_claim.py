@@ -137,7 +137,7 @@ def test_the_hydra_callback_claims_before_hydra_writes(
         ClaimOutputDirectory().on_run_start(config)
     assert stopped.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"fgssl-train: error: the run directory '{run}' already holds a run")
+    assert err.startswith(f"fgssl-train: error: the run directory '{run.resolve()}' already")
     assert err.count("\n") == 1
     # resuming continues in the run's own folder; DDP's other processes start Hydra again
     resumed = _hydra_config(compose_config, "+experiment=demo", f"resume={run}")
@@ -168,7 +168,7 @@ def test_the_default_run_directory_is_the_one_claimed(
 @pytest.mark.slow
 def test_fgssl_train_leaves_a_run_directory_in_use_as_it_was(tmp_path: Path) -> None:
     """Through the command line: refused in one line before Hydra writes its records."""
-    run = tmp_path / "run"
+    run = tmp_path.resolve() / "run"
     (run / ".hydra").mkdir(parents=True)
     (run / ".hydra" / "config.yaml").write_text("the first run's\n")
     (run / ".fgssl-run").write_text('{"started": "2024-05-01 10:00:00", "pid": 1, "host": "h"}')
