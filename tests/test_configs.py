@@ -239,6 +239,12 @@ def test_ssl_eval_settings_are_checked_before_the_run_not_after(
     """ssl_eval runs when the whole run is over: its settings are refused at the start."""
     cfg = compose_config("+experiment=aptos", "data.root=/nonexistent", override)
     assert named in refusal(cfg, tmp_path)
-    for unused in ("pretrain_epochs=0", "ssl_eval.enabled=false"):  # no SSL evaluation
-        check_config(compose_config("+experiment=aptos", "data.root=/x", override, unused))
+
+
+def test_ssl_eval_settings_of_a_run_without_ssl_evaluation_are_not_refused(
+    compose_config: Compose,
+) -> None:
+    bad = "ssl_eval.knn_k=0"
+    for unused in ("pretrain_epochs=0", "ssl_eval.enabled=false"):
+        check_config(compose_config("+experiment=aptos", "data.root=/x", bad, unused))
     check_config(compose_config("+experiment=aptos", "data.root=/x", "ssl_eval.split=val"))
