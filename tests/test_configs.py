@@ -222,3 +222,31 @@ def test_every_process_needs_a_whole_training_batch(aptos_root: Path) -> None:
     share = -(-images // 4)
     with pytest.raises(ConfigError, match=f"4 processes get {share} each.*batch_size=16"):
         data.train_dataloader()
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("ssl_eval.split=train", "ssl_eval.split='train': expected one of ['val', 'test']"),
+        ("ssl_eval.split=tset", "ssl_eval.split='tset'"),
+        ("ssl_eval.features=backbon", "ssl_eval.features='backbon': expected one of"),
+        ("ssl_eval.knn_k=0", "ssl_eval.knn_k=0: expected a whole number >= 1"),
+        ("ssl_eval.probe_c=-1", "ssl_eval.probe_c=-1: expected a number > 0"),
+        ("ssl_eval.knn_temperature=0", "ssl_eval.knn_temperature=0: expected a number > 0"),
+    ],
+)
+def test_ssl_eval_settings_are_checked_before_the_run_not_after(
+    compose_config: Compose, tmp_path: Path, override: str, named: str
+) -> None:
+    """ssl_eval runs when the whole run is over: its settings are refused at the start."""
+    cfg = compose_config("+experiment=aptos", "data.root=/nonexistent", override)
+    assert named in refusal(cfg, tmp_path)
+
+
+def test_ssl_eval_settings_of_a_run_without_ssl_evaluation_are_not_refused(
+    compose_config: Compose,
+) -> None:
+    bad = "ssl_eval.knn_k=0"
+    for unused in ("pretrain_epochs=0", "ssl_eval.enabled=false"):
+        check_config(compose_config("+experiment=aptos", "data.root=/x", bad, unused))
+    check_config(compose_config("+experiment=aptos", "data.root=/x", "ssl_eval.split=val"))

@@ -52,6 +52,7 @@ def test_eval_writes_results_report_and_figure(run_copy: Path, capsys) -> None:
         trained["test"]["combined"]["kappa"], abs=1e-5
     )
     assert results["confusion_matrix"] == trained["confusion_matrix"]
+    assert results["precision"] == trained["precision"] == "32-true"  # evaluated alike
     per_class = pd.read_csv(out_dir / "per_class.csv")
     assert len(per_class) == 2 * len(CLASSES)
     assert per_class.groupby("head")["support"].sum().tolist() == [num_test, num_test]

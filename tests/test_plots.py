@@ -19,8 +19,14 @@ from fgssl.plots import (
     plot_jigsaw_schedule,
     plot_training_curves,
 )
-from fgssl.plots.gradcam import NO_ACTIVATION, HeadLogits, gradcam_figure
-from fgssl.plots.run import pick_images
+from fgssl.plots.gradcam import (
+    NO_ACTIVATION,
+    GradCAMUnavailable,
+    HeadLogits,
+    gradcam_figure,
+    tokens_to_map,
+)
+from fgssl.plots.run import _Drawing, pick_images
 from helpers import one_thread, tiny_net
 
 single_thread = pytest.fixture(autouse=True)(one_thread)
@@ -154,3 +160,63 @@ def test_an_all_zero_gradcam_map_is_labelled_not_coloured(
     shown = [np.asarray(ax.images[0].get_array()) for ax in axes[0]]
     np.testing.assert_array_equal(shown[1], shown[0])
     assert not np.array_equal(shown[2], shown[0])
+
+
+def test_tokens_to_map_lays_out_each_kind_of_layer_output() -> None:
+    nchw = torch.randn(2, 6, 3, 4)
+    assert tokens_to_map(nchw, channels=6) is nchw
+    nhwc = nchw.permute(0, 2, 3, 1).contiguous()  # Swin's stages
+    assert torch.equal(tokens_to_map(nhwc, channels=6), nchw)
+    # ViT: a class token, then the 3 x 4 patches row by row
+    patches = nchw.flatten(2).transpose(1, 2)  # (2, 12, 6)
+    tokens = torch.cat([torch.full((2, 1, 6), 99.0), patches], dim=1)
+    assert torch.equal(tokens_to_map(tokens, channels=6, prefix_tokens=1, grid=(3, 4)), nchw)
+    square = torch.randn(2, 2 + 16, 6)  # two prefix tokens, no grid given: 4 x 4
+    laid_out = tokens_to_map(square, channels=6, prefix_tokens=2)
+    assert torch.equal(laid_out[:, :, 1, 2], square[:, 2 + 1 * 4 + 2])
+    with pytest.raises(GradCAMUnavailable, match=r"a \(2, 13, 6\) output"):
+        tokens_to_map(torch.randn(2, 13, 6), channels=6, prefix_tokens=1)  # 12 tokens, no grid
+    with pytest.raises(GradCAMUnavailable):
+        tokens_to_map(torch.randn(2, 5), channels=5)
+
+
+def test_gradcam_of_a_vit_baseline_reads_its_last_blocks_patch_tokens() -> None:
+    """A class-token ViT (timm's vit_tiny at 32 px: 2 x 2 patches) is explained at its last
+    block's input; the map equals Grad-CAM by hand on those patch tokens."""
+    torch.manual_seed(0)
+    net = BaselineNet("vit_tiny_patch16_224", num_classes=3, image_size=32).eval()
+    images, targets = torch.randn(2, 3, 32, 32), [0, 2]
+    maps = gradcam_maps(net, images, targets)
+    assert list(maps) == ["combined"] and maps["combined"].shape == (2, 32, 32)
+    captured = {}
+
+    def keep(module, inputs, output):  # type: ignore[no-untyped-def]
+        captured["activation"] = output
+        output.register_hook(lambda grad: captured.__setitem__("gradient", grad))
+
+    handle = net.model.blocks[-1].norm1.register_forward_hook(keep)
+    logits = net(images).combined
+    handle.remove()
+    logits[torch.arange(2), torch.tensor(targets)].sum().backward()
+    activation, gradient = (captured[k][:, 1:].transpose(1, 2) for k in ("activation", "gradient"))
+    cam = F.relu((gradient.mean(dim=2, keepdim=True) * activation).sum(dim=1)).detach()
+    expected = F.interpolate(cam.reshape(2, 1, 2, 2), size=(32, 32), mode="bilinear")[:, 0]
+    for ours, reference in zip(maps["combined"], expected.numpy(), strict=True):
+        assert reference.max() > 0
+        assert np.corrcoef(ours.ravel(), reference.ravel())[0, 1] > 0.95
+
+
+def test_a_network_without_a_gradcam_layout_is_skipped_in_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def unavailable() -> Path:
+        raise GradCAMUnavailable("a (2, 13, 6) output cannot be laid out")
+
+    drawing = _Drawing(tmp_path)
+    with caplog.at_level("WARNING", logger="fgssl.plots.run"):
+        drawing.draw("the Grad-CAM maps", unavailable)
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        f"the Grad-CAM maps of {tmp_path} skipped: a (2, 13, 6) output cannot be laid out"
+    )
+    assert record.exc_info is None and drawing.written == []

@@ -15,6 +15,7 @@ __all__ = [
     "MissingImagesError",
     "NonFiniteLossError",
     "PretrainedWeightsError",
+    "RunDirectoryInUseError",
 ]
 
 
@@ -24,6 +25,11 @@ class FgsslError(Exception):
 
 class ConfigError(FgsslError, ValueError):
     """A configuration value is missing, unknown or out of range."""
+
+
+class RunDirectoryInUseError(ConfigError):
+    """The run (or sweep) directory already holds another run: a run directory is never
+    reused. Nothing may be written into it, not even the failure record."""
 
 
 class CheckpointError(FgsslError, ValueError):

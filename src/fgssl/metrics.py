@@ -45,6 +45,7 @@ __all__ = [
     "classification_metrics",
     "compute_scores",
     "confusion_matrix_metric",
+    "metric_names",
     "one_vs_rest_auroc",
 ]
 
@@ -188,6 +189,13 @@ def _metric_names(num_classes: int, ordinal: bool, class_names: Sequence[str] | 
         raise ValueError(
             f"{len(class_names)} class names for {num_classes} classes: {list(class_names)}"
         )
+    return metric_names(ordinal=ordinal, class_names=class_names)
+
+
+def metric_names(*, ordinal: bool, class_names: Sequence[str] | None) -> list[str]:
+    """The names of the metrics :func:`compute_scores` returns for a task, in that order:
+    the count metrics and ``auroc``, ``kappa`` when ``ordinal``, the ISIC 2017 AUROCs and
+    ``mean_auroc`` when ``class_names`` hold both of :data:`ISIC2017_AUROC_CLASSES`."""
     names = [*_COUNT_METRICS, "auroc", *(["kappa"] if ordinal else [])]
     if _isic2017_indices(class_names):
         names += [f"auroc_{name}" for name in ISIC2017_AUROC_CLASSES] + ["mean_auroc"]

@@ -15,13 +15,35 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import Metric
 
-from fgssl.metrics import ClassificationMetrics, classification_metrics, confusion_matrix_metric
+from fgssl.metrics import (
+    ClassificationMetrics,
+    classification_metrics,
+    confusion_matrix_metric,
+    metric_names,
+)
 from fgssl.models.base import EVAL_HEADS, NetOutput
 from fgssl.undefined import undefined_messages
 
-__all__ = ["EvaluatedModule"]
+__all__ = ["EvaluatedModule", "eval_metric_keys"]
 
 log = logging.getLogger(__name__)
+
+
+def eval_metric_keys(split: str, *, ordinal: bool, class_names: Sequence[str] | None) -> list[str]:
+    """The keys :class:`EvaluatedModule` logs for ``split`` (``val``, ``test``) at the end of
+    an epoch, in order: ``<split>/loss``, then ``<split>/<head>/<metric>`` for each head of
+    :data:`~fgssl.models.base.EVAL_HEADS` and each metric of
+    :func:`fgssl.metrics.metric_names` (``ordinal`` and ``class_names`` as the module's)."""
+    names = metric_names(ordinal=ordinal, class_names=class_names)
+    return [_loss_key(split), *(_metric_key(split, h, n) for h in EVAL_HEADS for n in names)]
+
+
+def _loss_key(split: str) -> str:
+    return f"{split}/loss"
+
+
+def _metric_key(split: str, head: str, name: str) -> str:
+    return f"{split}/{head}/{name}"
 
 
 class EvaluatedModule(pl.LightningModule):
@@ -71,7 +93,7 @@ class EvaluatedModule(pl.LightningModule):
             if split == "test":
                 cast(Metric, self.test_confusion[head]).update(probabilities, labels)
         loss = F.cross_entropy(output.concat.float(), labels)
-        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
+        self.log(_loss_key(split), loss, on_step=False, on_epoch=True, sync_dist=True)
 
     def _log_eval_metrics(self, split: str) -> None:
         """Log ``<split>/<head>/<metric>`` of the whole epoch and reset the metrics.
@@ -87,7 +109,7 @@ class EvaluatedModule(pl.LightningModule):
                 continue
             values = metric.compute()
             self.log_dict(
-                {f"{split}/{head}/{name}": float(value) for name, value in values.items()},
+                {_metric_key(split, head, name): float(v) for name, v in values.items()},
                 on_step=False,
                 on_epoch=True,
                 sync_dist=True,  # equal on every rank: the mean changes nothing

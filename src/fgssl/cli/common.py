@@ -7,18 +7,21 @@ import logging
 import re
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
-from fgssl.errors import FgsslError
-from fgssl.evaluation.inference import default_device
+from fgssl.errors import ConfigError, FgsslError
+from fgssl.evaluation.inference import PRECISIONS, default_device, run_precision
 
 __all__ = [
     "add_checkpoint_argument",
     "add_common_options",
+    "add_precision_option",
     "add_tta_option",
     "quote_schedule_choices",
     "resolve_device",
+    "resolve_precision",
     "run_command",
 ]
 
@@ -37,6 +40,41 @@ def add_tta_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tta", action="store_true", help="average the probabilities over 4 flips of each image"
     )
+
+
+def add_precision_option(parser: argparse.ArgumentParser) -> None:
+    """--precision (see :func:`resolve_precision`)."""
+    parser.add_argument(
+        "--precision",
+        help="precision of the network's forward passes, one of "
+        f"{', '.join(PRECISIONS)} (default: the run's trainer.precision, in which its own "
+        "test ran, so that the numbers agree with its results.json)",
+    )
+
+
+def resolve_precision(option: str | None, config: Any, prog: str) -> str:
+    """The precision to run a checkpoint in: ``--precision`` (``option``), else the run's
+    ``trainer.precision`` (``config``: its config.yaml; None: float32). An option other than
+    the run's is used after a line on stderr saying that the numbers may then differ from
+    the run's; ConfigError names a precision that inference cannot reproduce."""
+    trainer = (config.get("trainer") if config is not None else None) or {}
+    try:
+        run = run_precision(trainer.get("precision"))
+    except ConfigError as error:
+        raise ConfigError(f"the run's trainer.{error}: choose one with --precision") from None
+    if option is None:
+        return run
+    try:
+        chosen = run_precision(option)
+    except ConfigError as error:
+        raise ConfigError(f"--{error}") from None
+    if chosen != run and config is not None:
+        print(
+            f"{prog}: --precision {chosen}, but the run was tested in {run}: the numbers may "
+            "differ from its own (results.json)",
+            file=sys.stderr,
+        )
+    return chosen
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:

@@ -11,8 +11,10 @@ from typing import Any
 from fgssl.cli.common import (
     add_checkpoint_argument,
     add_common_options,
+    add_precision_option,
     add_tta_option,
     resolve_device,
+    resolve_precision,
     run_command,
 )
 from fgssl.errors import ConfigError
@@ -65,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for the outputs (default: <run dir>/eval/<split>)",
     )
     add_tta_option(parser)
+    add_precision_option(parser)
     parser.add_argument(
         "--resamples",
         type=int,
@@ -101,6 +104,7 @@ def _interval_settings(args: argparse.Namespace, config: Any) -> BootstrapSettin
 
 def _evaluate(args: argparse.Namespace) -> int:
     _interval_settings(args, None)  # bad options are refused before anything is loaded
+    resolve_precision(args.precision, None, PROG)
     loaded = load_run(args.path, config=args.config, trusted=args.trust_checkpoint)
     loaded.require_classifier()  # before the data is read
     datamodule = build_eval_datamodule(loaded.require_config(), args.overrides)
@@ -117,6 +121,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         device=resolve_device(args.device),
         tta=args.tta,
         intervals=_interval_settings(args, loaded.config),
+        precision=resolve_precision(args.precision, loaded.config, PROG),
     )
     base = (
         RunDir(loaded.run_dir).eval_dir if loaded.run_dir else loaded.checkpoint.parent / EVAL_DIR

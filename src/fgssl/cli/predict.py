@@ -15,8 +15,10 @@ from fgssl.atomic import write_csv_atomically
 from fgssl.cli.common import (
     add_checkpoint_argument,
     add_common_options,
+    add_precision_option,
     add_tta_option,
     resolve_device,
+    resolve_precision,
     run_command,
 )
 from fgssl.errors import ConfigError, DataNotFoundError, ImageReadError
@@ -72,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_checkpoint_argument(parser)
     _add_input_arguments(parser)
     add_tta_option(parser)
+    add_precision_option(parser)
     _add_model_options(parser)
     add_common_options(parser)
     return parser
@@ -136,12 +139,19 @@ def _predict(args: argparse.Namespace) -> int:
     # The inputs first: a bad listing (e.g. an id twice) fails before the checkpoint loads.
     inputs = _read_inputs(args)
     device = resolve_device(args.device)
+    resolve_precision(args.precision, None, PROG)  # a bad option before anything loads
     loaded = None
+    precision = "32-true"
     if args.path.endswith(".onnx"):  # fgssl-export's file: its own preprocessing
         if args.calibrate:
             raise ConfigError(
                 "--calibrate needs the run (its validation split): calibrate before export, "
                 "or predict with the run directory"
+            )
+        if args.precision is not None:
+            raise ConfigError(
+                "--precision applies to a checkpoint: an exported .onnx model runs in the "
+                "precision it was exported in"
             )
         model = ExportedModel.load(args.path)
         net: Any = ExportedNet(model)
@@ -155,7 +165,8 @@ def _predict(args: argparse.Namespace) -> int:
         net, class_names = loaded.module.net, loaded.class_names
         transform = eval_transform(loaded.config, image_size=args.image_size)
         reader = image_reader(loaded.config, bits_stored=args.bits_stored)
-    fitted = _fit_temperature(loaded, device, args.tta) if args.calibrate else None
+        precision = resolve_precision(args.precision, loaded.config, PROG)
+    fitted = _fit_temperature(loaded, device, args.tta, precision) if args.calibrate else None
     predictions = predict_images(
         net,
         inputs,
@@ -166,6 +177,7 @@ def _predict(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         reader=reader,
+        precision=precision,
     )
     output = Path(args.output)
     _require_some(predictions, output)
@@ -245,7 +257,7 @@ def _report_failures(predictions: Predictions, output: Path) -> int:
     return 1
 
 
-def _fit_temperature(loaded: Any, device: Any, tta: bool) -> tuple[float, int]:
+def _fit_temperature(loaded: Any, device: Any, tta: bool, precision: str) -> tuple[float, int]:
     """T fitted on the run's validation split (:mod:`fgssl.evaluation.temperature`), its
     labels matched to the checkpoint's classes by name, and the number of images it was
     fitted on. Done before the images are predicted, so that a refusal comes first."""
@@ -262,7 +274,11 @@ def _fit_temperature(loaded: Any, device: Any, tta: bool) -> tuple[float, int]:
     )
     outputs = match.to_data_order(
         predict_probabilities(
-            loaded.module.net, datamodule.eval_dataloader("val"), device=device, tta=tta
+            loaded.module.net,
+            datamodule.eval_dataloader("val"),
+            device=device,
+            tta=tta,
+            precision=precision,
         )
     )
     temperature = fit_temperature(

@@ -15,8 +15,9 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from fgssl.cli.common import quote_schedule_choices
 from fgssl.cli.sweep_report import failed_jobs_of_last_sweep
-from fgssl.errors import FgsslError
+from fgssl.errors import FgsslError, RunDirectoryInUseError
 from fgssl.run.failures import clear_failure, record_failure
+from fgssl.run.paths import resolve_user_paths
 from fgssl.run.pipeline import run_training
 from fgssl.run.resume import find_resume_point, resumed_config
 from fgssl.run.signals import is_worker_failure, recording_sigterm
@@ -40,8 +41,10 @@ def main(cfg: DictConfig) -> float | None:
     it is undefined or the run failed with one of fgssl's errors."""
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
+    started_in = hydra_cfg.runtime.cwd  # the working directory changes with hydra.job.chdir
     with recording_sigterm() as sigterm_received:
         try:
+            cfg = resolve_user_paths(cfg, started_in)
             if cfg.resume:
                 cfg = resumed_config(
                     cfg.resume,
@@ -49,7 +52,9 @@ def main(cfg: DictConfig) -> float | None:
                     output_dir=run_dir,
                     composed=cfg,
                     choices=hydra_cfg.runtime.choices,
+                    started_in=started_in,
                 )
+                cfg = resolve_user_paths(cfg, started_in)  # a run of an older fgssl
             results = run_training(cfg, run_dir)
         except Exception as caught:
             # fgssl's errors, also when a Hydra-instantiated target (e.g. the network, loading
@@ -76,7 +81,8 @@ def _failed(error: FgsslError, run_dir: str, *, sweep: bool) -> None:
     """Report ``error`` in one line and record it in the run directory; a single run then
     exits with status 2, a sweep carries on with its other jobs (its report lists this one)."""
     log.error("%s", error)
-    record_failure(run_dir, error)
+    if not isinstance(error, RunDirectoryInUseError):  # that folder is another run's
+        record_failure(run_dir, error)
     if not sweep:
         print(f"fgssl-train: error: {error}", file=sys.stderr)
         sys.exit(2)

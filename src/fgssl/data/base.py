@@ -186,6 +186,11 @@ class ImageClassificationDataModule(
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def known_class_names(self) -> Sequence[str] | None:
+        """The class names if they are known without reading the data (a dataset's fixed
+        classes, or given in the config); None when only the data can tell them."""
+        return tuple(self.class_names)
+
     @property
     def reader(self) -> Callable[[str | os.PathLike[str]], np.ndarray]:
         """Decodes an image file into RGB uint8 by the rule of :mod:`fgssl.data.io`

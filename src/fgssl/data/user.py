@@ -116,6 +116,9 @@ class UserDataModule(HeldOutFractions, ImageClassificationDataModule):
         if empty:
             log.warning("class(es) %s have no training image in %s", empty, where)
 
+    def known_class_names(self) -> Sequence[str] | None:
+        return self._class_names
+
     def assemble(
         self,
         encoded: dict[str, pd.DataFrame],

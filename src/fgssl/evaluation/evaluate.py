@@ -18,7 +18,7 @@ from fgssl.evaluation.bootstrap import BootstrapSettings
 from fgssl.evaluation.calibration import reliability_bins
 from fgssl.evaluation.checkpoints import LoadedRun
 from fgssl.evaluation.classes import ClassMatch, match_classes
-from fgssl.evaluation.inference import HEADS, predict_probabilities
+from fgssl.evaluation.inference import HEADS, predict_probabilities, run_precision
 from fgssl.evaluation.reporting import paper_report
 from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score_heads
 from fgssl.run.layout import RELIABILITY_DIAGRAM, RESULTS
@@ -80,18 +80,26 @@ def evaluate_split(
     device: torch.device | str = "cpu",
     tta: bool = False,
     intervals: BootstrapSettings | None = None,
+    precision: str = "32-true",
 ) -> Evaluation:
-    """Predict every image of ``split`` and score the combined prediction and the concat head,
-    the checkpoint's classes matched to the data's by name (:func:`match_classes`: reordered
+    """Predict every image of ``split`` in ``precision`` (see
+    :func:`fgssl.evaluation.inference.predict_probabilities`; the run's own test ran in its
+    ``trainer.precision``) and score the combined prediction and the concat head, the
+    checkpoint's classes matched to the data's by name (:func:`match_classes`: reordered
     into the data's label order, refused when the names differ; a pretrain checkpoint is
     refused), with the bootstrap intervals (``intervals``; default
     :class:`BootstrapSettings`), the calibration and, for ICDR grading, the referable-DR
-    view of :func:`fgssl.evaluation.reporting.paper_report`."""
+    view of :func:`fgssl.evaluation.reporting.paper_report`. The facts record the
+    precision."""
     table, match = _scored_split(loaded, datamodule, split)
     class_names = match.data_names
     outputs = match.to_data_order(
         predict_probabilities(
-            loaded.module.net, datamodule.eval_dataloader(split), device=device, tta=tta
+            loaded.module.net,
+            datamodule.eval_dataloader(split),
+            device=device,
+            tta=tta,
+            precision=precision,
         )
     )
     labels = outputs["label"]
@@ -120,6 +128,7 @@ def evaluate_split(
             "checkpoint": str(loaded.checkpoint),
             "checkpoint_class_names": match.checkpoint_names,
             "tta": tta,
+            "precision": run_precision(precision),
             "images": len(table),
             "unreadable_images_left_out": len(datamodule.unreadable),
         },

@@ -163,11 +163,14 @@ def predict_images(
     batch_size: int = 32,
     num_workers: int = 0,
     reader: Callable[[str | os.PathLike[str]], np.ndarray] = read_rgb,
+    precision: str = "32-true",
 ) -> Predictions:
     """Predict every image that can be read (by ``reader``: the run's
-    :func:`image_reader`). The table has one row per predicted image: ``id``, ``path``,
-    ``prediction`` (class index), ``class`` (its name) and ``prob_<class>`` for every class
-    (the combined prediction's probabilities, summing to one)."""
+    :func:`image_reader`) in ``precision`` (see
+    :func:`~fgssl.evaluation.inference.predict_probabilities`). The table has one row per
+    predicted image: ``id``, ``path``, ``prediction`` (class index), ``class`` (its name)
+    and ``prob_<class>`` for every class (the combined prediction's probabilities, summing
+    to one)."""
     loader = SignalSafeDataLoader(
         _TolerantImages(inputs, transform, reader),
         batch_size=batch_size,
@@ -177,7 +180,7 @@ def predict_images(
     )
     failed: list[tuple[int, str]] = []
     batches = _good_batches(loader, failed)
-    outputs = predict_probabilities(net, batches, device=device, tta=tta)
+    outputs = predict_probabilities(net, batches, device=device, tta=tta, precision=precision)
     failures = [(inputs.ids[i], reason) for i, reason in sorted(failed)]
     if not outputs:
         return Predictions(_empty_table(class_names), failures)

@@ -3,7 +3,11 @@
 Head ``k`` of an :class:`~fgssl.models.FGSSLNet` sees only tapped backbone stage ``k``
 through its granularity block, so its heatmap is taken at that block's last activation
 (before max pooling); the concat head and the combined prediction use every block's.
-A :class:`~fgssl.models.BaselineNet` is explained at its backbone's last stage.
+A :class:`~fgssl.models.BaselineNet` is explained at its backbone's last stage; a
+transformer's tokens are laid out as a (B, C, H, W) map first (:func:`tokens_to_map`), and
+a ViT with prefix (class) tokens is explained at its last block's input, since its last
+block's output reaches the logits through the class token alone (pytorch-grad-cam's ViT
+recipe). A layer whose output cannot be laid out so raises :class:`GradCAMUnavailable`.
 
 pytorch-grad-cam scales each map to [0, 1] by its own minimum and maximum, so a map
 without any positive gradient-weighted activation comes out all zero. Colouring it would
@@ -13,7 +17,8 @@ alone, labelled :data:`NO_ACTIVATION`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -34,15 +39,22 @@ from fgssl.plots.jigsaw import to_display
 
 __all__ = [
     "NO_ACTIVATION",
+    "GradCAMUnavailable",
     "HeadLogits",
     "gradcam_figure",
     "gradcam_heads",
     "gradcam_maps",
+    "gradcam_reshape",
     "plot_gradcam",
+    "tokens_to_map",
 ]
 
 NO_ACTIVATION = "no activation\n(Grad-CAM all zero)"
 """The label of a panel whose Grad-CAM map is all zero (drawn without a heatmap)."""
+
+
+class GradCAMUnavailable(ValueError):
+    """The layer Grad-CAM would read gives no (B, C, H, W) map for this network."""
 
 
 class HeadLogits(nn.Module):
@@ -73,9 +85,61 @@ def gradcam_heads(net: StagedNet) -> dict[str, list[nn.Module]]:
         return heads
     if isinstance(net, BaselineNet):
         model = net.model
-        last_stage = model.get_submodule(model.feature_info[-1]["module"])
-        return {"combined": [last_stage]}
+        blocks = getattr(model, "blocks", None)
+        if getattr(model, "num_prefix_tokens", 0) and hasattr(blocks, "__getitem__"):
+            last_block = cast(Sequence[nn.Module], blocks)[-1]
+            if isinstance(getattr(last_block, "norm1", None), nn.Module):
+                return {"combined": [cast(nn.Module, last_block.norm1)]}
+        return {"combined": [model.get_submodule(model.feature_info[-1]["module"])]}
     raise TypeError(f"no Grad-CAM target layers known for {type(net).__name__}")
+
+
+def gradcam_reshape(net: StagedNet) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The ``reshape_transform`` Grad-CAM needs for ``net``'s target layers: for a
+    :class:`~fgssl.models.BaselineNet`, :func:`tokens_to_map` with its backbone's channels,
+    prefix tokens and patch grid; None for an FGSSLNet (its blocks are convolutions)."""
+    if not isinstance(net, BaselineNet):
+        return None
+    model = net.model
+    channels = int(model.feature_info[-1]["num_chs"])
+    prefix = int(getattr(model, "num_prefix_tokens", 0) or 0)
+    grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
+    grid_size = (int(grid[0]), int(grid[1])) if grid is not None else None
+    return lambda activation: tokens_to_map(
+        activation, channels=channels, prefix_tokens=prefix, grid=grid_size
+    )
+
+
+def tokens_to_map(
+    activation: torch.Tensor,
+    *,
+    channels: int,
+    prefix_tokens: int = 0,
+    grid: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """A layer's output as the (B, C, H, W) map Grad-CAM weighs, for ``channels`` = C.
+
+    (B, C, H, W) is returned as it is; (B, H, W, C) (Swin's stages) is permuted; tokens
+    (B, N, C) (ViT's blocks) lose their ``prefix_tokens`` (class, distillation, register
+    tokens) and are laid out on ``grid`` (H, W) when it holds the N - prefix patch tokens,
+    else on a square. Raises :class:`GradCAMUnavailable` for any other shape.
+    """
+    shape = tuple(activation.shape)
+    if activation.ndim == 4 and shape[1] == channels:
+        return activation
+    if activation.ndim == 4 and shape[3] == channels:
+        return activation.permute(0, 3, 1, 2)
+    if activation.ndim == 3 and shape[2] == channels:
+        patches = activation[:, prefix_tokens:]
+        count = patches.shape[1]
+        side = math.isqrt(count)
+        height, width = grid if grid and grid[0] * grid[1] == count else (side, side)
+        if height * width == count and count > 0:
+            return patches.reshape(shape[0], height, width, channels).permute(0, 3, 1, 2)
+    raise GradCAMUnavailable(
+        f"a {shape} output ({channels} channels, {prefix_tokens} prefix tokens, patch grid "
+        f"{grid}) cannot be laid out as (batch, channels, height, width)"
+    )
 
 
 def gradcam_maps(
@@ -89,8 +153,11 @@ def gradcam_maps(
     device = next(net.parameters()).device
     images = images.to(device)
     maps = {}
+    reshape = gradcam_reshape(net)
     for head, layers in gradcam_heads(net).items():
-        with GradCAM(model=HeadLogits(net, head), target_layers=layers) as cam:
+        with GradCAM(
+            model=HeadLogits(net, head), target_layers=layers, reshape_transform=reshape
+        ) as cam:
             maps[head] = cam(
                 input_tensor=images, targets=[ClassifierOutputTarget(int(t)) for t in targets]
             )

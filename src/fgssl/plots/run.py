@@ -13,7 +13,7 @@ from fgssl.models.base import StagedNet
 from fgssl.ops.jigsaw import Permutation
 from fgssl.plots.confusion import plot_confusion_matrices
 from fgssl.plots.curves import plot_training_curves
-from fgssl.plots.gradcam import plot_gradcam
+from fgssl.plots.gradcam import GradCAMUnavailable, plot_gradcam
 from fgssl.plots.jigsaw import plot_jigsaw_schedule
 
 __all__ = ["pick_images", "write_run_figures"]
@@ -103,6 +103,8 @@ class _Drawing:
     def draw(self, name: str, plot: Callable[[], Path]) -> None:
         try:
             self.written.append(plot())
+        except GradCAMUnavailable as error:  # a known limit of the network: one line
+            log.warning("%s of %s skipped: %s", name, self.run_dir, error)
         except Exception:
             log.exception("could not draw %s of %s", name, self.run_dir)
 

@@ -10,8 +10,9 @@ from pathlib import Path
 from hydra.utils import get_class
 from omegaconf import DictConfig
 
-from fgssl.data.base import ImageClassificationDataModule
+from fgssl.data.base import REQUIRED_SPLITS, ImageClassificationDataModule
 from fgssl.errors import ConfigError
+from fgssl.evaluation.features import FEATURES
 from fgssl.ops.jigsaw import PERMUTATIONS
 from fgssl.optim import implementation_options
 from fgssl.run.factory import bootstrap_settings, is_rank_zero
@@ -45,6 +46,7 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"step_mode must be 'progressive' or 'fused', got {cfg.step_mode!r}")
     _check_method(cfg)
     _check_objective(cfg)
+    _check_ssl_eval(cfg)
     _warn_unused_pools(cfg)
     bootstrap_settings(cfg)
     check_trackers(cfg.get("logger") or {})
@@ -138,6 +140,29 @@ def _check_objective(cfg: DictConfig) -> None:
             f"objective._target_={target!r} is not a class that can be imported "
             "(e.g. fgssl.losses.BarlowTwinsLoss, fgssl.losses.VICRegLoss)"
         ) from error
+
+
+def _check_ssl_eval(cfg: DictConfig) -> None:
+    """``ssl_eval.*`` is used only after the whole run (the SSL evaluation of the pretrained
+    network): a bad value is refused now, not found when the run is over."""
+    node = cfg.get("ssl_eval")
+    pretrained = cfg.pretrain_epochs > 0 or bool(cfg.get("pretrained_run"))
+    if node is None or not node.get("enabled", False) or not pretrained:
+        return
+    splits = [s for s in REQUIRED_SPLITS if s != "train"]  # scored, not fitted on
+    if node.get("split", "test") not in splits:
+        raise ConfigError(f"ssl_eval.split={node.get('split')!r}: expected one of {splits}")
+    if node.get("features", "backbone") not in FEATURES:
+        raise ConfigError(
+            f"ssl_eval.features={node.get('features')!r}: expected one of {list(FEATURES)}"
+        )
+    knn_k = node.get("knn_k", 20)
+    if not isinstance(knn_k, int) or isinstance(knn_k, bool) or knn_k < 1:
+        raise ConfigError(f"ssl_eval.knn_k={knn_k!r}: expected a whole number >= 1")
+    for key in ("knn_temperature", "probe_c"):
+        value = node.get(key, 1.0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ConfigError(f"ssl_eval.{key}={value!r}: expected a number > 0")
 
 
 def _warn_unused_pools(cfg: DictConfig) -> None:

@@ -17,7 +17,9 @@ from fgssl.data.transforms import check_pipelines_config
 from fgssl.errors import ConfigError
 from fgssl.evaluation.bootstrap import BootstrapSettings
 from fgssl.evaluation.monitor import SSLMonitor
+from fgssl.metrics import ISIC2017_AUROC_CLASSES as ISIC2017
 from fgssl.module import FGSSLModule
+from fgssl.module_eval import eval_metric_keys
 from fgssl.run.checkpointing import AtomicCheckpointIO, BestCheckpoint, every_epoch_checkpoint
 from fgssl.run.instantiation import instantiate_unwrapped, plain
 from fgssl.run.layout import LAST_CHECKPOINT, METRICS, Phase
@@ -30,6 +32,7 @@ __all__ = [
     "build_datamodule",
     "build_module",
     "build_trainer",
+    "configured_datamodule",
     "instantiate_datamodule",
     "is_rank_zero",
     "monitor_callbacks",
@@ -40,9 +43,9 @@ __all__ = [
 ]
 
 
-def instantiate_datamodule(cfg: DictConfig) -> ImageClassificationDataModule:
-    """Check ``cfg.data.transforms``, instantiate ``cfg.data`` and create any generated
-    data (``prepare_data``)."""
+def configured_datamodule(cfg: DictConfig) -> ImageClassificationDataModule:
+    """Check ``cfg.data.transforms`` and instantiate ``cfg.data``; no data is read or
+    generated yet."""
     check_pipelines_config(cfg.data.get("transforms"), "data.transforms")
     datamodule = instantiate_unwrapped(cfg.data)
     if not isinstance(datamodule, ImageClassificationDataModule):
@@ -50,6 +53,12 @@ def instantiate_datamodule(cfg: DictConfig) -> ImageClassificationDataModule:
             f"data._target_ built a {type(datamodule).__name__}: expected a subclass of "
             "fgssl.data.ImageClassificationDataModule"
         )
+    return datamodule
+
+
+def instantiate_datamodule(cfg: DictConfig) -> ImageClassificationDataModule:
+    """:func:`configured_datamodule`, with any generated data created (``prepare_data``)."""
+    datamodule = configured_datamodule(cfg)
     datamodule.prepare_data()
     return datamodule
 
@@ -180,10 +189,27 @@ def monitor_callbacks(
 
 def monitor_key(cfg: DictConfig, datamodule: ImageClassificationDataModule) -> str:
     """The validation metric that picks the best finetune epoch (``monitor``; ``auto``: the
-    combined prediction's official metric of the dataset)."""
-    if cfg.monitor != "auto":
-        return str(cfg.monitor)
-    return f"val/combined/{datamodule.official_metric}"
+    combined prediction's official metric of the dataset).
+
+    Raises :class:`ConfigError` listing the keys the finetune validation logs when it is
+    none of them. Needs no data read where the class names are known without it
+    (:meth:`~fgssl.data.ImageClassificationDataModule.known_class_names`); otherwise the
+    keys that the classes may add pass, and the check is to be repeated after setup().
+    """
+    monitor = str(cfg.monitor)
+    key = f"val/combined/{datamodule.official_metric}" if monitor == "auto" else monitor
+    class_names = datamodule.known_class_names()
+    keys = eval_metric_keys("val", ordinal=datamodule.ordinal, class_names=class_names or ())
+    if class_names is None:  # read from the data later: ISIC 2017's classes add AUROCs
+        possible = eval_metric_keys("val", ordinal=datamodule.ordinal, class_names=ISIC2017)
+        keys += [k for k in possible if k not in keys]
+    if key not in keys:
+        raise ConfigError(
+            f"monitor={monitor}: the finetune validation of {type(datamodule).__name__} "
+            f"(classes {list(class_names or ['read from the data'])}) logs no {key!r}; "
+            f"choose one of {', '.join(keys)} (monitor=auto: the dataset's official metric)"
+        )
+    return key
 
 
 def is_rank_zero() -> bool:

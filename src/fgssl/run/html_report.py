@@ -193,6 +193,7 @@ def write_run_html(
         [
             ["classes", ", ".join(results.get("class_names") or [])],
             ["monitor", results.get("monitor")],
+            ["precision of the test", results.get("precision")],
             ["best validation score", results.get("best_val_score")],
             ["best checkpoint", results.get("best_checkpoint")],
             *([name, f"{seconds:.0f} s"] for name, seconds in timings.items()),

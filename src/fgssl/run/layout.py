@@ -11,6 +11,8 @@ Layout::
     finetune/checkpoints/last.ckpt
     results.json                     test metrics of the best checkpoint, and run facts
     failed.json                      a sweep job that stopped with fgssl's error, and why
+    .fgssl-run                       who started the run and when: made exclusively when the
+                                     run starts, so that no other run uses the folder
     eval/                            fgssl-eval's default output folder
     training_curves.png, jigsaw_schedule.png, gradcam.png, confusion_matrix.png,
     reliability_diagram.png
@@ -35,7 +37,9 @@ __all__ = [
     "RELIABILITY_DIAGRAM",
     "REPORT_HTML",
     "RESULTS",
+    "RUN_MARKER",
     "SPLIT",
+    "SWEEP_MARKER",
     "Phase",
     "RunDir",
 ]
@@ -49,6 +53,10 @@ SPLIT = "split.csv"
 RESULTS = "results.json"
 FAILED = "failed.json"
 METRICS = "metrics.csv"
+RUN_MARKER = ".fgssl-run"
+"""Made (exclusively) by the run that starts in a folder: the folder holds that run."""
+SWEEP_MARKER = ".fgssl-sweep"
+"""Made (exclusively) in a sweep directory by the sweep that starts in it."""
 EVAL_DIR = "eval"
 REPORT_HTML = "report.html"
 """The run's (or a sweep's) self-contained page."""
@@ -83,6 +91,10 @@ class RunDir:
     @property
     def failed(self) -> Path:
         return self.root / FAILED
+
+    @property
+    def marker(self) -> Path:
+        return self.root / RUN_MARKER
 
     @property
     def eval_dir(self) -> Path:

@@ -24,11 +24,12 @@ from fgssl.run.checkpointing import (
     check_checkpoint_matches,
     check_output_location,
 )
+from fgssl.run.claim import claim_run_dir
 from fgssl.run.config_checks import check_config, check_schedule_fits
 from fgssl.run.factory import (
-    build_datamodule,
     build_module,
     build_trainer,
+    configured_datamodule,
     is_rank_zero,
     monitor_callbacks,
     monitor_key,
@@ -55,7 +56,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """
     run = RunDir(run_dir)
     datamodule, resume = _start(cfg, run)
-    monitor = monitor_key(cfg, datamodule)
+    monitor = monitor_key(cfg, datamodule)  # again: the data may have told the class names
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -94,6 +95,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     results: dict[str, Any] = undefined_to_null(
         {
             "test": nest_metrics(test_metrics, prefix="test/"),
+            "precision": str(trainer.precision),  # of the test (fgssl-eval: the same)
             "monitor": monitor,
             "best_val_score": _to_float(checkpoint.best_model_score),
             "best_checkpoint": str(Path(best).relative_to(run.root.resolve())) if best else None,
@@ -113,12 +115,17 @@ def _start(cfg: DictConfig, run: RunDir) -> tuple[ImageClassificationDataModule,
     ``split.csv`` written, and the checkpoints to resume from."""
     check_config(cfg)
     if is_rank_zero():
+        if not cfg.get("resume"):  # a resumed run continues in its own folder
+            claim_run_dir(run.root)
         check_output_location(run.root)
     pl.seed_everything(cfg.seed, workers=True)
     if cfg.perf.matmul_precision:
         torch.set_float32_matmul_precision(cfg.perf.matmul_precision)
     resume = find_resume_point(run.root) if cfg.get("resume") else ResumePoint()
-    datamodule = build_datamodule(cfg)
+    datamodule = configured_datamodule(cfg)
+    monitor_key(cfg, datamodule)  # a misspelt monitor, before any data is read
+    datamodule.prepare_data()
+    datamodule.setup()
     check_schedule_fits(cfg, datamodule)
     if cfg.get("resume"):  # a moved data.root must still give the run's images
         check_resume_split(run.split, datamodule.split_table())

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from fgssl.errors import ConfigError
 from fgssl.run.layout import RunDir
+from fgssl.run.paths import absolute_user_path
 
 __all__ = [
     "RESUME_GROUPS",
@@ -103,6 +104,7 @@ def resumed_config(
     output_dir: str | os.PathLike[str] | None = None,
     composed: DictConfig | None = None,
     choices: Mapping[str, Any] | None = None,
+    started_in: str | os.PathLike[str] | None = None,
 ) -> DictConfig:
     """The config that ``fgssl-train resume=<run_dir> <overrides>`` continues with: the
     run's own ``config.yaml`` with the ``overrides`` (Hydra command-line syntax) applied.
@@ -114,13 +116,19 @@ def resumed_config(
     group choice (``choices``: Hydra's ``runtime.choices``, compared with the run's
     ``.hydra/hydra.yaml``) changes nothing and passes.
 
+    Relative paths of the overrides (:data:`fgssl.run.paths.USER_PATHS`) are made absolute
+    against ``started_in`` (the directory the command was started in; default: the working
+    directory), as fgssl-train makes those of a new run.
+
     Raises :class:`ConfigError` naming every other override in one line, when ``run_dir``
     has no ``config.yaml``, and when ``output_dir`` (Hydra's output directory) is not
     ``run_dir``: a run continues in its own folder.
     """
     run_dir = Path(run_dir)
     saved = _saved_config(run_dir, output_dir)
-    refused = _apply_overrides(saved, overrides, run_dir, composed=composed, choices=choices)
+    refused = _apply_overrides(
+        saved, overrides, run_dir, composed=composed, choices=choices, started_in=started_in
+    )
     if refused:
         raise ConfigError(
             f"resume={str(run_dir)!r} cannot change {'; '.join(refused)}: a resumed run keeps "
@@ -159,6 +167,7 @@ def _apply_overrides(
     *,
     composed: DictConfig | None,
     choices: Mapping[str, Any] | None,
+    started_in: str | os.PathLike[str] | None,
 ) -> list[str]:
     """Apply to ``saved`` the ``overrides`` a resumed run may take (see
     :func:`resumed_config`); returns the others, each with the reason it is refused."""
@@ -179,7 +188,7 @@ def _apply_overrides(
             groups = ", ".join(RESUME_GROUPS)
             refused.append(f"{override.input_line} (a config group; only {groups} may change)")
             continue
-        reason = _apply(saved, override, finetune_started)
+        reason = _apply(saved, override, finetune_started, started_in or os.getcwd())
         if reason:
             refused.append(f"{override.input_line} ({reason})")
     return refused
@@ -204,11 +213,18 @@ def _update_moved_targets(node: Any) -> None:
             _update_moved_targets(item)
 
 
-def _apply(saved: DictConfig, override: Override, finetune_started: bool) -> str | None:
+def _apply(
+    saved: DictConfig,
+    override: Override,
+    finetune_started: bool,
+    started_in: str | os.PathLike[str],
+) -> str | None:
     """Apply one key override to ``saved``; the reason it is refused, or None."""
     key = override.key_or_group
     current = OmegaConf.select(saved, key, default=_ABSENT)
     new = _ABSENT if override.is_delete() else override.value()
+    if new is not _ABSENT:
+        new = absolute_user_path(key, _plain(new), started_in)
     if _plain(current) == _plain(new):
         return None  # the run's own value, repeated
     if not any(key == allowed or key.startswith(allowed + ".") for allowed in RESUME_OVERRIDABLE):
