@@ -96,7 +96,11 @@ class CSVDataModule(UserDataModule):
             "test": self.test_csv or self.csv,
         }
         encoded = {name: self._encode(table, sources[name]) for name, table in tables.items()}
-        return self.assemble(encoded, group_column="group" if self.group_column else None)
+        if self.group_column is None:
+            return self.assemble(encoded)
+        return self.assemble(
+            encoded, group_column="group", group_name=f"{self.group_column!r} (data.group_column)"
+        )
 
     def _read(self, path: Path) -> pd.DataFrame:
         columns = [self.path_column, self.label_column]
