@@ -271,3 +271,20 @@ def test_every_reader_passes_the_check(tmp_path: Path) -> None:
         f"2 image file(s) are listed more than once, e.g. {first!r} (train and test), "
         f"{second!r} (train and test): an image must be listed once, in one split"
     )
+
+
+def test_a_class_missing_from_the_held_out_split_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One image of class 1 among 20 pairs of class 0: a fifth of it is nearer none than
+    one, so the validation split has none, and says so."""
+    labels, groups = pairs([0] * 20)
+    table = pd.DataFrame(
+        {"id": [f"x{i}" for i in range(41)], "path": [f"/d/x{i}.png" for i in range(41)]}
+    ).assign(label=[*labels, 1], patient=[*groups, "lonely"])
+    with caplog.at_level(logging.WARNING, logger="fgssl.data.splits"):
+        splits = assemble_splits(table, group_column="patient", seed=4)
+    assert set(splits["val"]["label"]) == {0} and len(splits["val"]) == 8
+    assert "validation split: no image of the class(es) of label [1] (too few images or groups" in (
+        caplog.text
+    )

@@ -45,7 +45,8 @@ class CSVDataModule(UserDataModule):
         path_column, label_column: the names of its image-path and label columns.
         val_csv, test_csv: CSV files of the validation and test images (same columns).
         split_column: a column of ``csv`` naming each image's split instead.
-        group_column: a column (e.g. a patient id) whose groups drawn splits keep together.
+        group_column: a column (e.g. a patient id) whose groups drawn splits keep together
+            (a blank cell: a group of its own).
         **kwargs: see :class:`UserDataModule` (``class_names`` defaults to the distinct
             labels, sorted; numerically when they are all integers) and
             :class:`ImageClassificationDataModule`.

@@ -183,4 +183,12 @@ def _hold_out(
         100 * asked,
         by,
     )
+    absent = sorted(set(table["label"]) - set(table["label"].iloc[held]))
+    if absent:
+        log.warning(
+            "%s split: no image of the class(es) of label %s (too few images%s of them)",
+            what,
+            [int(label) for label in absent],
+            " or groups" if group_name else "",
+        )
     return table.iloc[kept], table.iloc[held]
