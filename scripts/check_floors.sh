@@ -3,7 +3,7 @@
 # is known to depend on: scikit-learn (metrics, stratified splits, the linear probe) and timm
 # (backbones: ConvNeXt's feature stages need timm 1.0.16). The floors are read from
 # pyproject.toml, installed into a venv of their own, and the tests that exercise them run
-# there (about 2 minutes on 2 cores). `make floors` runs it; CI does not (time is short).
+# there (under 2 minutes on 2 cores). `make floors` runs it; CI does not (time is short).
 #
 # The venv holds the floors only: it lays them over the packages of a base environment
 # (default .venv, made by `make install-test`; FLOORS_BASE=path/to/venv for another), which

@@ -65,18 +65,19 @@ def require_distinct(tables: Mapping[str, pd.DataFrame | None], *, ids: bool = T
         checks.insert(0, ("id(s)", "id", str))
     for what, column, normalise in checks:
         where: dict[str, list[str]] = {}
-        shown: dict[str, str] = {}  # the value as first listed
+        first: dict[str, object] = {}  # the value as first listed
         for name, table in present.items():
             for value in table[column]:
                 key = normalise(value)
                 where.setdefault(key, []).append(name)
-                shown.setdefault(key, _as_listed(value, column))
+                first.setdefault(key, value)
         repeated = {v: names for v, names in where.items() if len(names) > 1}
         if column == "id":  # ids repeated within one table are the readers' to refuse
             repeated = {v: names for v, names in repeated.items() if len(set(names)) > 1}
         if repeated:
             examples = ", ".join(
-                f"{shown[v]!r} ({_listings(names)})" for v, names in list(repeated.items())[:SHOWN]
+                f"{_as_listed(first[v], column)!r} ({_listings(names)})"
+                for v, names in list(repeated.items())[:SHOWN]
             )
             raise DataLayoutError(
                 f"{len(repeated)} {what} are listed more than once, e.g. {examples}: an image "
