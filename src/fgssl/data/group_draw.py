@@ -49,7 +49,7 @@ def draw_groups(counts: np.ndarray, fraction: float, *, seed: int) -> np.ndarray
         cost = (counts * (counts - 2 * target)).sum(axis=1)  # from h = 0
         nearest = min(order, key=lambda g: (cost[g], sizes[g]))
         held[nearest] = True
-    if held.all():  # cannot happen for fraction < 1 (the last group raises the cost)
+    if held.all():  # a guard: nothing would be left to train on
         raise ValueError("every group would be held out")
     return held
 
