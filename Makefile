@@ -1,13 +1,15 @@
 # fgssl set-up: each target creates .venv (if missing), installs, and runs.
 #   make demo   install, then train + test FG-SSL on the synthetic demo data (CPU; about 4 min on 2 idle cores)
 #   make test   install with test extras, then lint, type-check and run the whole test suite
+#   make floors install with test extras, then run the relevant tests at the declared floors
+#               of scikit-learn and timm (scripts/check_floors.sh; not part of make test)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # CPU-only PyTorch pinned to the builds this project is tested with.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test install install-test lint benchmark clean
+.PHONY: demo test floors install install-test lint benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +34,11 @@ lint: install-test
 test: lint
 	$(BIN)/python -m pytest
 
+floors: install-test
+	bash scripts/check_floors.sh
+
 benchmark: install
 	$(BIN)/python scripts/benchmark.py
 
 clean:
-	rm -rf outputs multirun .pytest_cache .mypy_cache .ruff_cache build dist
+	rm -rf outputs multirun .venv-floors .pytest_cache .mypy_cache .ruff_cache build dist

@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 
 from fgssl.data.cache import CacheFormat
+from fgssl.data.disjoint import require_disjoint_splits
 from fgssl.data.draws import label_subset
 from fgssl.data.duplicates import COLUMN as DUPLICATE_COLUMN
 from fgssl.data.duplicates import DuplicateMode, check_duplicates, require_duplicate_mode
@@ -49,9 +50,10 @@ class ImageClassificationDataModule(
     Batches are dicts with ``image`` (float B x 3 x S x S, normalised), ``label`` (long B),
     ``index`` and, while ``phase == "pretrain"``, ``view`` (the second view).
 
-    Before training (:meth:`setup`), every listed image must exist and pass the
-    ``verify_images`` check, else a clear error names the files; with
-    ``missing_images="skip"`` they are left out and their count is logged.
+    Before training (:meth:`setup`), no image file may be in two of the train, val and
+    test splits (:func:`fgssl.data.disjoint.require_disjoint_splits`), and every listed
+    image must exist and pass the ``verify_images`` check, else a clear error names the
+    files; with ``missing_images="skip"`` they are left out and their count is logged.
 
     Args:
         root: the dataset folder as downloaded.
@@ -202,8 +204,10 @@ class ImageClassificationDataModule(
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:
             return
+        read = self.read_splits()
+        require_disjoint_splits(read)  # however a reader made them: no image in two splits
         splits = add_unlabelled(
-            self.read_splits(),
+            read,
             self.unlabelled,
             own=self.unlabelled_own,
             missing_images=self.missing_images,

@@ -51,7 +51,8 @@ class CSVDataModule(UserDataModule):
         path_column, label_column: the names of its image-path and label columns.
         val_csv, test_csv: CSV files of the validation and test images (same columns).
         split_column: a column of ``csv`` naming each image's split instead.
-        group_column: a column (e.g. a patient id) whose groups drawn splits keep together.
+        group_column: a column (e.g. a patient id) whose groups drawn splits keep together
+            (a blank cell: a group of its own).
         **kwargs: see :class:`UserDataModule` (``class_names`` defaults to the distinct
             training labels: numbers numerically, ICDR grades by grade when ``ordinal``,
             other names sorted) and :class:`ImageClassificationDataModule`.
@@ -98,7 +99,11 @@ class CSVDataModule(UserDataModule):
             for name, table in tables.items()
         }
         self.warn_untrained(encoded["train"]["label"], train_source)
-        return self.assemble(encoded, group_column="group" if self.group_column else None)
+        if self.group_column is None:
+            return self.assemble(encoded)
+        return self.assemble(
+            encoded, group_column="group", group_name=f"{self.group_column!r} (data.group_column)"
+        )
 
     def _source(self, split: str) -> str:
         """Where the labels of ``split`` are read, for messages."""

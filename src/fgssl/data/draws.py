@@ -4,11 +4,12 @@ stay together, and the labelled subset of a label-efficiency experiment."""
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+from sklearn.model_selection import train_test_split
+
+from fgssl.data.group_draw import draw_groups
 
 __all__ = ["grouped_stratified_split", "label_subset", "split_off", "stratified_split"]
 
@@ -39,31 +40,24 @@ def grouped_stratified_split(
     labels: Sequence[int], groups: Sequence[str], fraction: float, *, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split indices into (kept, held_out) so that no group (e.g. a lesion or a patient)
-    has members on both sides, with the label distributions as alike as the groups allow.
+    has members on both sides, holding out as near ``fraction`` of the images as the group
+    sizes allow, with the label distributions as alike as the groups allow
+    (:func:`fgssl.data.group_draw.draw_groups`).
 
-    The held-out share is the nearest ``1/n`` to ``fraction`` (one fold of scikit-learn's
-    ``StratifiedGroupKFold`` with ``n`` folds): 0.2 -> 1/5, 0.15 -> 1/7.
+    Groups of one image each are :func:`stratified_split`, exactly. Raises ValueError with
+    fewer than two groups.
     """
     _check_fraction(fraction)
     if len(labels) != len(groups):
         raise ValueError(f"{len(labels)} labels but {len(groups)} groups")
-    folds = max(2, round(1.0 / fraction))
-    if len(set(groups)) < folds:
-        raise ValueError(
-            f"cannot hold out {fraction:.0%} by group: only {len(set(groups))} distinct groups"
-        )
-    indices = np.arange(len(labels))
-    counts = np.unique(np.asarray(labels), return_counts=True)
-    rare = [int(label) for label, count in zip(*counts, strict=True) if count < folds]
-    if rare:
-        log.warning(
-            "class(es) %s have fewer than %d images: the held-out split may lack them", rare, folds
-        )
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-        kept, held_out = next(splitter.split(indices, np.asarray(labels), np.asarray(groups)))
-    return np.sort(kept), np.sort(held_out)
+    names, row_group = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    if len(names) == len(labels):
+        return stratified_split(labels, fraction, seed=seed)
+    classes, row_class = np.unique(np.asarray(labels), return_inverse=True)
+    counts = np.zeros((len(names), len(classes)), dtype=np.int64)
+    np.add.at(counts, (row_group, row_class), 1)
+    held = draw_groups(counts, fraction, seed=seed)[row_group]
+    return np.flatnonzero(~held), np.flatnonzero(held)
 
 
 def split_off(

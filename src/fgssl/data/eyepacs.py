@@ -89,6 +89,7 @@ class EyePACSDataModule(ICDRGrading, HeldOutFractions, ImageClassificationDataMo
             train,
             test=test,
             group_column="group",
+            group_name="patient",
         )
         if test is None and (root / "test").is_dir():
             predict = self.unlabelled_images(["test"])

@@ -107,6 +107,7 @@ class ISIC2018DataModule(HeldOutFractions, ImageClassificationDataModule):
             val=val,
             test=test,
             group_column="group",
+            group_name="lesion_id",
         )
 
     # ------------------------------------------------------------------ layouts
@@ -194,4 +195,4 @@ class ISIC2018DataModule(HeldOutFractions, ImageClassificationDataModule):
             labels=["lesion_id"],
         )
         lesion = dict(zip(table["image"].str.strip(), table["lesion_id"].str.strip(), strict=True))
-        return [lesion.get(i) or i for i in ids]
+        return [lesion.get(i, "") for i in ids]  # blank: a lesion of its own (assemble_splits)

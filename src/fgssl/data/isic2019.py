@@ -82,6 +82,7 @@ class ISIC2019DataModule(HeldOutFractions, ImageClassificationDataModule):
             train,
             test=test,
             group_column="group",
+            group_name=f"lesion_id in {METADATA}",
         )
         if test is None and (root / TEST_IMAGES).is_dir():
             predict = list_unlabelled(root, [root / TEST_IMAGES], what="ISIC 2019 test")
@@ -131,4 +132,4 @@ class ISIC2019DataModule(HeldOutFractions, ImageClassificationDataModule):
             path, ["image", "lesion_id"], "ISIC 2019 metadata", unique="image", labels=["lesion_id"]
         )
         lesion = dict(zip(table["image"].str.strip(), table["lesion_id"].str.strip(), strict=True))
-        return [lesion.get(i) or i for i in ids]
+        return [lesion.get(i, "") for i in ids]  # blank: a lesion of its own (assemble_splits)

@@ -102,14 +102,13 @@ class ISIC2020DataModule(HeldOutFractions, ImageClassificationDataModule):
                 "group": table["patient_id"].str.strip(),
             }
         )
-        # an image without a patient id is its own patient
-        frame["group"] = frame["group"].where(frame["group"] != "", frame["id"])
         frame = self._without_listed_duplicates(root, frame)
         folder = self._folder(TRAIN_IMAGES, "training")
         frame = self.resolve_images(frame, [folder], source=truth)
         splits = self._assemble_splits(
             frame,
             group_column="group",
+            group_name="patient_id",
         )
         test = [root / name for name in TEST_IMAGES if (root / name).is_dir()]
         if test:

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
-from collections import Counter
-from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from fgssl.data.disjoint import require_distinct
 from fgssl.data.draws import grouped_stratified_split, label_subset, split_off, stratified_split
 from fgssl.data.duplicates import content_keys
 from fgssl.errors import ConfigError, DataLayoutError
@@ -28,7 +27,8 @@ __all__ = [
 SplitTables = dict[str, pd.DataFrame]
 """Split name -> table with columns ``id``, ``path`` and ``label`` (-1 when unlabelled)."""
 
-SHOWN = 5
+GROUP = "_group"
+"""The column of the drawn rows' groups (:func:`_mark_groups`)."""
 
 log = logging.getLogger(__name__)
 
@@ -47,50 +47,6 @@ def check_fractions(val_fraction: float | None, test_fraction: float) -> None:
         )
 
 
-def require_distinct(tables: Mapping[str, pd.DataFrame | None], *, ids: bool = True) -> None:
-    """Raise :class:`DataLayoutError` when an image file is listed more than once among
-    ``tables`` (by its ``path``, normalised), or, with ``ids``, when an ``id`` is listed in
-    two of them (e.g. in both the official training and validation ground truth). The
-    message names the first few and their count.
-
-    A table that lists exactly the paths of an earlier one (the same CSV given as
-    validation and test set) is that table again, not a second listing.
-    ``ids=False`` where ids are relative to each split's folder (the folder layout).
-    """
-    present: dict[str, pd.DataFrame] = {}
-    for name, table in tables.items():
-        if table is None or any(
-            table["path"].tolist() == t["path"].tolist() for t in present.values()
-        ):
-            continue
-        present[name] = table
-    checks = [("image file(s)", "path", lambda v: os.path.normpath(os.path.abspath(v)))]
-    if ids:
-        checks.insert(0, ("id(s)", "id", str))
-    for what, column, normalise in checks:
-        where: dict[str, list[str]] = {}
-        for name, table in present.items():
-            for value in table[column]:
-                where.setdefault(normalise(value), []).append(name)
-        repeated = {v: names for v, names in where.items() if len(names) > 1}
-        if column == "id":  # ids repeated within one table are the readers' to refuse
-            repeated = {v: names for v, names in repeated.items() if len(set(names)) > 1}
-        if repeated:
-            examples = ", ".join(
-                f"{v!r} ({_listings(names)})" for v, names in list(repeated.items())[:SHOWN]
-            )
-            raise DataLayoutError(
-                f"{len(repeated)} {what} are listed more than once, e.g. {examples}: an image "
-                "must be listed once, in one split"
-            )
-
-
-def _listings(names: Sequence[str]) -> str:
-    """Where a value is listed: "train and val", "train 2 times"."""
-    counts = Counter(names)
-    return " and ".join(n if k == 1 else f"{n} {k} times" for n, k in counts.items())
-
-
 def assemble_splits(
     train: pd.DataFrame,
     *,
@@ -100,6 +56,7 @@ def assemble_splits(
     test_fraction: float = 0.0,
     seed: int = 0,
     group_column: str | None = None,
+    group_name: str = "group",
     default_val_fraction: float = 0.2,
     keep_identical: bool = False,
     unique_ids: bool = True,
@@ -112,7 +69,9 @@ def assemble_splits(
       validation split (the protocol of datasets whose test labels are not public).
     - ``val_fraction`` (a share of the whole of ``train``) is split off for validation when
       it is given or when there is no ``val`` (then ``default_val_fraction``).
-    - ``group_column``: rows sharing its value (a lesion, a patient) stay on one side.
+    - ``group_column``: rows sharing its value (a lesion, a patient) stay on one side; a
+      blank value is a group of its own (:func:`_mark_groups`; ``group_name`` names the
+      column in messages). The share each drawn split got is logged (:func:`_hold_out`).
     - ``keep_identical``: byte-identical image files of ``train`` stay on one side too.
     - An image listed in two of the tables is refused (:func:`require_distinct`; by
       ``path``, and by ``id`` unless ``unique_ids`` is False).
@@ -126,23 +85,24 @@ def assemble_splits(
     require_distinct(used, ids=unique_ids)
     draws = test_fraction > 0 or val_fraction is not None or val is None
     rest = _mark_identical(train) if keep_identical and draws else train
+    if group_column is not None and draws:
+        rest = _mark_groups(rest, group_column, group_name)
+    hold_out = functools.partial(
+        _hold_out, seed=seed, total=len(train), group_name=group_name if group_column else None
+    )
+    replaced = "%s=%s: the %s split is held out of the training images"
     if test_fraction > 0:
         if test is not None:
-            log.info(
-                "test_fraction=%s: the test split is held out of the training images", test_fraction
-            )
-        rest, test = _hold_out(rest, test_fraction, seed=seed, group_column=group_column)
+            log.info(replaced, "test_fraction", test_fraction, "test")
+        rest, test = hold_out(rest, "test", test_fraction, test_fraction)
     if val_fraction is not None or val is None:
         if val is not None:
-            log.info(
-                "val_fraction=%s: the validation split is held out of the training images",
-                val_fraction,
-            )
-        share = (val_fraction or default_val_fraction) / (1.0 - test_fraction)
-        rest, val = _hold_out(rest, share, seed=seed, group_column=group_column)
+            log.info(replaced, "val_fraction", val_fraction, "validation")
+        asked = val_fraction or default_val_fraction
+        rest, val = hold_out(rest, "validation", asked, asked / (1.0 - test_fraction))
     splits = {"train": rest, "val": val, "test": val if test is None else test}
     return {
-        name: table.drop(columns="_same", errors="ignore").reset_index(drop=True)
+        name: table.drop(columns=["_same", GROUP], errors="ignore").reset_index(drop=True)
         for name, table in splits.items()
     }
 
@@ -161,16 +121,74 @@ def _mark_identical(train: pd.DataFrame) -> pd.DataFrame:
     return train.assign(_same=pd.Series(keys, index=train.index, dtype=object))
 
 
+def _mark_groups(train: pd.DataFrame, column: str, name: str) -> pd.DataFrame:
+    """``train`` with a :data:`GROUP` column: each row's ``column`` value (stripped), or,
+    for a blank one (empty, spaces only, missing), a group of the row's own: images
+    without a lesion or patient id are not one big group. Their count is warned about."""
+    values = train[column]
+    blank = values.isna() | values.astype(str).str.strip().eq("")
+    if blank.any():
+        log.warning(
+            "%d of %d training images have no %s: each is a group of its own in the splits "
+            "drawn from them",
+            int(blank.sum()),
+            len(train),
+            name,
+        )
+    own = pd.Series([f"\0{row}" for row in range(len(train))], index=train.index)
+    return train.assign(**{GROUP: values.astype(str).str.strip().where(~blank, own)})
+
+
 def _hold_out(
-    table: pd.DataFrame, fraction: float, *, seed: int, group_column: str | None
+    table: pd.DataFrame,
+    what: str,
+    asked: float,
+    share: float,
+    *,
+    seed: int,
+    total: int,
+    group_name: str | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(kept, held) rows of ``table``: :func:`split_off` of its labels, rows sharing a
-    ``group_column`` value or a ``_same`` key (:func:`_mark_identical`) on one side."""
-    kept, held = split_off(
-        table["label"].tolist(),
-        fraction,
-        seed=seed,
-        groups=table[group_column].tolist() if group_column else None,
-        same=table["_same"].tolist() if "_same" in table else None,
+    """(kept, held) rows of ``table``: :func:`split_off` of its labels holding out ``share``
+    of them, i.e. ``asked`` of the ``total`` training images (``table`` is what the test
+    split left of them), rows of a group (:data:`GROUP`) or a ``_same`` key
+    (:func:`_mark_identical`) on one side.
+
+    Logs the share obtained (and warns when it is off by more than a quarter of ``asked``:
+    the groups are too large for it); :class:`DataLayoutError` when nothing can be held out.
+    """
+    by = f" by {group_name}" if group_name else ""
+    try:
+        kept, held = split_off(
+            table["label"].tolist(),
+            share,
+            seed=seed,
+            groups=table[GROUP].tolist() if GROUP in table else None,
+            same=table["_same"].tolist() if "_same" in table else None,
+        )
+    except ValueError as error:
+        raise DataLayoutError(
+            f"cannot hold out the {what} split ({asked:.0%} of {total} training images{by}): "
+            f"{error}"
+        ) from error
+    obtained = len(held) / total
+    level = logging.WARNING if abs(obtained - asked) > asked / 4 else logging.INFO
+    log.log(
+        level,
+        "%s split: held out %d of %d images (%.1f %%, asked %.4g %%)%s",
+        what,
+        len(held),
+        total,
+        100 * obtained,
+        100 * asked,
+        by,
     )
+    absent = sorted(set(table["label"]) - set(table["label"].iloc[held]))
+    if absent:
+        log.warning(
+            "%s split: no image of the class(es) of label %s (too few images%s of them)",
+            what,
+            [int(label) for label in absent],
+            " or groups" if group_name else "",
+        )
     return table.iloc[kept], table.iloc[held]

@@ -124,17 +124,20 @@ class UserDataModule(HeldOutFractions, ImageClassificationDataModule):
         encoded: dict[str, pd.DataFrame],
         *,
         group_column: str | None = None,
+        group_name: str = "group",
         unique_ids: bool = True,
     ) -> SplitTables:
         """The splits from the encoded ``train`` (and any given ``val``/``test``) tables,
         drawing what is missing with this module's fractions and seed (see
-        :func:`~fgssl.data.splits.assemble_splits`; ``unique_ids=False`` where an id is
-        only unique within its own table)."""
+        :func:`~fgssl.data.splits.assemble_splits`: ``group_name`` names ``group_column``
+        in its messages; ``unique_ids=False`` where an id is only unique within its own
+        table)."""
         return self._assemble_splits(
             encoded["train"],
             val=encoded.get("val"),
             test=encoded.get("test"),
             group_column=group_column,
+            group_name=group_name,
             unique_ids=unique_ids,
         )
 

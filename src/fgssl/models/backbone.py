@@ -89,7 +89,12 @@ def _weights_overlay(
     name: str, pretrained_weights: str | os.PathLike[str] | None
 ) -> dict[str, Any] | None:
     """timm's ``pretrained_cfg_overlay`` that reads the weights from a local file (None:
-    timm's own source); :class:`PretrainedWeightsError` when the file does not exist."""
+    timm's own source); :class:`PretrainedWeightsError` when the file does not exist.
+
+    ``custom_load`` says the file's format: a state dict, unless it is an ``.npz`` of the
+    original JAX weights. The registry's value describes its own source (ViT's default
+    tags: JAX ``.npz``); timm before 1.0.31 kept it for a local file and failed to read a
+    ``.pth`` or ``.safetensors`` there."""
     if pretrained_weights is None:
         return None
     path = Path(pretrained_weights).expanduser()
@@ -98,7 +103,7 @@ def _weights_overlay(
             f"model.net.pretrained_weights={str(path)!r} does not exist: expected a timm "
             "weights file (.safetensors, .pth or .bin) for backbone " + repr(name)
         )
-    return {"file": str(path)}
+    return {"file": str(path), "custom_load": path.suffix.lower() == ".npz"}
 
 
 def _run_once(model: nn.Module, image_size: int | None) -> None:
