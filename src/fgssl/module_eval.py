@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import pytorch_lightning as pl
@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
 
 from fgssl.metrics import (
     ClassificationMetrics,
@@ -22,6 +23,7 @@ from fgssl.metrics import (
     metric_names,
 )
 from fgssl.models.base import EVAL_HEADS, NetOutput
+from fgssl.ops.tta import NO_TTA, averaged_probabilities
 from fgssl.undefined import undefined_messages
 
 __all__ = ["EvaluatedModule", "eval_metric_keys"]
@@ -44,6 +46,26 @@ def _loss_key(split: str) -> str:
 
 def _metric_key(split: str, head: str, name: str) -> str:
     return f"{split}/{head}/{name}"
+
+
+class IndexCollector(Metric):
+    """The dataset indices of an epoch's batches, gathered from every process in the order
+    :class:`~fgssl.metrics.ClassificationMetrics` gathers their predictions."""
+
+    full_state_update = False
+    indices: list[torch.Tensor]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("indices", default=[], dist_reduce_fx="cat")
+
+    def update(self, indices: torch.Tensor) -> None:
+        self.indices.append(indices.detach().long().reshape(-1))
+
+    def compute(self) -> torch.Tensor:
+        if isinstance(self.indices, list) and not self.indices:  # a tensor once gathered
+            return torch.zeros(0, dtype=torch.long)
+        return dim_zero_cat(self.indices)
 
 
 class EvaluatedModule(pl.LightningModule):
@@ -74,6 +96,13 @@ class EvaluatedModule(pl.LightningModule):
         self.test_predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         """(N, C) probabilities and (N,) labels of the last test epoch (every process's,
         gathered), by head: what the test metrics scored and their intervals resample."""
+        self.test_index = IndexCollector()
+        self.test_indices: np.ndarray | None = None
+        """(N,) the dataset index of each row of :attr:`test_predictions` (rows in the
+        gathered order, which under DDP is not the dataset's): names the images."""
+        self.test_views: tuple[str, ...] = NO_TTA
+        """Test-time augmentation of the test split: the views of :mod:`fgssl.ops.tta`
+        whose probabilities are averaged (the run sets it from its ``tta`` config)."""
 
     def _full_pass(self, x: torch.Tensor) -> NetOutput:
         raise NotImplementedError
@@ -85,13 +114,24 @@ class EvaluatedModule(pl.LightningModule):
         self._evaluate(batch, "test")
 
     def _evaluate(self, batch: Mapping[str, torch.Tensor], split: str) -> None:
+        """Update ``split``'s metrics with the batch's probabilities (the test split: their
+        mean over :attr:`test_views`) and log the loss of the concat head on the images as
+        they are."""
         output = self._full_pass(batch["image"])
         labels = batch["label"]
-        for head, logits in output.eval_logits().items():
-            probabilities = logits.float().softmax(dim=1)
+        views = self.test_views if split == "test" else NO_TTA
+        means = averaged_probabilities(
+            lambda x: self._full_pass(x).eval_logits(),
+            batch["image"],
+            views,
+            first=output.eval_logits(),
+        )
+        for head, probabilities in means.items():
             cast(Metric, self.eval_metrics[f"{split}_{head}"]).update(probabilities, labels)
             if split == "test":
                 cast(Metric, self.test_confusion[head]).update(probabilities, labels)
+        if split == "test" and "index" in batch:
+            self.test_index.update(batch["index"])
         loss = F.cross_entropy(output.concat.float(), labels)
         self.log(_loss_key(split), loss, on_step=False, on_epoch=True, sync_dist=True)
 
@@ -132,10 +172,14 @@ class EvaluatedModule(pl.LightningModule):
     def on_test_epoch_start(self) -> None:
         for metric in self.test_confusion.values():
             cast(Metric, metric).reset()
+        self.test_index.reset()
         self.test_predictions = {}
+        self.test_indices = None
 
     def on_test_epoch_end(self) -> None:
         self._log_eval_metrics("test")
+        if self.test_index.update_called:  # gathered as the predictions are (a collective)
+            self.test_indices = self.test_index.compute().cpu().numpy()
         # compute() gathers the counts of every process (a collective: every rank runs it).
         self.test_confusion_matrices = {
             head: cast(Metric, metric).compute().long().tolist()

@@ -13,20 +13,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 import pytorch_lightning as pl
 import torch
 
 from fgssl.data.cache import CacheFormat
 from fgssl.data.disjoint import require_disjoint_splits
 from fgssl.data.draws import label_subset
-from fgssl.data.duplicates import COLUMN as DUPLICATE_COLUMN
 from fgssl.data.duplicates import DuplicateMode, check_duplicates, require_duplicate_mode
+from fgssl.data.folds import check_folds
 from fgssl.data.image_files import ImageLookup, drop_unreadable
 from fgssl.data.io import check_bits_stored, read_rgb
 from fgssl.data.loaders import DataLoaderHooks
 from fgssl.data.options import check_policies, check_resize_size, make_cache
 from fgssl.data.phases import DataPhase, PhaseTables
+from fgssl.data.split_record import SplitRecord
 from fgssl.data.splits import SplitTables
 from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, finalize, load_pipelines
 from fgssl.data.unlabelled import add_unlabelled, exclude_overlap
@@ -43,7 +43,7 @@ REQUIRED_SPLITS = ("train", "val", "test")
 
 
 class ImageClassificationDataModule(
-    PhaseTables, DataLoaderHooks, ImageLookup, pl.LightningDataModule
+    PhaseTables, SplitRecord, DataLoaderHooks, ImageLookup, pl.LightningDataModule
 ):
     """Base class: subclasses read their files in :meth:`read_splits`.
 
@@ -96,6 +96,8 @@ class ImageClassificationDataModule(
             the ``unlabelled`` split. None of them may be a validation or test image.
         unlabelled_own: also pretrain on the dataset's own unlabelled images (its
             ``predict`` split, e.g. APTOS ``test.csv``).
+        folds, fold: validate on fold ``fold`` of ``folds`` (default 5) of the training
+            images (:mod:`fgssl.data.folds`); only readers that draw their splits take them.
     """
 
     class_names: Sequence[str] = ()
@@ -109,6 +111,8 @@ class ImageClassificationDataModule(
     verify_progress: Callable[[int, int], None] | None = None
     """Called with (done, total) as :meth:`setup` checks the images (fgssl-prepare's
     progress bar)."""
+    draws_splits: bool = False
+    """Whether the reader draws its validation split (and takes ``fold``)."""
     unreadable: dict[str, str]
     """The images :meth:`setup` found unreadable (path -> reason), left out under
     ``missing_images="skip"``."""
@@ -140,6 +144,8 @@ class ImageClassificationDataModule(
         duplicates: DuplicateMode = "warn",
         unlabelled: Any = None,
         unlabelled_own: bool = False,
+        folds: int | None = None,
+        fold: int | None = None,
     ):
         super().__init__()
         self.root = Path(root).expanduser()
@@ -163,6 +169,9 @@ class ImageClassificationDataModule(
         self.verify_images: VerifyMode = verify_images
         self.label_fraction = label_fraction
         self.sampler = sampler
+        self.folds, self.fold = check_folds(
+            folds, fold, reader=type(self).__name__, draws=self.draws_splits
+        )
         self.unlabelled = parse_sources(unlabelled)
         self.unlabelled_own = bool(unlabelled_own)
         self.cache = make_cache(
@@ -256,29 +265,6 @@ class ImageClassificationDataModule(
             return self._ready_splits()
         finally:
             self.verify_progress = None
-
-    def split_table(self) -> pd.DataFrame:
-        """One row per image: ``id``, ``label``, ``split`` (train/val/test/predict, and
-        ``unlabelled`` for the extra pretraining images of ``data.unlabelled``),
-        ``labelled`` (False for unlabelled images and for training images whose label
-        ``label_fraction`` held back from finetuning) and, unless ``duplicates="ignore"``,
-        ``duplicate_group`` (shared by byte-identical files, empty for the others)."""
-        splits = self._ready_splits()
-        frames = []
-        for name, table in splits.items():
-            labelled = table["labelled"] if "labelled" in table else table["label"] >= 0
-            frames.append(table.assign(split=name, labelled=labelled))
-        columns = ["id", "label", "split", "labelled"]
-        if DUPLICATE_COLUMN in frames[0]:
-            columns.append(DUPLICATE_COLUMN)
-        return pd.concat(frames, ignore_index=True)[columns]
-
-    def write_split(self, path: str | Path) -> Path:
-        """Write :meth:`split_table` as CSV to ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.split_table().to_csv(path, index=False)
-        return path
 
     # -------------------------------------------------------------------- internals
     def _ready_splits(self) -> SplitTables:

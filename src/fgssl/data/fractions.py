@@ -20,10 +20,13 @@ class HeldOutFractions:
     module's, which sets ``seed`` and ``duplicates``) and :meth:`_assemble_splits` in
     ``read_splits``."""
 
+    draws_splits = True
     seed: int
     duplicates: DuplicateMode
     val_fraction: float | None
     test_fraction: float
+    folds: int | None
+    fold: int | None
 
     def _init_fractions(self, val_fraction: float | None, test_fraction: float) -> None:
         """Keep the fractions; :class:`~fgssl.errors.ConfigError` when they are out of range
@@ -34,7 +37,7 @@ class HeldOutFractions:
 
     def _assemble_splits(self, train: pd.DataFrame, **kwargs: Any) -> dict[str, pd.DataFrame]:
         """:func:`~fgssl.data.splits.assemble_splits` of ``train`` with this reader's
-        fractions and seed, byte-identical images kept on one side unless
+        fractions, folds and seed, byte-identical images kept on one side unless
         ``duplicates="ignore"``; ``kwargs`` (``val``, ``test``, ``group_column``,
         ``unique_ids``) are passed on."""
         return assemble_splits(
@@ -43,5 +46,7 @@ class HeldOutFractions:
             test_fraction=self.test_fraction,
             seed=self.seed,
             keep_identical=self.duplicates != "ignore",
+            folds=self.folds,
+            fold=self.fold,
             **kwargs,
         )

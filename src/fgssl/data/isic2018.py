@@ -90,7 +90,7 @@ class ISIC2018DataModule(HeldOutFractions, ImageClassificationDataModule):
         val = self._read_optional(root, "Validation")
         test = self._read_optional(root, "Test")
         drawn = []  # the splits drawn from the training images
-        if self.val_fraction is not None or val is None:
+        if self.val_fraction is not None or val is None or self.fold is not None:
             drawn.append("validation")
         if self.test_fraction > 0:
             drawn.append("test")

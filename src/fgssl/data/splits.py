@@ -6,11 +6,13 @@ from __future__ import annotations
 import functools
 import logging
 
+import numpy as np
 import pandas as pd
 
 from fgssl.data.disjoint import require_distinct
 from fgssl.data.draws import grouped_stratified_split, label_subset, split_off, stratified_split
 from fgssl.data.duplicates import content_keys
+from fgssl.data.folds import fold_of_rows
 from fgssl.errors import ConfigError, DataLayoutError
 
 __all__ = [
@@ -60,6 +62,8 @@ def assemble_splits(
     default_val_fraction: float = 0.2,
     keep_identical: bool = False,
     unique_ids: bool = True,
+    folds: int | None = None,
+    fold: int | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The train / val / test tables from the labelled ``train`` table and any given
     ``val`` and ``test`` tables (e.g. a dataset's official ones).
@@ -72,6 +76,11 @@ def assemble_splits(
     - ``group_column``: rows sharing its value (a lesion, a patient) stay on one side; a
       blank value is a group of its own (:func:`_mark_groups`; ``group_name`` names the
       column in messages). The share each drawn split got is logged (:func:`_hold_out`).
+    - ``folds``, ``fold`` (k-fold cross-validation, checked by
+      :func:`fgssl.data.folds.check_folds`): after the test split, the rest of ``train`` is
+      partitioned into ``folds`` folds (:func:`fgssl.data.folds.fold_of_rows`, seeded,
+      by group) and fold ``fold`` is the validation split, in place of ``val`` and
+      ``val_fraction``. The test split does not depend on the fold.
     - ``keep_identical``: byte-identical image files of ``train`` stay on one side too.
     - An image listed in two of the tables is refused (:func:`require_distinct`; by
       ``path``, and by ``id`` unless ``unique_ids`` is False).
@@ -79,11 +88,11 @@ def assemble_splits(
     check_fractions(val_fraction, test_fraction)
     used = {  # the given tables the splits will use
         "train": train,
-        "val": val if val_fraction is None else None,
+        "val": val if val_fraction is None and fold is None else None,
         "test": test if test_fraction == 0 else None,
     }
     require_distinct(used, ids=unique_ids)
-    draws = test_fraction > 0 or val_fraction is not None or val is None
+    draws = test_fraction > 0 or val_fraction is not None or val is None or fold is not None
     rest = _mark_identical(train) if keep_identical and draws else train
     if group_column is not None and draws:
         rest = _mark_groups(rest, group_column, group_name)
@@ -95,7 +104,13 @@ def assemble_splits(
         if test is not None:
             log.info(replaced, "test_fraction", test_fraction, "test")
         rest, test = hold_out(rest, "test", test_fraction, test_fraction)
-    if val_fraction is not None or val is None:
+    if fold is not None:
+        assert folds is not None
+        _log_fold_replaces(fold, val=val, val_fraction=val_fraction, test=test)
+        rest, val = _fold_split(
+            rest, folds, fold, seed=seed, group_name=group_name if group_column else None
+        )
+    elif val_fraction is not None or val is None:
         if val is not None:
             log.info(replaced, "val_fraction", val_fraction, "validation")
         asked = val_fraction or default_val_fraction
@@ -105,6 +120,64 @@ def assemble_splits(
         name: table.drop(columns=["_same", GROUP], errors="ignore").reset_index(drop=True)
         for name, table in splits.items()
     }
+
+
+def _log_fold_replaces(
+    fold: int, *, val: pd.DataFrame | None, val_fraction: float | None, test: pd.DataFrame | None
+) -> None:
+    """Say what the validation fold replaces, and warn when the test split will be it."""
+    replaced = [
+        *(["the given validation set"] if val is not None else []),
+        *([f"data.val_fraction={val_fraction}"] if val_fraction is not None else []),
+    ]
+    if replaced:
+        log.info(
+            "data.fold=%d: the validation split is the fold (%s not used)",
+            fold,
+            " and ".join(replaced),
+        )
+    if test is None:
+        log.warning(
+            "data.fold=%d: there is no test split, so the test split is the validation fold, "
+            "another in every fold: set data.test_fraction to hold out one test split shared "
+            "by the folds (the fold ensemble of a fold sweep's report is scored on it)",
+            fold,
+        )
+
+
+def _fold_split(
+    table: pd.DataFrame, folds: int, fold: int, *, seed: int, group_name: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, val) of ``table``: the rows outside and inside fold ``fold`` of the partition
+    :func:`fold_of_rows` draws (groups and ``_same`` keys kept in one fold); the fold sizes
+    are logged. :class:`DataLayoutError` when the rows cannot make ``folds`` folds."""
+    by = f" by {group_name}" if group_name else ""
+    try:
+        assignment = fold_of_rows(
+            table["label"].tolist(),
+            folds,
+            seed=seed,
+            groups=table[GROUP].tolist() if GROUP in table else None,
+            same=table["_same"].tolist() if "_same" in table else None,
+        )
+    except ValueError as error:
+        raise DataLayoutError(
+            f"data.folds={folds}: cannot draw {folds} folds of {len(table)} training "
+            f"images{by}: {error}"
+        ) from error
+    sizes = np.bincount(assignment, minlength=folds)
+    log.info(
+        "fold %d of %d is the validation split: %d of %d images (%.1f %%)%s; the folds hold %s",
+        fold,
+        folds,
+        sizes[fold],
+        len(table),
+        100 * sizes[fold] / len(table),
+        by,
+        sizes.tolist(),
+    )
+    inside = assignment == fold
+    return table[~inside], table[inside]
 
 
 def _mark_identical(train: pd.DataFrame) -> pd.DataFrame:

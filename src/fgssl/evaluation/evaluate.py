@@ -19,6 +19,7 @@ from fgssl.evaluation.calibration import reliability_bins
 from fgssl.evaluation.checkpoints import LoadedRun
 from fgssl.evaluation.classes import ClassMatch, match_classes
 from fgssl.evaluation.inference import HEADS, predict_probabilities, run_precision
+from fgssl.evaluation.prediction_table import prediction_table
 from fgssl.evaluation.reporting import paper_report
 from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score_heads
 from fgssl.run.layout import RELIABILITY_DIAGRAM, RESULTS
@@ -115,7 +116,12 @@ def evaluate_split(
             [per_class_report(p, labels, class_names).assign(head=h) for h, p in heads.items()],
             ignore_index=True,
         )[["head", "class", "precision", "recall", "f1", "auroc", "support"]],
-        predictions=_predictions(table, labels, outputs["combined"], class_names),
+        predictions=prediction_table(
+            table["id"].astype(str).tolist(),
+            labels.numpy(),
+            outputs["combined"].double().numpy(),
+            class_names,
+        ),
         report=paper_report(
             {head: probabilities.double().numpy() for head, probabilities in heads.items()},
             labels.numpy(),
@@ -168,21 +174,6 @@ def _scored_split(
         data=f"{split!r} split of {type(datamodule).__name__}",
     )
     return table, match
-
-
-def _predictions(
-    table: pd.DataFrame, labels: torch.Tensor, combined: torch.Tensor, class_names: list[str]
-) -> pd.DataFrame:
-    """One row per image: ``id``, ``label``, ``prediction`` (the argmax of the combined
-    probabilities ``combined``, N x C) and ``prob_<class>``."""
-    return pd.DataFrame(
-        {
-            "id": table["id"].astype(str).tolist(),
-            "label": labels.tolist(),
-            "prediction": combined.argmax(dim=1).tolist(),
-            **{f"prob_{name}": combined[:, c].tolist() for c, name in enumerate(class_names)},
-        }
-    )
 
 
 def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> dict[str, Path]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 
 from fgssl.errors import ConfigError
 from fgssl.models.base import EVAL_HEADS, StagedNet
+from fgssl.ops.tta import ALIASES, averaged_probabilities, tta_views
 
 __all__ = [
     "HEADS",
@@ -23,8 +24,9 @@ __all__ = [
 
 HEADS = EVAL_HEADS
 
-TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
-"""Flip test-time augmentation: identity, horizontal, vertical, both."""
+TTA_FLIPS: tuple[str, ...] = ALIASES["flips"]
+"""Flip test-time augmentation (``--tta``): identity, horizontal, vertical, both (the views
+of :mod:`fgssl.ops.tta`)."""
 
 
 PRECISIONS: dict[str, tuple[str, torch.dtype | None]] = {
@@ -79,38 +81,63 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _heads_of(net: StagedNet) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
+    """``net`` as a function of images to the logits of each evaluated head."""
+    return lambda images: net(images).eval_logits()
+
+
 @torch.no_grad()
 def predict_probabilities(
-    net: StagedNet,
+    net: StagedNet | Sequence[StagedNet],
     batches: Iterable[Mapping[str, Any]],
     *,
     device: torch.device | str = "cpu",
-    tta: bool = False,
+    tta: Any = None,
     precision: str = "32-true",
+    columns: Sequence[Sequence[int]] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Softmax probabilities (N, C) of the ``combined`` and ``concat`` predictions.
 
     ``batches`` yield dicts with ``image``; their other tensor entries (``label``,
-    ``index``, ...) are concatenated into the result under the same keys. With ``tta`` the
-    probabilities are averaged over the four flips of :data:`TTA_FLIPS`. The network is put
-    in eval mode (its embedding heads use batch normalisation) and runs in ``precision``
-    (:func:`inference_precision`; a run's own test ran in its ``trainer.precision``, see
-    :func:`run_precision`); the probabilities are float32. No batches: an empty dict.
+    ``index``, ...) are concatenated into the result under the same keys. ``tta``: a view
+    spec of :func:`fgssl.ops.tta.tta_views` (``True``: the four flips of
+    :data:`TTA_FLIPS`; None: none); the probabilities are averaged over its views.
+
+    ``net`` may be several networks (an ensemble): the probabilities are then averaged over
+    the networks too (each network's mean over the views, then their mean), every image
+    read once. ``columns[m]`` lists, for each output class, network ``m``'s column of it
+    (:attr:`fgssl.evaluation.classes.ClassMatch.order`): the networks' classes are matched
+    by name before they are averaged (None: the same order in every network).
+
+    The networks are put in eval mode (their embedding heads use batch normalisation) and
+    run in ``precision`` (:func:`inference_precision`; a run's own test ran in its
+    ``trainer.precision``, see :func:`run_precision`); the probabilities are float32. No
+    batches: an empty dict.
     """
-    net.eval().to(device)
+    nets = [net] if isinstance(net, torch.nn.Module) else list(net)
+    if columns is not None and len(columns) != len(nets):
+        raise ValueError(f"{len(columns)} column orders for {len(nets)} networks")
+    views = tta_views(tta)
+    orders: list[torch.Tensor | None] = (
+        [torch.tensor(list(c)) for c in columns] if columns is not None else [None] * len(nets)
+    )
     collected: dict[str, list[torch.Tensor]] = {}
-    flips = TTA_FLIPS if tta else ((),)
-    with inference_precision(net, precision, device) as image_dtype:
+    with contextlib.ExitStack() as stack:
+        dtypes = []
+        for member in nets:
+            member.eval().to(device)
+            dtypes.append(stack.enter_context(inference_precision(member, precision, device)))
         for batch in batches:
-            images = batch["image"].to(device, dtype=image_dtype)
+            images = batch["image"].to(device, dtype=dtypes[0])
             sums: dict[str, torch.Tensor] = {}
-            for dims in flips:
-                output = net(images.flip(dims) if dims else images)
-                for head, logits in output.eval_logits().items():
-                    probabilities = logits.float().softmax(dim=1)
+            for member, order in zip(nets, orders, strict=True):
+                means = averaged_probabilities(_heads_of(member), images, views)
+                for head, probabilities in means.items():
+                    if order is not None:
+                        probabilities = probabilities.index_select(1, order.to(images.device))
                     sums[head] = sums[head] + probabilities if head in sums else probabilities
             for head, total in sums.items():
-                collected.setdefault(head, []).append((total / len(flips)).cpu())
+                collected.setdefault(head, []).append((total / len(nets)).cpu())
             for key, value in batch.items():
                 if key != "image" and isinstance(value, torch.Tensor):
                     collected.setdefault(key, []).append(value.cpu())

@@ -14,6 +14,7 @@ from fgssl.data.base import REQUIRED_SPLITS, ImageClassificationDataModule
 from fgssl.errors import ConfigError
 from fgssl.evaluation.features import FEATURES
 from fgssl.ops.jigsaw import PERMUTATIONS
+from fgssl.ops.tta import tta_views
 from fgssl.optim import implementation_options
 from fgssl.run.factory import bootstrap_settings, is_rank_zero
 from fgssl.run.tracking import check_trackers
@@ -49,6 +50,7 @@ def check_config(cfg: DictConfig) -> None:
     _check_ssl_eval(cfg)
     _warn_unused_pools(cfg)
     bootstrap_settings(cfg)
+    tta_views(cfg.get("tta"))
     check_trackers(cfg.get("logger") or {})
     _check_batch_size(cfg)
     _check_trainer(cfg)

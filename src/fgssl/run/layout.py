@@ -10,6 +10,9 @@ Layout::
     finetune/checkpoints/best.ckpt   best validation score (``monitor``)
     finetune/checkpoints/last.ckpt
     results.json                     test metrics of the best checkpoint, and run facts
+    predictions/test.csv             per-image probabilities of the test (as scored)
+    predictions/val.csv              the best checkpoint's on the validation split (a fold's
+                                     out-of-fold predictions)
     failed.json                      a sweep job that stopped with fgssl's error, and why
     .fgssl-run                       who started the run and when: made exclusively when the
                                      run starts, so that no other run uses the folder
@@ -34,6 +37,7 @@ __all__ = [
     "LAST_CHECKPOINT",
     "METRICS",
     "PHASES",
+    "PREDICTIONS_DIR",
     "RELIABILITY_DIAGRAM",
     "REPORT_HTML",
     "RESULTS",
@@ -58,6 +62,8 @@ RUN_MARKER = ".fgssl-run"
 SWEEP_MARKER = ".fgssl-sweep"
 """Made (exclusively) in a sweep directory by the sweep that starts in it."""
 EVAL_DIR = "eval"
+PREDICTIONS_DIR = "predictions"
+"""Per-image predictions of the run's labelled splits (:meth:`RunDir.predictions`)."""
 REPORT_HTML = "report.html"
 """The run's (or a sweep's) self-contained page."""
 RELIABILITY_DIAGRAM = "reliability_diagram.png"
@@ -99,6 +105,11 @@ class RunDir:
     @property
     def eval_dir(self) -> Path:
         return self.root / EVAL_DIR
+
+    def predictions(self, split: str) -> Path:
+        """The per-image predictions of ``split`` (``test``, ``val``), as
+        :mod:`fgssl.evaluation.prediction_table` writes them."""
+        return self.root / PREDICTIONS_DIR / f"{split}.csv"
 
     def phase(self, phase: Phase) -> Path:
         """The folder of ``phase`` (its metrics log and checkpoints)."""

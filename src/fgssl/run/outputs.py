@@ -15,10 +15,12 @@ from omegaconf import DictConfig
 from fgssl.atomic import write_text_atomically
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.evaluation.checkpoints import load_checkpoint
+from fgssl.evaluation.inference import run_precision
 from fgssl.evaluation.ssl import evaluate_frozen
 from fgssl.module import FGSSLModule
 from fgssl.plots.run import write_run_figures
 from fgssl.run.layout import RunDir
+from fgssl.run.predictions import write_run_predictions
 from fgssl.run.pretrained_run import pretrained_checkpoint
 from fgssl.run.run_report import add_paper_report, publish_run, write_reliability_diagram
 from fgssl.undefined import undefined_to_null
@@ -37,8 +39,10 @@ def write_outputs(
     device: torch.device,
 ) -> None:
     """``results.json`` (with the test metrics' intervals, calibration and referable-DR
-    view), the figures, the SSL evaluation of the pretrained network (added to ``results``
-    and results.json rewritten), then report.html and the MLflow attachments."""
+    view), the per-image predictions of the test and validation splits
+    (:mod:`fgssl.run.predictions`), the figures, the SSL evaluation of the pretrained
+    network (added to ``results`` and results.json rewritten), then report.html and the
+    MLflow attachments."""
     add_paper_report(
         cfg,
         results,
@@ -47,6 +51,14 @@ def write_outputs(
         class_names=list(datamodule.class_names),
     )
     write_text_atomically(run.results, json.dumps(results, indent=2, allow_nan=False) + "\n")
+    write_run_predictions(
+        run,
+        module,
+        datamodule,
+        device=device,
+        precision=run_precision(results["precision"]),
+        views=results.get("tta") or (),
+    )
     if cfg.figures.enabled:
         _write_figures(cfg, run, module, datamodule, results["monitor"], device)
         write_reliability_diagram(run, module.test_predictions)

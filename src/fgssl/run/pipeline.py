@@ -18,6 +18,7 @@ from fgssl.atomic import write_text_atomically
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.evaluation.checkpoints import read_checkpoint
 from fgssl.module import FGSSLModule
+from fgssl.ops.tta import describe_views, tta_views
 from fgssl.run.checkpointing import (
     BestCheckpoint,
     check_checkpoint_classes,
@@ -87,6 +88,9 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             monitor,
         )
     tested = best or str(run.last_checkpoint("finetune"))
+    module.test_views = tta_views(cfg.get("tta"))
+    if module.test_views and is_rank_zero():
+        log.info("test-time augmentation: %s", describe_views(module.test_views))
     (test_metrics,) = trainer.test(
         module, datamodule=datamodule, ckpt_path=tested, weights_only=True
     )
@@ -96,10 +100,12 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         {
             "test": nest_metrics(test_metrics, prefix="test/"),
             "precision": str(trainer.precision),  # of the test (fgssl-eval: the same)
+            "tta": list(module.test_views) or None,  # the test's views (fgssl.ops.tta)
             "monitor": monitor,
             "best_val_score": _to_float(checkpoint.best_model_score),
             "best_checkpoint": str(Path(best).relative_to(run.root.resolve())) if best else None,
             "class_names": list(datamodule.class_names),
+            "ordinal": bool(datamodule.ordinal),
             "confusion_matrix": module.test_confusion_matrices,
             "timings": timings,
         }

@@ -14,6 +14,7 @@ import pandas as pd
 from fgssl.atomic import write_csv_atomically, write_text_atomically
 from fgssl.errors import DataLayoutError, DataNotFoundError
 from fgssl.run.failures import FailedJob, read_failures
+from fgssl.run.fold_report import write_fold_report
 from fgssl.run.layout import REPORT_HTML
 from fgssl.run.sweep_html import write_sweep_html
 from fgssl.run.sweep_runs import collect_runs, unquoted
@@ -143,7 +144,9 @@ def write_report(
     """Write ``report.md``, ``report.csv`` (mean and std per configuration, and the interval
     of a configuration's only run), ``runs.csv`` (one row per job) and ``report.html`` (the
     table and each metric against each swept key) for a multirun directory; returns their
-    paths by name.
+    paths by name. A fold sweep (jobs with ``data.fold``) adds its cross-validation:
+    ``cross_validation.json``, the out-of-fold and fold-ensemble tables and a section of
+    ``report.md`` (:mod:`fgssl.run.fold_report`).
 
     ``report.md`` also lists the jobs that failed with one of fgssl's errors and their
     reason; when every job failed, it is the only file written."""
@@ -160,6 +163,7 @@ def write_report(
     out = Path(output_dir or multirun_dir)
     out.mkdir(parents=True, exist_ok=True)
     common = runs.attrs["common_overrides"]
+    folds_text, fold_paths = write_fold_report(Path(multirun_dir).expanduser(), out, runs)
     text = [
         f"Results of `{Path(multirun_dir)}`: test metrics, mean ± sample standard deviation "
         "over seeds.",
@@ -171,9 +175,11 @@ def write_report(
         "undefined, null, or missing in the others); [low, high]: the bootstrap interval of "
         "a configuration's only run (results.json's intervals).",
         "",
+        *([folds_text, ""] if folds_text else []),
         *([failures_markdown(failed, common=common), ""] if failed else []),
     ]
     paths = {"markdown": out / "report.md", "csv": out / "report.csv", "runs": out / "runs.csv"}
+    paths.update(fold_paths)
     write_text_atomically(paths["markdown"], "\n".join(text))
     write_csv_atomically(paths["csv"], summary)
     write_csv_atomically(paths["runs"], runs.drop(columns=["overrides"]))
