@@ -12,9 +12,12 @@ from typing import Any
 import torch
 
 from fgssl.errors import ConfigError, FgsslError
+from fgssl.evaluation.ensemble import common_setting
 from fgssl.evaluation.inference import PRECISIONS, default_device, run_precision
+from fgssl.ops.tta import ALIASES, VIEWS, tta_views
 
 __all__ = [
+    "MODELS_HELP",
     "add_checkpoint_argument",
     "add_common_options",
     "add_precision_option",
@@ -22,6 +25,7 @@ __all__ = [
     "quote_schedule_choices",
     "resolve_device",
     "resolve_precision",
+    "resolve_tta",
     "run_command",
 ]
 
@@ -35,11 +39,40 @@ def add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+MODELS_HELP = (
+    "a run directory of fgssl-train (uses finetune/checkpoints/best.ckpt) or a .ckpt; "
+    "several: an ensemble averaging their class probabilities (a sweep directory stands "
+    "for its finished jobs, e.g. the folds of a fold sweep)"
+)
+
+
 def add_tta_option(parser: argparse.ArgumentParser) -> None:
-    """--tta (see :data:`fgssl.evaluation.inference.TTA_FLIPS`)."""
+    """--tta and --tta-views (see :func:`resolve_tta`)."""
     parser.add_argument(
-        "--tta", action="store_true", help="average the probabilities over 4 flips of each image"
+        "--tta",
+        action="store_true",
+        help="average the probabilities over 4 flips of each image (--tta-views flips)",
     )
+    parser.add_argument(
+        "--tta-views",
+        metavar="VIEWS",
+        help=f"test-time augmentation: none, {', '.join(ALIASES)} or a comma-separated list "
+        f"of {', '.join(VIEWS)} (default: the run's tta, as its own test)",
+    )
+
+
+def resolve_tta(args: argparse.Namespace, configs: Sequence[Any]) -> tuple[str, ...]:
+    """The test-time augmentation views: ``--tta-views``, ``--tta`` (the four flips), else
+    the ``tta`` of the runs' configs (``configs``; None: none), which must agree
+    (:func:`fgssl.evaluation.ensemble.common_setting`). ConfigError names the option."""
+    if args.tta and args.tta_views is not None:
+        raise ConfigError("--tta and --tta-views: give one (--tta is --tta-views flips)")
+    if args.tta_views is not None:
+        return tta_views(args.tta_views, key="--tta-views")
+    if args.tta:
+        return ALIASES["flips"]
+    runs = [tta_views(c.get("tta") if c is not None else None, key="tta") for c in configs]
+    return tuple(common_setting(runs or [()], what="tta", option="--tta-views"))
 
 
 def add_precision_option(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fgssl.cli.common import (
-    add_checkpoint_argument,
+    MODELS_HELP,
     add_common_options,
     add_precision_option,
     add_tta_option,
@@ -17,13 +17,14 @@ from fgssl.cli.common import (
     resolve_precision,
     run_command,
 )
+from fgssl.cli.members import load_members
 from fgssl.errors import ConfigError
 from fgssl.evaluation.bootstrap import BootstrapSettings
 from fgssl.evaluation.evaluate import Evaluation, evaluate_split, write_evaluation
 from fgssl.metrics import METRIC_DESCRIPTIONS
 from fgssl.run.factory import bootstrap_settings
 from fgssl.run.layout import EVAL_DIR, RunDir
-from fgssl.run.loading import build_eval_datamodule, check_split_matches, load_run
+from fgssl.run.loading import build_eval_datamodule, check_split_matches
 from fgssl.undefined import format_metric
 
 PROG = "fgssl-eval"
@@ -39,23 +40,27 @@ def build_parser() -> argparse.ArgumentParser:
             "DR data, and the confusion matrices), per_class.csv, predictions.csv, "
             "confusion_matrix.png and reliability_diagram.png. The checkpoint's classes are "
             "matched to the data's by name: reordered when the data lists them in another "
-            "order, refused when the names differ. A pretrain-phase checkpoint is refused."
+            "order, refused when the names differ. A pretrain-phase checkpoint is refused. "
+            "Several run directories or checkpoints are an ensemble: their class "
+            "probabilities are averaged image by image (refused when their classes or "
+            "preprocessing differ) and results.json names the members."
         ),
         epilog=(
             "examples:\n"
             "  fgssl-eval outputs/aptos/2024-05-01_10-00-00\n"
             "  fgssl-eval outputs/aptos/2024-05-01_10-00-00 --split val --tta\n"
             "  fgssl-eval run/finetune/checkpoints/last.ckpt data.root=/mnt/aptos2019\n"
-            "  fgssl-eval model.ckpt --config run/config.yaml --output eval-test"
+            "  fgssl-eval model.ckpt --config run/config.yaml --output eval-test\n"
+            "  fgssl-eval multirun/aptos/2024-05-01_10-00-00 --tta-views d4   # fold ensemble"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_checkpoint_argument(parser)
     parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="changes to the run's config, e.g. data.root=/data/aptos data.num_workers=0",
+        "models",
+        nargs="+",
+        metavar="MODEL|KEY=VALUE",
+        help=f"{MODELS_HELP}; KEY=VALUE: changes to the (first) run's config, e.g. "
+        "data.root=/data/aptos data.num_workers=0",
     )
     parser.add_argument("--split", default="test", help="split to score (default: test)")
     parser.add_argument(
@@ -64,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--output",
-        help="folder for the outputs (default: <run dir>/eval/<split>)",
+        help="folder for the outputs (default: <run dir>/eval/<split>; an ensemble: "
+        "./eval-ensemble/<split>)",
     )
     add_tta_option(parser)
     add_precision_option(parser)
@@ -102,34 +108,50 @@ def _interval_settings(args: argparse.Namespace, config: Any) -> BootstrapSettin
         raise ConfigError(f"--{error}") from None
 
 
+def _split_models(items: list[str]) -> tuple[list[str], list[str]]:
+    """(models, overrides) of the positional arguments: KEY=VALUE items that are no
+    existing path are overrides."""
+    overrides = [i for i in items if "=" in i and not Path(i).expanduser().exists()]
+    models = [i for i in items if i not in overrides]
+    if not models:
+        raise ConfigError("no run directory or checkpoint to evaluate (only KEY=VALUE given)")
+    return models, overrides
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     _interval_settings(args, None)  # bad options are refused before anything is loaded
     resolve_precision(args.precision, None, PROG)
-    loaded = load_run(args.path, config=args.config, trusted=args.trust_checkpoint)
-    loaded.require_classifier()  # before the data is read
-    datamodule = build_eval_datamodule(loaded.require_config(), args.overrides)
+    paths, overrides = _split_models(args.models)
+    members = load_members(paths, args, PROG)
+    first = members.first
+    datamodule = build_eval_datamodule(first.require_config(), overrides)
     datamodule.setup()
-    split_csv = RunDir(loaded.run_dir).split if loaded.run_dir else None
-    if split_csv is not None and split_csv.is_file() and not args.ignore_split_file:
-        assert datamodule.splits is not None
-        if args.split in datamodule.splits:
+    assert datamodule.splits is not None
+    for member in members.loaded:  # every member must have recorded this very split
+        split_csv = RunDir(member.run_dir).split if member.run_dir else None
+        checked = not args.ignore_split_file and args.split in datamodule.splits
+        if checked and split_csv is not None and split_csv.is_file():
             check_split_matches(datamodule, args.split, split_csv)
     evaluation = evaluate_split(
-        loaded,
+        members.loaded,
         datamodule,
         args.split,
         device=resolve_device(args.device),
-        tta=args.tta,
-        intervals=_interval_settings(args, loaded.config),
-        precision=resolve_precision(args.precision, loaded.config, PROG),
+        tta=list(members.views),
+        intervals=_interval_settings(args, first.config),
+        precision=members.precision,
     )
-    base = (
-        RunDir(loaded.run_dir).eval_dir if loaded.run_dir else loaded.checkpoint.parent / EVAL_DIR
-    )
+    if members.is_ensemble:
+        base = Path("eval-ensemble")
+        print(members.describe())
+    elif first.run_dir:
+        base = RunDir(first.run_dir).eval_dir
+    else:
+        base = first.checkpoint.parent / EVAL_DIR
     out_dir = Path(args.output) if args.output else base / args.split
-    paths = write_evaluation(evaluation, out_dir)
+    paths_written = write_evaluation(evaluation, out_dir)
     print(summary(evaluation))
-    print(f"\nwritten: {', '.join(str(p) for p in paths.values())}")
+    print(f"\nwritten: {', '.join(str(p) for p in paths_written.values())}")
     return 0
 
 

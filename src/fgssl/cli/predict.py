@@ -13,15 +13,18 @@ import torch
 
 from fgssl.atomic import write_csv_atomically
 from fgssl.cli.common import (
-    add_checkpoint_argument,
+    MODELS_HELP,
     add_common_options,
     add_precision_option,
     add_tta_option,
     resolve_device,
     resolve_precision,
+    resolve_tta,
     run_command,
 )
-from fgssl.errors import ConfigError, DataNotFoundError, ImageReadError
+from fgssl.cli.members import Members, load_members
+from fgssl.cli.predict_failures import report_failures, require_some
+from fgssl.errors import ConfigError, DataNotFoundError
 from fgssl.evaluation.classes import match_classes
 from fgssl.evaluation.exported import ExportedModel, ExportedNet
 from fgssl.evaluation.inference import predict_probabilities
@@ -29,7 +32,6 @@ from fgssl.evaluation.predict import (
     EXCLUDED_BY_DEFAULT,
     ID_COLUMNS,
     IMAGE_EXTENSIONS,
-    NO_FILE,
     ImageInputs,
     Predictions,
     eval_transform,
@@ -44,10 +46,9 @@ from fgssl.evaluation.temperature import (
     fit_temperature,
     logits_from_probabilities,
 )
-from fgssl.run.loading import build_eval_datamodule, load_run
+from fgssl.run.loading import build_eval_datamodule
 
 PROG = "fgssl-predict"
-SHOWN_FAILURES = 20
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
             "image: id, path, prediction (class index), class (its name) and prob_<class> for "
             "every class (the combined prediction's probabilities). Images that cannot be "
             "read are listed (and written to <output>_failed.csv); the others are still "
-            "predicted, and the exit status is then 1."
+            "predicted, and the exit status is then 1. Several checkpoints are an ensemble: "
+            "their probabilities are averaged (refused when their classes or preprocessing "
+            "differ), and <output>_ensemble.json names the members."
         ),
         epilog=(
             "examples:\n"
@@ -67,11 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
             "      --submission submission.csv\n"
             "  fgssl-predict model.ckpt images/ --image-size 224   # no run config at hand\n"
             "  fgssl-predict exported/model.onnx images/   # fgssl-export's file (onnxruntime)\n"
-            "  fgssl-predict RUN images/ --calibrate   # temperature-scaled probabilities"
+            "  fgssl-predict RUN images/ --calibrate   # temperature-scaled probabilities\n"
+            "  fgssl-predict RUN1 RUN2 RUN3 images/ --tta-views d4   # an ensemble of three\n"
+            "  fgssl-predict multirun/aptos/2024-05-01_10-00-00 images/   # a fold sweep's folds"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_checkpoint_argument(parser)
+    parser.add_argument("models", nargs="+", metavar="MODEL", help=MODELS_HELP)
     _add_input_arguments(parser)
     add_tta_option(parser)
     add_precision_option(parser)
@@ -140,54 +145,66 @@ def _predict(args: argparse.Namespace) -> int:
     inputs = _read_inputs(args)
     device = resolve_device(args.device)
     resolve_precision(args.precision, None, PROG)  # a bad option before anything loads
-    loaded = None
-    precision = "32-true"
-    if args.path.endswith(".onnx"):  # fgssl-export's file: its own preprocessing
-        if args.calibrate:
-            raise ConfigError(
-                "--calibrate needs the run (its validation split): calibrate before export, "
-                "or predict with the run directory"
-            )
-        if args.precision is not None:
-            raise ConfigError(
-                "--precision applies to a checkpoint: an exported .onnx model runs in the "
-                "precision it was exported in"
-            )
-        model = ExportedModel.load(args.path)
-        net: Any = ExportedNet(model)
-        transform: Any = model.transform()
-        class_names = model.class_names
-        reader = image_reader(None, bits_stored=args.bits_stored)
-        device = torch.device("cpu")
+    members, columns = None, None
+    if any(str(model).endswith(".onnx") for model in args.models):
+        net, transform, class_names, reader = _exported(args)
+        device, precision, views = torch.device("cpu"), "32-true", resolve_tta(args, [None])
     else:
-        loaded = load_run(args.path, config=args.config, trusted=args.trust_checkpoint)
-        loaded.require_classifier()
-        net, class_names = loaded.module.net, loaded.class_names
-        transform = eval_transform(loaded.config, image_size=args.image_size)
-        reader = image_reader(loaded.config, bits_stored=args.bits_stored)
-        precision = resolve_precision(args.precision, loaded.config, PROG)
-    fitted = _fit_temperature(loaded, device, args.tta, precision) if args.calibrate else None
+        members = load_members(args.models, args, PROG)
+        net, class_names = members.nets, members.first.class_names
+        columns = members.columns(class_names)
+        transform = eval_transform(members.first.config, image_size=args.image_size)
+        reader = image_reader(members.first.config, bits_stored=args.bits_stored)
+        precision, views = members.precision, members.views
+    fitted = _fit_temperature(members, device, views) if args.calibrate else None
     predictions = predict_images(
         net,
         inputs,
         transform,
         class_names,
         device=device,
-        tta=args.tta,
+        tta=list(views),
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         reader=reader,
         precision=precision,
+        columns=columns,
     )
     output = Path(args.output)
-    _require_some(predictions, output)
+    require_some(predictions, output)
     if fitted is not None:
         _calibrate(predictions.table, fitted, class_names)
     output.parent.mkdir(parents=True, exist_ok=True)
     write_csv_atomically(output, predictions.table, exact=True)
     print(f"{len(predictions.table)} of {len(inputs.ids)} images predicted: {output}")
+    if members is not None and members.is_ensemble:
+        facts = members.write_facts(output.with_name(f"{output.stem}_ensemble.json"))
+        print(f"{members.describe()}\nits members and settings: {facts}")
     _write_submission(args.submission, predictions, class_names)
-    return _report_failures(predictions, output)
+    return report_failures(predictions, output)
+
+
+def _exported(args: argparse.Namespace) -> tuple[Any, Any, list[str], Any]:
+    """(net, transform, class names, reader) of fgssl-export's .onnx file (its own
+    preprocessing); options that apply to checkpoints only are refused."""
+    if len(args.models) > 1:
+        raise ConfigError(
+            "an exported .onnx model predicts alone: an ensemble takes run directories or "
+            ".ckpt files"
+        )
+    if args.calibrate:
+        raise ConfigError(
+            "--calibrate needs the run (its validation split): calibrate before export, "
+            "or predict with the run directory"
+        )
+    if args.precision is not None:
+        raise ConfigError(
+            "--precision applies to a checkpoint: an exported .onnx model runs in the "
+            "precision it was exported in"
+        )
+    model = ExportedModel.load(args.models[0])
+    reader = image_reader(None, bits_stored=args.bits_stored)
+    return ExportedNet(model), model.transform(), list(model.class_names), reader
 
 
 def _read_inputs(args: argparse.Namespace) -> ImageInputs:
@@ -214,53 +231,20 @@ def _write_submission(path: str | None, predictions: Predictions, class_names: l
         print(f"Kaggle submission: {write_kaggle_submission(predictions.table, class_names, path)}")
 
 
-def _require_some(predictions: Predictions, output: Path) -> None:
-    """Raise (no predictions CSV is written) when no image could be predicted, naming the
-    first failure; all of them are written to ``<output>_failed.csv``."""
-    if len(predictions.table) or not predictions.failures:
-        return
-    failed_csv = _write_failures(predictions, output)
-    image_id, reason = predictions.failures[0]
-    error = (
-        DataNotFoundError
-        if all(r.startswith(NO_FILE) for _, r in predictions.failures)
-        else ImageReadError
-    )
-    raise error(
-        f"none of the {len(predictions.failures)} images could be predicted, so no "
-        f"predictions are written (all listed in {failed_csv}), e.g. {image_id!r}: {reason}"
-    )
-
-
-def _write_failures(predictions: Predictions, output: Path) -> Path:
-    failed_csv = output.with_name(f"{output.stem}_failed.csv")
-    failed_csv.parent.mkdir(parents=True, exist_ok=True)
-    write_csv_atomically(failed_csv, pd.DataFrame(predictions.failures, columns=["id", "reason"]))
-    return failed_csv
-
-
-def _report_failures(predictions: Predictions, output: Path) -> int:
-    """0 when every image was predicted; else 1, the unread images listed on stderr (the
-    first :data:`SHOWN_FAILURES`) and in ``<output>_failed.csv``."""
-    if not predictions.failures:
-        return 0
-    failed_csv = _write_failures(predictions, output)
-    print(
-        f"{PROG}: error: {len(predictions.failures)} image(s) could not be read and were not "
-        f"predicted (all listed in {failed_csv}):",
-        file=sys.stderr,
-    )
-    for image_id, reason in predictions.failures[:SHOWN_FAILURES]:
-        print(f"  {image_id}: {reason}", file=sys.stderr)
-    if len(predictions.failures) > SHOWN_FAILURES:
-        print(f"  ... and {len(predictions.failures) - SHOWN_FAILURES} more", file=sys.stderr)
-    return 1
-
-
-def _fit_temperature(loaded: Any, device: Any, tta: bool, precision: str) -> tuple[float, int]:
+def _fit_temperature(
+    members: Members | None, device: Any, views: Sequence[str]
+) -> tuple[float, int]:
     """T fitted on the run's validation split (:mod:`fgssl.evaluation.temperature`), its
     labels matched to the checkpoint's classes by name, and the number of images it was
-    fitted on. Done before the images are predicted, so that a refusal comes first."""
+    fitted on. Done before the images are predicted, so that a refusal comes first (an
+    ensemble: its members have no one validation split)."""
+    assert members is not None  # an .onnx model was refused
+    if members.is_ensemble:
+        raise ConfigError(
+            "--calibrate fits T on one run's validation split: an ensemble's members have "
+            "no common one (a fold's is another fold's training data); predict without it"
+        )
+    loaded, precision = members.first, members.precision
     datamodule = build_eval_datamodule(loaded.require_config())
     datamodule.setup()
     assert datamodule.splits is not None
@@ -277,7 +261,7 @@ def _fit_temperature(loaded: Any, device: Any, tta: bool, precision: str) -> tup
             loaded.module.net,
             datamodule.eval_dataloader("val"),
             device=device,
-            tta=tta,
+            tta=list(views),
             precision=precision,
         )
     )

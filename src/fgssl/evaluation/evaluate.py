@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,12 @@ from fgssl.evaluation.bootstrap import BootstrapSettings
 from fgssl.evaluation.calibration import reliability_bins
 from fgssl.evaluation.checkpoints import LoadedRun
 from fgssl.evaluation.classes import ClassMatch, match_classes
+from fgssl.evaluation.ensemble import ensemble_facts
 from fgssl.evaluation.inference import HEADS, predict_probabilities, run_precision
 from fgssl.evaluation.prediction_table import prediction_table
 from fgssl.evaluation.reporting import paper_report
 from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score_heads
+from fgssl.ops.tta import tta_views
 from fgssl.run.layout import RELIABILITY_DIAGRAM, RESULTS
 from fgssl.undefined import undefined_to_null
 
@@ -74,34 +77,39 @@ class Evaluation:
 
 
 def evaluate_split(
-    loaded: LoadedRun,
+    loaded: LoadedRun | Sequence[LoadedRun],
     datamodule: ImageClassificationDataModule,
     split: str = "test",
     *,
     device: torch.device | str = "cpu",
-    tta: bool = False,
+    tta: Any = None,
     intervals: BootstrapSettings | None = None,
     precision: str = "32-true",
 ) -> Evaluation:
     """Predict every image of ``split`` in ``precision`` (see
     :func:`fgssl.evaluation.inference.predict_probabilities`; the run's own test ran in its
-    ``trainer.precision``) and score the combined prediction and the concat head, the
-    checkpoint's classes matched to the data's by name (:func:`match_classes`: reordered
-    into the data's label order, refused when the names differ; a pretrain checkpoint is
-    refused), with the bootstrap intervals (``intervals``; default
+    ``trainer.precision``), averaged over the views of ``tta`` (a spec of
+    :func:`fgssl.ops.tta.tta_views`), and score the combined prediction and the concat
+    head, the checkpoint's classes matched to the data's by name (:func:`match_classes`:
+    reordered into the data's label order, refused when the names differ; a pretrain
+    checkpoint is refused), with the bootstrap intervals (``intervals``; default
     :class:`BootstrapSettings`), the calibration and, for ICDR grading, the referable-DR
     view of :func:`fgssl.evaluation.reporting.paper_report`. The facts record the
-    precision."""
-    table, match = _scored_split(loaded, datamodule, split)
-    class_names = match.data_names
-    outputs = match.to_data_order(
-        predict_probabilities(
-            loaded.module.net,
-            datamodule.eval_dataloader(split),
-            device=device,
-            tta=tta,
-            precision=precision,
-        )
+    precision and the views.
+
+    Several checkpoints (``loaded`` a sequence) are an ensemble: their probabilities are
+    averaged image by image (:mod:`fgssl.evaluation.ensemble`; the caller checks their
+    preprocessing) and the facts name the members."""
+    members = [loaded] if isinstance(loaded, LoadedRun) else list(loaded)
+    table, matches = _scored_split(members, datamodule, split)
+    class_names = matches[0].data_names
+    outputs = predict_probabilities(
+        [member.module.net for member in members],
+        datamodule.eval_dataloader(split),
+        device=device,
+        tta=tta,
+        precision=precision,
+        columns=[match.order for match in matches],
     )
     labels = outputs["label"]
     ordinal = bool(datamodule.ordinal)
@@ -131,9 +139,8 @@ def evaluate_split(
             split=split,
         ),
         facts={
-            "checkpoint": str(loaded.checkpoint),
-            "checkpoint_class_names": match.checkpoint_names,
-            "tta": tta,
+            **_member_facts(members, matches),
+            "tta": list(tta_views(tta)) or None,
             "precision": run_precision(precision),
             "images": len(table),
             "unreadable_images_left_out": len(datamodule.unreadable),
@@ -141,14 +148,28 @@ def evaluate_split(
     )
 
 
+def _member_facts(members: list[LoadedRun], matches: list[ClassMatch]) -> dict[str, Any]:
+    """``checkpoint`` and ``checkpoint_class_names`` of one checkpoint; of an ensemble,
+    ``ensemble`` (:func:`ensemble_facts`) with each member's class names."""
+    if len(members) == 1:
+        return {
+            "checkpoint": str(members[0].checkpoint),
+            "checkpoint_class_names": matches[0].checkpoint_names,
+        }
+    facts = ensemble_facts(members)
+    facts["member_class_names"] = [match.checkpoint_names for match in matches]
+    return {"ensemble": facts}
+
+
 def _scored_split(
-    loaded: LoadedRun, datamodule: ImageClassificationDataModule, split: str
-) -> tuple[pd.DataFrame, ClassMatch]:
-    """The table of ``split`` and the checkpoint's classes matched to the data's by name,
+    members: list[LoadedRun], datamodule: ImageClassificationDataModule, split: str
+) -> tuple[pd.DataFrame, list[ClassMatch]]:
+    """The table of ``split`` and each checkpoint's classes matched to the data's by name,
     after refusing a pretrain checkpoint (:class:`CheckpointError`), a split the data does
     not have, one without labels, and classes that cannot be matched by name
     (:class:`ConfigError`); unreadable images left out are counted in a warning."""
-    loaded.require_classifier()
+    for member in members:
+        member.require_classifier()
     datamodule.setup()
     assert datamodule.splits is not None
     if split not in datamodule.splits:
@@ -167,13 +188,16 @@ def _scored_split(
         raise ConfigError(
             f"the {split!r} split has no labels to score against: use fgssl-predict for it"
         )
-    match = match_classes(
-        loaded.recorded_class_names,
-        datamodule.class_names,
-        checkpoint=str(loaded.checkpoint),
-        data=f"{split!r} split of {type(datamodule).__name__}",
-    )
-    return table, match
+    matches = [
+        match_classes(
+            member.recorded_class_names,
+            datamodule.class_names,
+            checkpoint=str(member.checkpoint),
+            data=f"{split!r} split of {type(datamodule).__name__}",
+        )
+        for member in members
+    ]
+    return table, matches
 
 
 def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> dict[str, Path]:

@@ -153,24 +153,26 @@ def _good_batches(
 
 
 def predict_images(
-    net: StagedNet,
+    net: StagedNet | Sequence[StagedNet],
     inputs: ImageInputs,
     transform: TensorTransform,
     class_names: Sequence[str],
     *,
     device: torch.device | str = "cpu",
-    tta: bool = False,
+    tta: Any = None,
     batch_size: int = 32,
     num_workers: int = 0,
     reader: Callable[[str | os.PathLike[str]], np.ndarray] = read_rgb,
     precision: str = "32-true",
+    columns: Sequence[Sequence[int]] | None = None,
 ) -> Predictions:
     """Predict every image that can be read (by ``reader``: the run's
-    :func:`image_reader`) in ``precision`` (see
-    :func:`~fgssl.evaluation.inference.predict_probabilities`). The table has one row per
-    predicted image: ``id``, ``path``, ``prediction`` (class index), ``class`` (its name)
-    and ``prob_<class>`` for every class (the combined prediction's probabilities, summing
-    to one)."""
+    :func:`image_reader`) in ``precision``, averaged over the views of ``tta`` and, for
+    several networks (an ensemble; ``columns``: each one's column of each class), over the
+    networks (see :func:`~fgssl.evaluation.inference.predict_probabilities`). The table has
+    one row per predicted image: ``id``, ``path``, ``prediction`` (class index), ``class``
+    (its name) and ``prob_<class>`` for every class (the combined prediction's
+    probabilities, summing to one)."""
     loader = SignalSafeDataLoader(
         _TolerantImages(inputs, transform, reader),
         batch_size=batch_size,
@@ -180,7 +182,9 @@ def predict_images(
     )
     failed: list[tuple[int, str]] = []
     batches = _good_batches(loader, failed)
-    outputs = predict_probabilities(net, batches, device=device, tta=tta, precision=precision)
+    outputs = predict_probabilities(
+        net, batches, device=device, tta=tta, precision=precision, columns=columns
+    )
     failures = [(inputs.ids[i], reason) for i, reason in sorted(failed)]
     if not outputs:
         return Predictions(_empty_table(class_names), failures)

@@ -45,11 +45,11 @@ NO_TTA: tuple[str, ...] = ()
 
 
 def tta_views(spec: Any, *, key: str = "tta") -> tuple[str, ...]:
-    """The view names of ``spec`` (see the module docstring; ``True``: ``flips``, ``False``:
-    none), in order; :data:`NO_TTA` for none or for the identity alone.
+    """The view names of ``spec`` (see the module docstring; ``True``: ``flips``, ``False``
+    and an empty list: none), in order; :data:`NO_TTA` for none or for the identity alone.
 
     Raises :class:`ConfigError` naming ``key`` for an unknown name or alias, a name listed
-    twice, an empty list or a value of another type."""
+    twice or a value of another type."""
     if spec is None or spec is False or (isinstance(spec, str) and spec.strip() in ("", "none")):
         return NO_TTA
     if spec is True:
@@ -59,7 +59,9 @@ def tta_views(spec: Any, *, key: str = "tta") -> tuple[str, ...]:
         if spec in ALIASES:
             return ALIASES[spec]
         spec = [part.strip() for part in spec.split(",")]
-    if not isinstance(spec, Sequence) or isinstance(spec, str) or not spec:
+    if isinstance(spec, Sequence) and not isinstance(spec, str) and len(spec) == 0:
+        return NO_TTA
+    if not isinstance(spec, Sequence) or isinstance(spec, str):
         raise ConfigError(
             f"{key}={spec!r}: expected null, one of {sorted(ALIASES)} or a list of views "
             f"from {list(VIEWS)}"

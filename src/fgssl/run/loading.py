@@ -16,11 +16,13 @@ from fgssl.errors import CheckpointError, ConfigError
 from fgssl.evaluation.checkpoints import LoadedRun, load_checkpoint
 from fgssl.run.factory import build_datamodule
 from fgssl.run.layout import CONFIG, PHASES, Phase, RunDir
+from fgssl.run.sweep_runs import job_dirs
 
 __all__ = [
     "RUN_CHECKPOINTS",
     "build_eval_datamodule",
     "check_split_matches",
+    "expand_sweeps",
     "find_run_dir",
     "load_run",
     "resolve_checkpoint",
@@ -50,6 +52,32 @@ def resolve_checkpoint(path: str | os.PathLike[str], *, phase: Phase = "finetune
         f"{str(path)!r} is a folder without a {phase} checkpoint: expected a run directory "
         f"of fgssl-train holding {' or '.join(RUN_CHECKPOINTS[phase])}, or a .ckpt file"
     )
+
+
+def expand_sweeps(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """``paths`` with each sweep directory (a folder of Hydra job folders ``<n>/.hydra``
+    that is no run itself) replaced by its jobs that hold a finetune checkpoint, in job
+    order: the members of an ensemble. Raises :class:`CheckpointError` for a sweep without
+    such a job, and for a path given twice."""
+    expanded: list[Path] = []
+    for path in map(lambda p: Path(p).expanduser(), paths):
+        jobs = job_dirs(path) if path.is_dir() and not (path / CONFIG).is_file() else []
+        if not jobs:
+            expanded.append(path)
+            continue
+        checkpoints = RUN_CHECKPOINTS["finetune"]
+        finished = [job for job in jobs if any((job / c).is_file() for c in checkpoints)]
+        if not finished:
+            raise CheckpointError(
+                f"{str(path)!r} is a sweep directory without a finished job (no "
+                f"{' or '.join(RUN_CHECKPOINTS['finetune'])} in its job folders)"
+            )
+        expanded += finished
+    resolved = [p.resolve() for p in expanded]
+    twice = sorted({str(p) for p in resolved if resolved.count(p) > 1})
+    if twice:
+        raise CheckpointError(f"{twice[0]!r} is given twice: each member of an ensemble once")
+    return expanded
 
 
 def find_run_dir(checkpoint: Path) -> Path | None:

@@ -18,7 +18,14 @@ from fgssl.errors import DataLayoutError, DataNotFoundError
 from fgssl.overrides import override_key, unquoted
 from fgssl.run.layout import CONFIG, RESULTS
 
-__all__ = ["METRIC_SECTIONS", "SEED_KEYS", "collect_runs", "override_key", "unquoted"]
+__all__ = [
+    "METRIC_SECTIONS",
+    "SEED_KEYS",
+    "collect_runs",
+    "job_dirs",
+    "override_key",
+    "unquoted",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +51,8 @@ def _flatten(node: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     return flat
 
 
-def _job_dirs(multirun_dir: Path) -> list[Path]:
+def job_dirs(multirun_dir: Path) -> list[Path]:
+    """The Hydra job folders (``<n>/.hydra``) of a multirun directory, in job order."""
     jobs = [p for p in multirun_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir()]
     return sorted(jobs, key=lambda p: (not p.name.isdigit(), p.name.zfill(12)))
 
@@ -60,7 +68,7 @@ def collect_runs(multirun_dir: str | os.PathLike[str]) -> pd.DataFrame:
     root = Path(multirun_dir).expanduser()
     if not root.is_dir():
         raise DataNotFoundError(f"multirun directory {str(root)!r} does not exist")
-    jobs = _job_dirs(root)
+    jobs = job_dirs(root)
     if not jobs:
         raise DataLayoutError(
             f"{str(root)!r} holds no Hydra job folders (<n>/.hydra/): expected the directory "
