@@ -20,6 +20,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from fgssl.conf.resolvers import default_resize_size
+from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from fgssl.errors import ConfigError
 from fgssl.evaluation.checkpoints import LoadedRun
 from fgssl.evaluation.classes import match_classes
@@ -47,11 +49,16 @@ def _preprocessing(config: DictConfig | None) -> dict[str, Any] | None:
     """The :data:`PREPROCESSING` values of a run config (None without a config)."""
     if config is None or config.get("data") is None:
         return None
-    values = {}
+    values: dict[str, Any] = {}
     for key in PREPROCESSING:
         node = OmegaConf.select(config.data, key, default=None)
         plain = OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
         values[key] = list(plain) if isinstance(plain, tuple) else plain
+    # unset keys are the data modules' defaults
+    values["mean"] = list(values["mean"] or IMAGENET_MEAN)
+    values["std"] = list(values["std"] or IMAGENET_STD)
+    if values["resize_size"] is None and values["image_size"] is not None:
+        values["resize_size"] = default_resize_size(int(values["image_size"]))
     return values
 
 

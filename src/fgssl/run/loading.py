@@ -58,7 +58,7 @@ def expand_sweeps(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     """``paths`` with each sweep directory (a folder of Hydra job folders ``<n>/.hydra``
     that is no run itself) replaced by its jobs that hold a finetune checkpoint, in job
     order: the members of an ensemble. Raises :class:`CheckpointError` for a sweep without
-    such a job, and for a path given twice."""
+    such a job, and for a checkpoint given twice (a run and its .ckpt too)."""
     expanded: list[Path] = []
     for path in map(lambda p: Path(p).expanduser(), paths):
         jobs = job_dirs(path) if path.is_dir() and not (path / CONFIG).is_file() else []
@@ -73,10 +73,12 @@ def expand_sweeps(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
                 f"{' or '.join(RUN_CHECKPOINTS['finetune'])} in its job folders)"
             )
         expanded += finished
-    resolved = [p.resolve() for p in expanded]
+    resolved = [resolve_checkpoint(p).resolve() for p in expanded]
     twice = sorted({str(p) for p in resolved if resolved.count(p) > 1})
     if twice:
-        raise CheckpointError(f"{twice[0]!r} is given twice: each member of an ensemble once")
+        raise CheckpointError(
+            f"checkpoint {twice[0]!r} is given twice: each member of an ensemble once"
+        )
     return expanded
 
 
