@@ -225,6 +225,7 @@ def test_the_report_of_a_fold_sweep_scores_out_of_fold_and_the_ensemble(tmp_path
     )
     markdown = (sweep / "report.md").read_text()
     assert "## Cross-validation" in markdown
+    assert "## Cross-validation" in paths["html"].read_text()
     assert f"| kappa * | {expected_cell(oof, 'out_of_fold', 'kappa')} |" in markdown
     folds_acc = pd.Series(
         [

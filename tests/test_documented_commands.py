@@ -248,7 +248,8 @@ def run_documented(compose_train: Compose, shown: Shown) -> None:
         return
     args = PARSER_TOOLS[tool]().parse_intermixed_args(words[1:])  # as run_command does
     if tool == "fgssl-eval":
-        OmegaConf.from_dotlist(list(args.overrides))
+        _, overrides = eval_cli.split_models(args.models)
+        OmegaConf.from_dotlist(overrides)
 
 
 @pytest.mark.parametrize("shown", COMMANDS, ids=str)

@@ -25,6 +25,7 @@ from fgssl.errors import ConfigError
 from fgssl.evaluation import load_checkpoint
 from fgssl.evaluation.checkpoints import read_checkpoint
 from fgssl.run.checkpointing import RelocatableModelCheckpoint
+from fgssl.run.layout import RunDir
 from fgssl.run.pipeline import run_training
 from fgssl.run.resume import check_resume_split, resumed_config
 
@@ -71,6 +72,9 @@ def test_resumed_run_matches_the_uninterrupted_run(
         "finetune_epochs=3",
         "trainer.deterministic=true",
         f"step_mode={step_mode}",
+        "data.folds=3",  # a fold of a cross-validation, tested with TTA, resumes alike
+        "data.fold=1",
+        "tta=flips",
     ]
     whole = run_training(compose_config(*overrides), tmp_path / "whole")
 
@@ -106,6 +110,12 @@ def test_resumed_run_matches_the_uninterrupted_run(
     assert resumed["best_val_score"] == whole["best_val_score"]
     saved = json.loads((tmp_path / "parts" / "results.json").read_text())
     assert saved["test"] == whole["test"]
+    for split in ("test", "val"):  # the fold's out-of-fold and test predictions
+        predictions = [
+            pd.read_csv(RunDir(path).predictions(split), dtype={"id": str})
+            for path in (tmp_path / "whole", tmp_path / "parts")
+        ]
+        pd.testing.assert_frame_equal(*predictions)
     # the resumed run's log holds each epoch once, as the uninterrupted run logged it
     for phase in ("pretrain", "finetune"):
         logs = [

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -65,6 +66,38 @@ def test_sweep_gives_one_directory_per_run(tmp_path: Path) -> None:
     assert list(summary["seeds"]) == [2, 2]
     assert summary["test/combined/acc mean"].between(0, 1).all()
     assert "| `schedule=8_4_2` | 2 |" in (tmp_path / "sweep" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_fold_sweep_reports_out_of_fold_scores_and_the_fold_ensemble(tmp_path: Path) -> None:
+    """fgssl-train -m data.fold=range(3), with flip TTA: each job validates on one fold
+    and tests on the shared test split; the report joins the folds' validation predictions
+    (each training image once) and averages their test predictions."""
+    result = run_sweep(
+        tmp_path, "pretrain_epochs=0", "data.folds=3", "data.fold=range(3)", "tta=flips"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "sweep"
+    splits = [pd.read_csv(sweep / str(j) / "split.csv", dtype={"id": str}) for j in range(3)]
+    tests = [set(s.loc[s["split"] == "test", "id"]) for s in splits]
+    assert tests[0] == tests[1] == tests[2]
+    pool = set(splits[0].loc[splits[0]["split"].isin(["train", "val"]), "id"])
+    groups = json.loads((sweep / "cross_validation.json").read_text())["groups"]
+    assert len(groups) == 1 and groups[0]["folds"] == 3
+    oof = pd.read_csv(sweep / "oof_predictions.csv", dtype={"id": str})
+    assert sorted(oof["id"]) == sorted(pool) and groups[0]["out_of_fold"]["images"] == len(pool)
+    ensemble = pd.read_csv(sweep / "fold_ensemble_test.csv", dtype={"id": str})
+    columns = [c for c in ensemble.columns if c.startswith("prob_")]
+    members = [
+        pd.read_csv(sweep / str(j) / "predictions" / "test.csv", dtype={"id": str})
+        .set_index("id")
+        .loc[ensemble["id"], columns]
+        .to_numpy()
+        for j in range(3)
+    ]
+    np.testing.assert_allclose(ensemble[columns].to_numpy(), sum(members) / 3, atol=1e-12)
+    assert json.loads((sweep / "0" / "results.json").read_text())["tta"][1] == "hflip"
+    assert "## Cross-validation" in (sweep / "report.md").read_text()
 
 
 @pytest.mark.slow

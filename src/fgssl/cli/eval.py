@@ -108,7 +108,7 @@ def _interval_settings(args: argparse.Namespace, config: Any) -> BootstrapSettin
         raise ConfigError(f"--{error}") from None
 
 
-def _split_models(items: list[str]) -> tuple[list[str], list[str]]:
+def split_models(items: list[str]) -> tuple[list[str], list[str]]:
     """(models, overrides) of the positional arguments: KEY=VALUE items that are no
     existing path are overrides."""
     overrides = [i for i in items if "=" in i and not Path(i).expanduser().exists()]
@@ -121,7 +121,7 @@ def _split_models(items: list[str]) -> tuple[list[str], list[str]]:
 def _evaluate(args: argparse.Namespace) -> int:
     _interval_settings(args, None)  # bad options are refused before anything is loaded
     resolve_precision(args.precision, None, PROG)
-    paths, overrides = _split_models(args.models)
+    paths, overrides = split_models(args.models)
     members = load_members(paths, args, PROG)
     first = members.first
     datamodule = build_eval_datamodule(first.require_config(), overrides)

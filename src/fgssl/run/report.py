@@ -189,7 +189,10 @@ def write_report(
         columns,
         out / REPORT_HTML,
         title=f"fgssl sweep {Path(multirun_dir).name}",
-        notes=[failures_markdown(failed, common=common)] if failed else [],
+        notes=[
+            *([folds_text] if folds_text else []),
+            *([failures_markdown(failed, common=common)] if failed else []),
+        ],
     )
     return paths
 
