@@ -16,6 +16,13 @@ from fgssl.data.folds import check_folds, fold_of_rows
 from fgssl.errors import ConfigError, DataLayoutError
 from layouts import ISIC2018Tree, make_isic2018
 
+
+class Draws:
+    draws_splits = True
+
+
+DRAWS = Draws()
+
 SMALL: dict[str, object] = dict(
     image_size=32, resize_size=36, batch_size=4, num_workers=0, verify_images="none"
 )
@@ -48,14 +55,14 @@ def test_bad_fold_options_are_refused_in_one_line(
     folds: object, fold: object, message: str
 ) -> None:
     with pytest.raises(ConfigError) as error:
-        check_folds(folds, fold, reader="X", draws=True)
+        check_folds(folds, fold, reader=DRAWS)
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
 
 
 def test_fold_options_default_to_five_folds_and_none() -> None:
-    assert check_folds(None, None, reader="X", draws=True) == (None, None)
-    assert check_folds(None, 4, reader="X", draws=True) == (5, 4)
-    assert check_folds(10, 9, reader="X", draws=True) == (10, 9)
+    assert check_folds(None, None, reader=DRAWS) == (None, None)
+    assert check_folds(None, 4, reader=DRAWS) == (5, 4)
+    assert check_folds(10, 9, reader=DRAWS) == (10, 9)
 
 
 def test_a_reader_of_official_splits_refuses_a_fold(tmp_path: Path) -> None:

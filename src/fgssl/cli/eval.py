@@ -30,21 +30,24 @@ from fgssl.undefined import format_metric
 PROG = "fgssl-eval"
 
 
+DESCRIPTION = (
+    "Evaluate a trained fgssl checkpoint on a labelled split of its dataset: writes "
+    "results.json (every metric of the combined prediction and of the concat head "
+    "with its bootstrap interval, the calibration, the referable-DR view of graded "
+    "DR data, and the confusion matrices), per_class.csv, predictions.csv, "
+    "confusion_matrix.png and reliability_diagram.png. The checkpoint's classes are "
+    "matched to the data's by name: reordered when the data lists them in another "
+    "order, refused when the names differ. A pretrain-phase checkpoint is refused. "
+    "Several run directories or checkpoints are an ensemble: their class "
+    "probabilities are averaged image by image (refused when their classes or "
+    "preprocessing differ) and results.json names the members."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description=(
-            "Evaluate a trained fgssl checkpoint on a labelled split of its dataset: writes "
-            "results.json (every metric of the combined prediction and of the concat head "
-            "with its bootstrap interval, the calibration, the referable-DR view of graded "
-            "DR data, and the confusion matrices), per_class.csv, predictions.csv, "
-            "confusion_matrix.png and reliability_diagram.png. The checkpoint's classes are "
-            "matched to the data's by name: reordered when the data lists them in another "
-            "order, refused when the names differ. A pretrain-phase checkpoint is refused. "
-            "Several run directories or checkpoints are an ensemble: their class "
-            "probabilities are averaged image by image (refused when their classes or "
-            "preprocessing differ) and results.json names the members."
-        ),
+        description=DESCRIPTION,
         epilog=(
             "examples:\n"
             "  fgssl-eval outputs/aptos/2024-05-01_10-00-00\n"

@@ -169,9 +169,7 @@ class ImageClassificationDataModule(
         self.verify_images: VerifyMode = verify_images
         self.label_fraction = label_fraction
         self.sampler = sampler
-        self.folds, self.fold = check_folds(
-            folds, fold, reader=type(self).__name__, draws=self.draws_splits
-        )
+        self.folds, self.fold = check_folds(folds, fold, reader=self)
         self.unlabelled = parse_sources(unlabelled)
         self.unlabelled_own = bool(unlabelled_own)
         self.cache = make_cache(

@@ -26,15 +26,13 @@ DEFAULT_FOLDS = 5
 """The number of folds when ``data.fold`` is set and ``data.folds`` is not."""
 
 
-def check_folds(
-    folds: object, fold: object, *, reader: str, draws: bool
-) -> tuple[int | None, int | None]:
+def check_folds(folds: object, fold: object, *, reader: object) -> tuple[int | None, int | None]:
     """(number of folds, fold index) of the options, or (None, None) without cross-validation.
 
     Raises :class:`ConfigError` naming the key for ``data.folds`` without ``data.fold``, a
     value that is not an integer, fewer than 2 folds, a fold index outside 0..K-1, and a
-    fold for a reader (``reader``, its class name) that does not draw its validation split
-    (``draws`` False: official splits only, e.g. MedMNIST)."""
+    fold for a data module (``reader``) that does not draw its validation split (its
+    ``draws_splits`` False: official splits only, e.g. MedMNIST)."""
     if fold is None:
         if folds is not None:
             raise ConfigError(
@@ -43,9 +41,9 @@ def check_folds(
                 "fgssl-train -m ... data.fold=range(K))"
             )
         return None, None
-    if not draws:
+    if not getattr(reader, "draws_splits", False):
         raise ConfigError(
-            f"data.fold={fold}: {reader} reads official splits only; k-fold "
+            f"data.fold={fold}: {type(reader).__name__} reads official splits only; k-fold "
             "cross-validation needs a reader that draws its validation split from the "
             "training images"
         )

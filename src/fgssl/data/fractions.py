@@ -46,7 +46,6 @@ class HeldOutFractions:
             test_fraction=self.test_fraction,
             seed=self.seed,
             keep_identical=self.duplicates != "ignore",
-            folds=self.folds,
-            fold=self.fold,
+            fold=None if self.fold is None or self.folds is None else (self.fold, self.folds),
             **kwargs,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -62,8 +63,7 @@ def assemble_splits(
     default_val_fraction: float = 0.2,
     keep_identical: bool = False,
     unique_ids: bool = True,
-    folds: int | None = None,
-    fold: int | None = None,
+    fold: tuple[int, int] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The train / val / test tables from the labelled ``train`` table and any given
     ``val`` and ``test`` tables (e.g. a dataset's official ones).
@@ -76,11 +76,8 @@ def assemble_splits(
     - ``group_column``: rows sharing its value (a lesion, a patient) stay on one side; a
       blank value is a group of its own (:func:`_mark_groups`; ``group_name`` names the
       column in messages). The share each drawn split got is logged (:func:`_hold_out`).
-    - ``folds``, ``fold`` (k-fold cross-validation, checked by
-      :func:`fgssl.data.folds.check_folds`): after the test split, the rest of ``train`` is
-      partitioned into ``folds`` folds (:func:`fgssl.data.folds.fold_of_rows`, seeded,
-      by group) and fold ``fold`` is the validation split, in place of ``val`` and
-      ``val_fraction``. The test split does not depend on the fold.
+    - ``fold`` (index, number of folds): the validation split is that fold of what the test
+      split left (:func:`_fold_split`), in place of ``val`` and ``val_fraction``.
     - ``keep_identical``: byte-identical image files of ``train`` stay on one side too.
     - An image listed in two of the tables is refused (:func:`require_distinct`; by
       ``path``, and by ``id`` unless ``unique_ids`` is False).
@@ -96,30 +93,27 @@ def assemble_splits(
     rest = _mark_identical(train) if keep_identical and draws else train
     if group_column is not None and draws:
         rest = _mark_groups(rest, group_column, group_name)
-    hold_out = functools.partial(
-        _hold_out, seed=seed, total=len(train), group_name=group_name if group_column else None
-    )
+    by = group_name if group_column else None
+    hold_out = functools.partial(_hold_out, seed=seed, total=len(train), group_name=by)
     replaced = "%s=%s: the %s split is held out of the training images"
     if test_fraction > 0:
         if test is not None:
             log.info(replaced, "test_fraction", test_fraction, "test")
         rest, test = hold_out(rest, "test", test_fraction, test_fraction)
     if fold is not None:
-        assert folds is not None
-        _log_fold_replaces(fold, val=val, val_fraction=val_fraction, test=test)
-        rest, val = _fold_split(
-            rest, folds, fold, seed=seed, group_name=group_name if group_column else None
-        )
+        rest, val = _fold_split(rest, fold, seed, by, val=val, val_fraction=val_fraction, test=test)
     elif val_fraction is not None or val is None:
         if val is not None:
             log.info(replaced, "val_fraction", val_fraction, "validation")
         asked = val_fraction or default_val_fraction
         rest, val = hold_out(rest, "validation", asked, asked / (1.0 - test_fraction))
     splits = {"train": rest, "val": val, "test": val if test is None else test}
-    return {
-        name: table.drop(columns=["_same", GROUP], errors="ignore").reset_index(drop=True)
-        for name, table in splits.items()
-    }
+    return {name: _unmarked(table) for name, table in splits.items()}
+
+
+def _unmarked(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` without the marks of the draws (:data:`GROUP`, ``_same``), renumbered."""
+    return table.drop(columns=["_same", GROUP], errors="ignore").reset_index(drop=True)
 
 
 def _log_fold_replaces(
@@ -146,11 +140,19 @@ def _log_fold_replaces(
 
 
 def _fold_split(
-    table: pd.DataFrame, folds: int, fold: int, *, seed: int, group_name: str | None
+    table: pd.DataFrame,
+    fold_and_folds: tuple[int, int],
+    seed: int,
+    group_name: str | None,
+    **replaced: Any,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, val) of ``table``: the rows outside and inside fold ``fold`` of the partition
-    :func:`fold_of_rows` draws (groups and ``_same`` keys kept in one fold); the fold sizes
-    are logged. :class:`DataLayoutError` when the rows cannot make ``folds`` folds."""
+    """(train, val) of ``table`` (what the test split left of the training images): the rows
+    outside and inside the fold of the partition :func:`fold_of_rows` draws (seeded; groups
+    and ``_same`` keys kept in one fold, so it does not depend on the fold asked); the fold
+    sizes are logged, with what the fold replaces (``replaced``: ``val``, ``val_fraction``,
+    ``test``). :class:`DataLayoutError` when the rows cannot make that many folds."""
+    fold, folds = fold_and_folds
+    _log_fold_replaces(fold, **replaced)
     by = f" by {group_name}" if group_name else ""
     try:
         assignment = fold_of_rows(

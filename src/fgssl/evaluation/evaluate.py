@@ -86,20 +86,16 @@ def evaluate_split(
     intervals: BootstrapSettings | None = None,
     precision: str = "32-true",
 ) -> Evaluation:
-    """Predict every image of ``split`` in ``precision`` (see
-    :func:`fgssl.evaluation.inference.predict_probabilities`; the run's own test ran in its
+    """Predict every image of ``split`` in ``precision`` (the run's own test ran in its
     ``trainer.precision``), averaged over the views of ``tta`` (a spec of
-    :func:`fgssl.ops.tta.tta_views`), and score the combined prediction and the concat
-    head, the checkpoint's classes matched to the data's by name (:func:`match_classes`:
-    reordered into the data's label order, refused when the names differ; a pretrain
-    checkpoint is refused), with the bootstrap intervals (``intervals``; default
-    :class:`BootstrapSettings`), the calibration and, for ICDR grading, the referable-DR
-    view of :func:`fgssl.evaluation.reporting.paper_report`. The facts record the
-    precision and the views.
-
-    Several checkpoints (``loaded`` a sequence) are an ensemble: their probabilities are
-    averaged image by image (:mod:`fgssl.evaluation.ensemble`; the caller checks their
-    preprocessing) and the facts name the members."""
+    :func:`fgssl.ops.tta.tta_views`; see :func:`~.inference.predict_probabilities`), and
+    score the combined prediction and the concat head, the checkpoint's classes matched to
+    the data's by name (:func:`match_classes`: reordered into the data's label order,
+    refused when the names differ; a pretrain checkpoint is refused), with the bootstrap
+    intervals (``intervals``), the calibration and, for ICDR grading, the referable-DR view
+    of :func:`~.reporting.paper_report`; the facts record the precision and views. Several
+    checkpoints (``loaded`` a sequence) are an ensemble: their probabilities are averaged
+    image by image (:mod:`~.ensemble`; the caller checks their preprocessing)."""
     members = [loaded] if isinstance(loaded, LoadedRun) else list(loaded)
     table, matches = _scored_split(members, datamodule, split)
     class_names = matches[0].data_names
@@ -120,10 +116,7 @@ def evaluate_split(
         official_metric=datamodule.official_metric,
         metrics=score_heads(heads, labels, split=split, ordinal=ordinal, class_names=class_names),
         confusion={head: confusion_matrix(outputs[head], labels) for head in HEADS},
-        per_class=pd.concat(
-            [per_class_report(p, labels, class_names).assign(head=h) for h, p in heads.items()],
-            ignore_index=True,
-        )[["head", "class", "precision", "recall", "f1", "auroc", "support"]],
+        per_class=_per_class(heads, labels, class_names),
         predictions=prediction_table(
             table["id"].astype(str).tolist(),
             labels.numpy(),
@@ -140,12 +133,30 @@ def evaluate_split(
         ),
         facts={
             **_member_facts(members, matches),
-            "tta": list(tta_views(tta)) or None,
-            "precision": run_precision(precision),
-            "images": len(table),
-            "unreadable_images_left_out": len(datamodule.unreadable),
+            **_settings_facts(tta, precision, len(table), len(datamodule.unreadable)),
         },
     )
+
+
+def _per_class(
+    heads: dict[str, torch.Tensor], labels: torch.Tensor, class_names: list[str]
+) -> pd.DataFrame:
+    """One row per head and class: :func:`per_class_report` of each head."""
+    return pd.concat(
+        [per_class_report(p, labels, class_names).assign(head=h) for h, p in heads.items()],
+        ignore_index=True,
+    )[["head", "class", "precision", "recall", "f1", "auroc", "support"]]
+
+
+def _settings_facts(tta: Any, precision: str, images: int, unreadable: int) -> dict[str, Any]:
+    """The views (:func:`tta_views`), the precision and the numbers of images scored and of
+    unreadable ones left out."""
+    return {
+        "tta": list(tta_views(tta)) or None,
+        "precision": run_precision(precision),
+        "images": images,
+        "unreadable_images_left_out": unreadable,
+    }
 
 
 def _member_facts(members: list[LoadedRun], matches: list[ClassMatch]) -> dict[str, Any]:

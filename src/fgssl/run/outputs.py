@@ -43,6 +43,8 @@ def write_outputs(
     (:mod:`fgssl.run.predictions`), the figures, the SSL evaluation of the pretrained
     network (added to ``results`` and results.json rewritten), then report.html and the
     MLflow attachments."""
+    results["tta"] = list(module.test_views) or None  # the test's views (fgssl.ops.tta)
+    results["ordinal"] = bool(datamodule.ordinal)  # which metrics the task has
     add_paper_report(
         cfg,
         results,

@@ -88,9 +88,6 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             monitor,
         )
     tested = best or str(run.last_checkpoint("finetune"))
-    module.test_views = tta_views(cfg.get("tta"))
-    if module.test_views and is_rank_zero():
-        log.info("test-time augmentation: %s", describe_views(module.test_views))
     (test_metrics,) = trainer.test(
         module, datamodule=datamodule, ckpt_path=tested, weights_only=True
     )
@@ -100,12 +97,10 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         {
             "test": nest_metrics(test_metrics, prefix="test/"),
             "precision": str(trainer.precision),  # of the test (fgssl-eval: the same)
-            "tta": list(module.test_views) or None,  # the test's views (fgssl.ops.tta)
             "monitor": monitor,
             "best_val_score": _to_float(checkpoint.best_model_score),
             "best_checkpoint": str(Path(best).relative_to(run.root.resolve())) if best else None,
             "class_names": list(datamodule.class_names),
-            "ordinal": bool(datamodule.ordinal),
             "confusion_matrix": module.test_confusion_matrices,
             "timings": timings,
         }
@@ -113,6 +108,14 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     if trainer.is_global_zero:
         write_outputs(cfg, run, results, module, datamodule, trainer.strategy.root_device)
     return results
+
+
+def _test_views(cfg: DictConfig) -> tuple[str, ...]:
+    """The test-time augmentation of the run's test (``tta``), logged."""
+    views = tta_views(cfg.get("tta"))
+    if views and is_rank_zero():
+        log.info("test-time augmentation of the test: %s", describe_views(views))
+    return views
 
 
 def _start(cfg: DictConfig, run: RunDir) -> tuple[ImageClassificationDataModule, ResumePoint]:
@@ -168,6 +171,8 @@ def fit_phase(
     """
     datamodule.enter_phase(phase)
     module = build_module(cfg, datamodule, phase=phase)
+    if phase == "finetune":  # the phase that is tested
+        module.test_views = _test_views(cfg)
     _check_room_for_checkpoints(run.root, module)
     resumed_epoch = _resumed_epoch(resume_from, module)
     _load_initial_state(cfg, module, phase, initial_state, fresh=resume_from is None)
