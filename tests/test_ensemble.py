@@ -29,6 +29,13 @@ ORDER = [4, 2, 0, 1, 3]
 single_thread = pytest.fixture(autouse=True)(one_thread)
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands that write where they are started (an ensemble's ./eval-ensemble) write
+    into the test's folder."""
+    monkeypatch.chdir(tmp_path)
+
+
 def member(tiny_run: Path, dest: Path, change: Callable[[dict], None]) -> Path:
     """A run directory holding tiny_run's config and split and its best checkpoint changed
     by ``change`` (the loaded checkpoint dict, edited in place)."""
@@ -104,20 +111,20 @@ def test_ensemble_eval_is_the_mean_of_its_members_by_class_name(
 ) -> None:
     for name, run in (("first", tiny_run), ("second", other)):
         assert evaluate(str(run), "--output", str(tmp_path / name)) == 0
-    assert evaluate(str(tiny_run), str(other), "--output", str(tmp_path / "both")) == 0
+    assert evaluate(str(tiny_run), str(other)) == 0  # written to ./eval-ensemble/test
     first, second = (probabilities(tmp_path / n / "predictions.csv") for n in ("first", "second"))
     assert np.abs(first - second).max() > 0.01  # the members differ
-    both = probabilities(tmp_path / "both" / "predictions.csv")
+    both = probabilities(tmp_path / "eval-ensemble" / "test" / "predictions.csv")
     np.testing.assert_allclose(both, (first + second) / 2, atol=1e-6)
-    results = json.loads((tmp_path / "both" / "results.json").read_text())
+    results = json.loads((tmp_path / "eval-ensemble" / "test" / "results.json").read_text())
     assert results["ensemble"]["members"] == [
         str(tiny_run / "finetune" / BEST_CHECKPOINT),
         str(other / "finetune" / BEST_CHECKPOINT),
     ]
     assert results["ensemble"]["member_class_names"][1] == [CLASSES[i] for i in ORDER]
-    labels = pd.read_csv(tmp_path / "both" / "predictions.csv")["label"].to_numpy()
+    labels = pd.read_csv(tmp_path / "eval-ensemble" / "test" / "predictions.csv")["label"]
     assert results["metrics"]["combined"]["acc"] == pytest.approx(
-        skm.accuracy_score(labels, both.argmax(1))
+        skm.accuracy_score(labels.to_numpy(), both.argmax(1))
     )
 
 

@@ -183,9 +183,10 @@ def write_fold_report(
     """Score every cross-validation of the sweep (:func:`fold_groups`, :func:`cross_validate`)
     and write ``cross_validation.json`` and the joined tables into ``out_dir`` (with a
     ``_<n>`` suffix per group when there are several). Returns the Markdown section for
-    ``report.md`` ("" and no file when the sweep has no fold) and the paths by name."""
+    ``report.md`` ("" and no file when no group has two folds: the sweep is not over the
+    folds) and the paths by name."""
     groups = fold_groups(multirun_dir, runs)
-    if not groups:
+    if not any(len(group.jobs) > 1 for group in groups):  # no sweep over the folds
         return "", {}
     entries, paths = [], {}
     for number, group in enumerate(groups, 1):
