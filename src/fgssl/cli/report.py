@@ -24,7 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
             "Turn the directory of an `fgssl-train -m ...` sweep into a results table: one row "
             "per configuration (the job's overrides other than seed), each metric as mean ± "
             "sample standard deviation over seeds. Writes report.md, report.csv (means and "
-            "standard deviations) and runs.csv (every job) and prints the Markdown table."
+            "standard deviations) and runs.csv (every job) and prints the Markdown table. A "
+            "sweep over data.fold adds its cross-validation: the out-of-fold scores and the "
+            "fold ensemble on the shared test split, with intervals (cross_validation.json, "
+            "oof_predictions.csv, fold_ensemble_test.csv and a section of report.md)."
         ),
         epilog=(
             "examples:\n"
