@@ -26,10 +26,11 @@ from realdata_layouts import realdata_root
 
 DIAGNOSES = ("nv", "bcc", "vasc")
 PER_CLASS = 90
-THRESHOLD = 0.55
-"""Chance is 1/3. Measured held-out balanced accuracy of this run on seeds 0-4 (idle and
-busy 2-core CPU, torch 2.14.1): see the assertion's message; the threshold leaves a margin
-below the lowest of them."""
+THRESHOLD = 0.5
+"""Chance is 1/3 (54 held-out images: a pipeline that learns nothing scores 0.33 +- 0.07).
+Measured held-out balanced accuracy of this run on seeds 0-4 (this project's 2-core CPU,
+busy, torch 2.14.1): 0.796, 0.685, 0.630, 0.852, 0.741 (mean 0.741); the threshold leaves
+0.13 below the lowest."""
 RUN = [
     "+experiment=isic2018",
     "+method=baseline",
