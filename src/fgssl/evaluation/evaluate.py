@@ -21,6 +21,7 @@ from fgssl.evaluation.classes import ClassMatch, match_classes
 from fgssl.evaluation.inference import HEADS, predict_probabilities, run_precision
 from fgssl.evaluation.reporting import paper_report
 from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score_heads
+from fgssl.evaluation.thresholds import thresholded_columns
 from fgssl.run.layout import RELIABILITY_DIAGRAM, RESULTS
 from fgssl.undefined import undefined_to_null
 
@@ -48,7 +49,8 @@ class Evaluation:
     """One row per head and class: precision, recall, F1, AUROC (NaN where undefined),
     support."""
     predictions: pd.DataFrame
-    """One row per image: id, label, prediction and the combined probability of each class."""
+    """One row per image: id, label, prediction, the combined probability of each class and,
+    with the checkpoint's ordinal thresholds, the expected and thresholded grades."""
     facts: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
     """:func:`fgssl.evaluation.reporting.paper_report`: ``intervals``, ``calibration`` and
@@ -105,17 +107,27 @@ def evaluate_split(
     labels = outputs["label"]
     ordinal = bool(datamodule.ordinal)
     heads = {head: outputs[head] for head in HEADS}
+    thresholds = loaded.module.ordinal_thresholds if ordinal else None
     return Evaluation(
         split=split,
         class_names=class_names,
         official_metric=datamodule.official_metric,
-        metrics=score_heads(heads, labels, split=split, ordinal=ordinal, class_names=class_names),
+        metrics=score_heads(
+            heads,
+            labels,
+            split=split,
+            ordinal=ordinal,
+            class_names=class_names,
+            thresholds=thresholds,
+        ),
         confusion={head: confusion_matrix(outputs[head], labels) for head in HEADS},
         per_class=pd.concat(
             [per_class_report(p, labels, class_names).assign(head=h) for h, p in heads.items()],
             ignore_index=True,
         )[["head", "class", "precision", "recall", "f1", "auroc", "support"]],
-        predictions=_predictions(table, labels, outputs["combined"], class_names),
+        predictions=_predictions(table, labels, outputs["combined"], class_names).assign(
+            **thresholded_columns(outputs["combined"].double().numpy(), thresholds, class_names)
+        ),
         report=paper_report(
             {head: probabilities.double().numpy() for head, probabilities in heads.items()},
             labels.numpy(),
@@ -131,6 +143,7 @@ def evaluate_split(
             "precision": run_precision(precision),
             "images": len(table),
             "unreadable_images_left_out": len(datamodule.unreadable),
+            **({"ordinal_thresholds": thresholds.to_json()} if thresholds else {}),
         },
     )
 

@@ -40,6 +40,13 @@ from fgssl.run.layout import Phase, RunDir
 from fgssl.run.outputs import write_outputs
 from fgssl.run.pretrained_run import check_pretrained_run, pretrained_weights
 from fgssl.run.resume import ResumePoint, check_resume_split, find_resume_point
+from fgssl.run.thresholds import (
+    THRESHOLDS_KEY,
+    fit_run_thresholds,
+    results_record,
+    store_thresholds,
+    wants_thresholds,
+)
 from fgssl.undefined import undefined_to_null
 
 __all__ = ["fit_phase", "run_training"]
@@ -87,6 +94,9 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             monitor,
         )
     tested = best or str(run.last_checkpoint("finetune"))
+    fitted = None
+    if wants_thresholds(cfg, datamodule):  # before the test, which scores them
+        fitted = fit_run_thresholds(trainer, module, datamodule, tested)
     (test_metrics,) = trainer.test(
         module, datamodule=datamodule, ckpt_path=tested, weights_only=True
     )
@@ -104,7 +114,11 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             "timings": timings,
         }
     )
+    if fitted is not None:
+        results[THRESHOLDS_KEY] = results_record(fitted, datamodule, tested)
     if trainer.is_global_zero:
+        if fitted is not None:
+            store_thresholds(tested, fitted)
         write_outputs(cfg, run, results, module, datamodule, trainer.strategy.root_device)
     return results
 
@@ -124,6 +138,7 @@ def _start(cfg: DictConfig, run: RunDir) -> tuple[ImageClassificationDataModule,
     resume = find_resume_point(run.root) if cfg.get("resume") else ResumePoint()
     datamodule = configured_datamodule(cfg)
     monitor_key(cfg, datamodule)  # a misspelt monitor, before any data is read
+    wants_thresholds(cfg, datamodule)  # ordinal_thresholds=true on data without grades
     datamodule.prepare_data()
     datamodule.setup()
     check_schedule_fits(cfg, datamodule)
