@@ -57,9 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Predict new images with a trained fgssl checkpoint. Writes a CSV with one row per "
             "image: id, path, prediction (class index), class (its name) and prob_<class> for "
-            "every class (the combined prediction's probabilities); for a graded run with "
-            "fitted ordinal thresholds also expected_grade, prediction_thresholded and "
-            "class_thresholded (the grade cut by the thresholds). Images that cannot be "
+            "every class (the combined prediction's probabilities; a graded run adds the grade "
+            "cut by its ordinal thresholds: README, Metrics). Images that cannot be "
             "read are listed (and written to <output>_failed.csv); the others are still "
             "predicted, and the exit status is then 1."
         ),
@@ -145,7 +144,6 @@ def _predict(args: argparse.Namespace) -> int:
     resolve_precision(args.precision, None, PROG)  # a bad option before anything loads
     loaded = None
     precision = "32-true"
-    thresholds = None
     if args.path.endswith(".onnx"):  # fgssl-export's file: its own preprocessing
         if args.calibrate:
             raise ConfigError(
@@ -170,7 +168,6 @@ def _predict(args: argparse.Namespace) -> int:
         transform = eval_transform(loaded.config, image_size=args.image_size)
         reader = image_reader(loaded.config, bits_stored=args.bits_stored)
         precision = resolve_precision(args.precision, loaded.config, PROG)
-        thresholds = loaded.module.ordinal_thresholds
     fitted = _fit_temperature(loaded, device, args.tta, precision) if args.calibrate else None
     predictions = predict_images(
         net,
@@ -183,7 +180,7 @@ def _predict(args: argparse.Namespace) -> int:
         num_workers=args.num_workers,
         reader=reader,
         precision=precision,
-        thresholds=thresholds,
+        thresholds=loaded.module.ordinal_thresholds if loaded else None,
     )
     output = Path(args.output)
     _require_some(predictions, output)
@@ -218,8 +215,7 @@ def _write_submission(path: str | None, predictions: Predictions, class_names: l
         )
     elif path:
         written = write_kaggle_submission(predictions.table, class_names, path)
-        column = submitted_column(predictions.table)
-        print(f"Kaggle submission (diagnosis = {column}): {written}")
+        print(f"Kaggle submission (diagnosis = {submitted_column(predictions.table)}): {written}")
 
 
 def _require_some(predictions: Predictions, output: Path) -> None:

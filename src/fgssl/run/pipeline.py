@@ -40,13 +40,8 @@ from fgssl.run.layout import Phase, RunDir
 from fgssl.run.outputs import write_outputs
 from fgssl.run.pretrained_run import check_pretrained_run, pretrained_weights
 from fgssl.run.resume import ResumePoint, check_resume_split, find_resume_point
-from fgssl.run.thresholds import (
-    THRESHOLDS_KEY,
-    fit_run_thresholds,
-    results_record,
-    store_thresholds,
-    wants_thresholds,
-)
+from fgssl.run.thresholds import fit_run_thresholds, keep_thresholds, wants_thresholds
+from fgssl.thresholds import FittedThresholds
 from fgssl.undefined import undefined_to_null
 
 __all__ = ["fit_phase", "run_training"]
@@ -94,12 +89,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             monitor,
         )
     tested = best or str(run.last_checkpoint("finetune"))
-    fitted = None
-    if wants_thresholds(cfg, datamodule):  # before the test, which scores them
-        fitted = fit_run_thresholds(trainer, module, datamodule, tested)
-    (test_metrics,) = trainer.test(
-        module, datamodule=datamodule, ckpt_path=tested, weights_only=True
-    )
+    test_metrics, fitted = _test(cfg, trainer, module, datamodule, tested)
     timings["total_seconds"] = time.perf_counter() - started
     # undefined metrics (NaN) become None: null in results.json
     results: dict[str, Any] = undefined_to_null(
@@ -114,13 +104,27 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             "timings": timings,
         }
     )
-    if fitted is not None:
-        results[THRESHOLDS_KEY] = results_record(fitted, datamodule, tested)
+    keep_thresholds(results, fitted, datamodule, tested, write=trainer.is_global_zero)
     if trainer.is_global_zero:
-        if fitted is not None:
-            store_thresholds(tested, fitted)
         write_outputs(cfg, run, results, module, datamodule, trainer.strategy.root_device)
     return results
+
+
+def _test(
+    cfg: DictConfig,
+    trainer: pl.Trainer,
+    module: FGSSLModule,
+    datamodule: ImageClassificationDataModule,
+    tested: str,
+) -> tuple[Mapping[str, float], FittedThresholds | None]:
+    """Test the checkpoint ``tested``: its logged test metrics, after fitting its ordinal
+    thresholds on the validation split where the run wants them (:mod:`fgssl.run.thresholds`;
+    the test then scores them), and those thresholds (None: not fitted)."""
+    fitted = None
+    if wants_thresholds(cfg, datamodule):
+        fitted = fit_run_thresholds(trainer, module, datamodule, tested)
+    (metrics,) = trainer.test(module, datamodule=datamodule, ckpt_path=tested, weights_only=True)
+    return metrics, fitted
 
 
 def _start(cfg: DictConfig, run: RunDir) -> tuple[ImageClassificationDataModule, ResumePoint]:

@@ -24,6 +24,7 @@ from fgssl.thresholds import FittedThresholds, fit_thresholds
 __all__ = [
     "THRESHOLDS_KEY",
     "fit_run_thresholds",
+    "keep_thresholds",
     "log_fitted_thresholds",
     "results_record",
     "store_thresholds",
@@ -135,6 +136,23 @@ def results_record(
         "checkpoint": os.path.basename(checkpoint),
         "test_is_validation": validation_is_test(datamodule),
     }
+
+
+def keep_thresholds(
+    results: dict[str, Any],
+    fitted: FittedThresholds | None,
+    datamodule: ImageClassificationDataModule,
+    checkpoint: str,
+    *,
+    write: bool,
+) -> None:
+    """Add ``fitted`` (None: nothing to keep) to ``results`` under ``ordinal_thresholds``
+    (:func:`results_record`) and, where ``write`` (the first process), into ``checkpoint``."""
+    if fitted is None:
+        return
+    results[THRESHOLDS_KEY] = results_record(fitted, datamodule, checkpoint)
+    if write:
+        store_thresholds(checkpoint, fitted)
 
 
 def store_thresholds(checkpoint: str | os.PathLike[str], fitted: FittedThresholds) -> None:
