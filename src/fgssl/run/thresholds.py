@@ -18,8 +18,9 @@ from fgssl.atomic import atomic_path
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.errors import ConfigError
 from fgssl.evaluation.checkpoints import read_checkpoint
+from fgssl.models.base import EVAL_HEADS
 from fgssl.module import FGSSLModule
-from fgssl.thresholds import FittedThresholds, fit_thresholds
+from fgssl.thresholds import FittedThresholds, HeadThresholds, fit_thresholds
 
 __all__ = [
     "THRESHOLDS_KEY",
@@ -64,6 +65,7 @@ def fit_run_thresholds(
     predictions and give them to ``module`` for its test. Nothing is logged to the run's
     loggers (metrics.csv keeps one row per training epoch); the precise batch-norm callback
     does not recompute (it does so during fitting only)."""
+    module.val_predictions = {}  # not the last training epoch's: the checkpoint's own
     loggers = trainer.loggers
     trainer.loggers = []
     try:
@@ -73,9 +75,10 @@ def fit_run_thresholds(
     finally:
         trainer.loggers = loggers
     heads = module.val_predictions
+    none = HeadThresholds(None, "the validation split gave no predictions")
     fitted = FittedThresholds(
         tuple(module.class_names or ()),
-        {head: fit_thresholds(p, y) for head, (p, y) in heads.items()},
+        {head: fit_thresholds(*heads[head]) if head in heads else none for head in EVAL_HEADS},
         fitted_on="val",
         images=len(next(iter(heads.values()))[1]) if heads else 0,
     )
