@@ -5,6 +5,7 @@ fgssl-predict; the ordinal_thresholds setting."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,16 +20,24 @@ from fgssl.cli import eval as eval_cli
 from fgssl.cli import predict as predict_cli
 from fgssl.errors import CheckpointError, ConfigError
 from fgssl.evaluation.checkpoints import load_checkpoint
+from fgssl.evaluation.inference import predict_probabilities
 from fgssl.run.loading import load_run
 from fgssl.run.thresholds import (
+    fit_run_thresholds,
     log_fitted_thresholds,
     results_record,
     store_thresholds,
     validation_is_test,
     wants_thresholds,
 )
-from fgssl.thresholds import FittedThresholds, HeadThresholds, cut_grades, fit_thresholds
-from helpers import one_thread
+from fgssl.thresholds import (
+    FittedThresholds,
+    HeadThresholds,
+    cut_grades,
+    expected_grade,
+    fit_thresholds,
+)
+from helpers import RandomDataModule, one_thread, tiny_module, tiny_trainer
 
 CLASSES = ["No DR", "Mild", "Moderate", "Severe", "Proliferative DR"]
 BEST = "finetune/checkpoints/best.ckpt"
@@ -189,3 +198,37 @@ def test_a_test_split_that_is_the_validation_split_is_flagged(caplog) -> None:
     with caplog.at_level("WARNING"):
         log_fitted_thresholds(fitted, same)  # type: ignore[arg-type]
     assert "the test split is the validation split" in caplog.text
+
+
+def test_a_trainer_fits_on_the_checkpoints_validation_and_tests_with_them(
+    tmp_path: Path, caplog
+) -> None:
+    """In a Lightning trainer: the thresholds are those fitted on the checkpoint's own
+    validation probabilities (predicted again outside the trainer), and the test's
+    kappa_thresholded is scikit-learn's QWK of its probabilities cut by them; a head without
+    thresholds logs NaN, with a warning naming why."""
+    module = tiny_module(ordinal=True, class_names=["a", "b", "c"])
+    data = RandomDataModule()
+    trainer = tiny_trainer(limit_train_batches=2)
+    trainer.fit(module, datamodule=data)
+    trainer.save_checkpoint(tmp_path / "x.ckpt")
+    fitted = fit_run_thresholds(trainer, module, data, str(tmp_path / "x.ckpt"))  # type: ignore[arg-type]
+    again = predict_probabilities(module.net, data.val_dataloader())
+    reference = fit_thresholds(again["combined"].numpy(), again["label"].numpy())
+    assert fitted.images == len(again["label"]) == 16
+    assert reference.thresholds is not None and fitted.heads["combined"].thresholds is not None
+    np.testing.assert_allclose(fitted.heads["combined"].thresholds, reference.thresholds, atol=1e-6)
+    module.ordinal_thresholds = FittedThresholds(
+        fitted.class_names,
+        {"combined": fitted.heads["combined"], "concat": HeadThresholds(None, "a reason")},
+    )
+    trainer.test(module, datamodule=data, verbose=False)
+    p, labels = module.test_predictions["combined"]
+    cut = cut_grades(expected_grade(p), fitted.heads["combined"].thresholds)
+    logged = trainer.callback_metrics
+    assert float(logged["test/combined/kappa_thresholded"]) == pytest.approx(
+        cohen_kappa_score(labels, cut, weights="quadratic", labels=[0, 1, 2]), abs=1e-6
+    )
+    assert math.isnan(float(logged["test/concat/kappa_thresholded"]))
+    assert "kappa_thresholded is undefined (null) on the test split" in caplog.text
+    assert "no thresholds were fitted: a reason" in caplog.text

@@ -145,13 +145,16 @@ def test_rounding_that_is_already_best_is_kept() -> None:
     ("probabilities", "labels", "reason"),
     [
         (np.zeros((0, 3)), np.zeros(0, int), "no images"),
-        (graded([0.1, 1.2]), np.array([1, 1]), "only grade 1"),
+        (graded([0.1, 1.2]), np.array([1, 1]), "the labels are all grade 1"),
         (np.array([[np.nan, 0.5, 0.5], [0.2, 0.3, 0.5]]), np.array([0, 2]), "not finite"),
     ],
 )
 def test_no_thresholds_when_they_cannot_be_fitted(probabilities, labels, reason: str) -> None:
     fitted = fit_thresholds(probabilities, labels)
     assert fitted.thresholds is None and reason in (fitted.reason or "")
+    if reason.startswith("the labels"):
+        named = fit_thresholds(probabilities, labels, ["a", "b", "c"]).reason or ""
+        assert named.startswith("the labels are all 'b'")
     assert fitted.to_json()["thresholds"] is None and fitted.to_json()["kappa"] is None
 
 
@@ -175,7 +178,7 @@ def test_thresholded_kappa_is_the_qwk_of_the_cut_grades() -> None:
             "concat",
             ("a", "b", "c"),
             [0, 2],
-            "no thresholds were fitted: the labels hold only grade 1",
+            "no thresholds were fitted: the labels are all 'b'",
         ),
         ("other", ("a", "b", "c"), [0, 2], "none for other"),
         ("combined", ("c", "b", "a"), [0, 2], "cut the grades ['a', 'b', 'c']"),
@@ -187,7 +190,7 @@ def test_thresholded_kappa_undefined_with_the_reason(head, names, labels, reason
         ("a", "b", "c"),
         {
             "combined": HeadThresholds((0.5, 1.5)),
-            "concat": HeadThresholds(None, "the labels hold only grade 1 (QWK undefined)"),
+            "concat": HeadThresholds(None, "the labels are all 'b' (QWK undefined)"),
         },
     )
     p = graded([0.1, 0.2])

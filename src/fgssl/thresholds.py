@@ -158,10 +158,13 @@ def _kappas(entry: Mapping[str, Any]) -> tuple[float, float]:
     )
 
 
-def fit_thresholds(probabilities: np.ndarray, labels: np.ndarray) -> HeadThresholds:
+def fit_thresholds(
+    probabilities: np.ndarray, labels: np.ndarray, class_names: Sequence[str] | None = None
+) -> HeadThresholds:
     """The thresholds of (N, C) probabilities against (N,) grades in [0, C), fitted for
-    QWK (see the module's docstring); none, with the reason, when there are no images,
-    a probability is not finite, or fewer than two grades are among the labels."""
+    QWK (see the module's docstring); none, with the reason (naming the grade by
+    ``class_names`` where given), when there are no images, a probability is not finite,
+    or fewer than two grades are among the labels."""
     p = np.asarray(probabilities, dtype=np.float64)
     y = np.asarray(labels).astype(np.int64)
     size = p.shape[1]
@@ -170,7 +173,8 @@ def fit_thresholds(probabilities: np.ndarray, labels: np.ndarray) -> HeadThresho
     if not np.isfinite(p).all():
         return HeadThresholds(None, "some probabilities are not finite")
     if len(np.unique(y)) < 2:
-        return HeadThresholds(None, f"the labels hold only grade {int(y[0])} (QWK undefined)")
+        only = repr(class_names[y[0]]) if class_names else f"grade {int(y[0])}"
+        return HeadThresholds(None, f"the labels are all {only} (QWK undefined)")
     grades = expected_grade(p)
     cuts = np.arange(size - 1, dtype=np.float64) + 0.5
     start = _kappa(y, cut_grades(grades, cuts), size)

@@ -76,9 +76,10 @@ def fit_run_thresholds(
         trainer.loggers = loggers
     heads = module.val_predictions
     none = HeadThresholds(None, "the validation split gave no predictions")
+    names = tuple(module.class_names or ())
     fitted = FittedThresholds(
-        tuple(module.class_names or ()),
-        {head: fit_thresholds(*heads[head]) if head in heads else none for head in EVAL_HEADS},
+        names,
+        {h: fit_thresholds(*heads[h], names) if h in heads else none for h in EVAL_HEADS},
         fitted_on="val",
         images=len(next(iter(heads.values()))[1]) if heads else 0,
     )
@@ -123,7 +124,7 @@ def log_fitted_thresholds(
 def validation_is_test(datamodule: ImageClassificationDataModule) -> bool:
     """Whether the test split holds the validation split's images (datasets without test
     labels test on the validation split)."""
-    splits = datamodule.splits
+    splits = getattr(datamodule, "splits", None)  # a plain LightningDataModule has none
     if splits is None or "val" not in splits or "test" not in splits:
         return False
     return set(splits["val"]["id"].astype(str)) == set(splits["test"]["id"].astype(str))
