@@ -24,7 +24,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     (
         "method math",
-        ("fgssl.models", "fgssl.losses", "fgssl.ops", "fgssl.metrics", "fgssl.undefined"),
+        (
+            "fgssl.models",
+            "fgssl.losses",
+            "fgssl.ops",
+            "fgssl.metrics",
+            "fgssl.undefined",
+            "fgssl.thresholds",
+        ),
     ),
     ("data", ("fgssl.data", "fgssl.conf")),
     (

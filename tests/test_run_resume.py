@@ -105,7 +105,8 @@ def test_resumed_run_matches_the_uninterrupted_run(
     assert resumed["test"] == whole["test"]
     assert resumed["best_val_score"] == whole["best_val_score"]
     saved = json.loads((tmp_path / "parts" / "results.json").read_text())
-    assert saved["test"] == whole["test"]
+    assert saved["test"] == whole["test"]  # kappa_thresholded too
+    assert saved["ordinal_thresholds"] == whole["ordinal_thresholds"]
     # the resumed run's log holds each epoch once, as the uninterrupted run logged it
     for phase in ("pretrain", "finetune"):
         logs = [

@@ -37,6 +37,7 @@ from fgssl.evaluation.predict import (
     images_from_csv,
     images_from_folder,
     predict_images,
+    submitted_column,
     write_kaggle_submission,
 )
 from fgssl.evaluation.temperature import (
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Predict new images with a trained fgssl checkpoint. Writes a CSV with one row per "
             "image: id, path, prediction (class index), class (its name) and prob_<class> for "
-            "every class (the combined prediction's probabilities). Images that cannot be "
+            "every class (the combined prediction's probabilities; a graded run adds the grade "
+            "cut by its ordinal thresholds: README, Metrics). Images that cannot be "
             "read are listed (and written to <output>_failed.csv); the others are still "
             "predicted, and the exit status is then 1."
         ),
@@ -178,6 +180,7 @@ def _predict(args: argparse.Namespace) -> int:
         num_workers=args.num_workers,
         reader=reader,
         precision=precision,
+        thresholds=loaded.module.ordinal_thresholds if loaded else None,
     )
     output = Path(args.output)
     _require_some(predictions, output)
@@ -211,7 +214,8 @@ def _write_submission(path: str | None, predictions: Predictions, class_names: l
             file=sys.stderr,
         )
     elif path:
-        print(f"Kaggle submission: {write_kaggle_submission(predictions.table, class_names, path)}")
+        written = write_kaggle_submission(predictions.table, class_names, path)
+        print(f"Kaggle submission (diagnosis = {submitted_column(predictions.table)}): {written}")
 
 
 def _require_some(predictions: Predictions, output: Path) -> None:

@@ -21,7 +21,9 @@ from fgssl.evaluation.classes import ClassMatch, match_classes
 from fgssl.evaluation.inference import HEADS, predict_probabilities, run_precision
 from fgssl.evaluation.reporting import paper_report
 from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score_heads
+from fgssl.evaluation.thresholds import thresholded_columns
 from fgssl.run.layout import RELIABILITY_DIAGRAM, RESULTS
+from fgssl.thresholds import FittedThresholds
 from fgssl.undefined import undefined_to_null
 
 __all__ = [
@@ -48,7 +50,8 @@ class Evaluation:
     """One row per head and class: precision, recall, F1, AUROC (NaN where undefined),
     support."""
     predictions: pd.DataFrame
-    """One row per image: id, label, prediction and the combined probability of each class."""
+    """One row per image: id, label, prediction, the combined probability of each class and,
+    with the checkpoint's ordinal thresholds, the expected and thresholded grades."""
     facts: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
     """:func:`fgssl.evaluation.reporting.paper_report`: ``intervals``, ``calibration`` and
@@ -93,29 +96,24 @@ def evaluate_split(
     precision."""
     table, match = _scored_split(loaded, datamodule, split)
     class_names = match.data_names
+    batches, net = datamodule.eval_dataloader(split), loaded.module.net
     outputs = match.to_data_order(
-        predict_probabilities(
-            loaded.module.net,
-            datamodule.eval_dataloader(split),
-            device=device,
-            tta=tta,
-            precision=precision,
-        )
+        predict_probabilities(net, batches, device=device, tta=tta, precision=precision)
     )
     labels = outputs["label"]
     ordinal = bool(datamodule.ordinal)
     heads = {head: outputs[head] for head in HEADS}
+    cuts = loaded.module.ordinal_thresholds if ordinal else None
     return Evaluation(
         split=split,
         class_names=class_names,
         official_metric=datamodule.official_metric,
-        metrics=score_heads(heads, labels, split=split, ordinal=ordinal, class_names=class_names),
+        metrics=score_heads(
+            heads, labels, split=split, ordinal=ordinal, class_names=class_names, thresholds=cuts
+        ),
         confusion={head: confusion_matrix(outputs[head], labels) for head in HEADS},
-        per_class=pd.concat(
-            [per_class_report(p, labels, class_names).assign(head=h) for h, p in heads.items()],
-            ignore_index=True,
-        )[["head", "class", "precision", "recall", "f1", "auroc", "support"]],
-        predictions=_predictions(table, labels, outputs["combined"], class_names),
+        per_class=_per_class(heads, labels, class_names),
+        predictions=_predictions(table, labels, outputs["combined"], class_names, cuts),
         report=paper_report(
             {head: probabilities.double().numpy() for head, probabilities in heads.items()},
             labels.numpy(),
@@ -131,6 +129,7 @@ def evaluate_split(
             "precision": run_precision(precision),
             "images": len(table),
             "unreadable_images_left_out": len(datamodule.unreadable),
+            **({"ordinal_thresholds": cuts.to_json()} if cuts else {}),
         },
     )
 
@@ -170,17 +169,33 @@ def _scored_split(
     return table, match
 
 
+def _per_class(
+    heads: dict[str, torch.Tensor], labels: torch.Tensor, class_names: list[str]
+) -> pd.DataFrame:
+    """:func:`per_class_report` of each head, one table with a ``head`` column first."""
+    return pd.concat(
+        [per_class_report(p, labels, class_names).assign(head=h) for h, p in heads.items()],
+        ignore_index=True,
+    )[["head", "class", "precision", "recall", "f1", "auroc", "support"]]
+
+
 def _predictions(
-    table: pd.DataFrame, labels: torch.Tensor, combined: torch.Tensor, class_names: list[str]
+    table: pd.DataFrame,
+    labels: torch.Tensor,
+    combined: torch.Tensor,
+    class_names: list[str],
+    thresholds: FittedThresholds | None,
 ) -> pd.DataFrame:
     """One row per image: ``id``, ``label``, ``prediction`` (the argmax of the combined
-    probabilities ``combined``, N x C) and ``prob_<class>``."""
+    probabilities ``combined``, N x C), ``prob_<class>`` and, with ordinal ``thresholds``,
+    the thresholded grade (:func:`~fgssl.evaluation.thresholds.thresholded_columns`)."""
     return pd.DataFrame(
         {
             "id": table["id"].astype(str).tolist(),
             "label": labels.tolist(),
             "prediction": combined.argmax(dim=1).tolist(),
             **{f"prob_{name}": combined[:, c].tolist() for c, name in enumerate(class_names)},
+            **thresholded_columns(combined.double().numpy(), thresholds, class_names),
         }
     )
 

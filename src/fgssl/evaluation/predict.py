@@ -42,7 +42,9 @@ from fgssl.evaluation.predict_inputs import (
     images_from_csv,
     images_from_folder,
 )
+from fgssl.evaluation.thresholds import thresholded_columns
 from fgssl.models.base import StagedNet
+from fgssl.thresholds import FittedThresholds
 
 __all__ = [
     "EXCLUDED_BY_DEFAULT",
@@ -56,6 +58,7 @@ __all__ = [
     "images_from_csv",
     "images_from_folder",
     "predict_images",
+    "submitted_column",
     "write_kaggle_submission",
 ]
 
@@ -164,13 +167,16 @@ def predict_images(
     num_workers: int = 0,
     reader: Callable[[str | os.PathLike[str]], np.ndarray] = read_rgb,
     precision: str = "32-true",
+    thresholds: FittedThresholds | None = None,
 ) -> Predictions:
     """Predict every image that can be read (by ``reader``: the run's
     :func:`image_reader`) in ``precision`` (see
     :func:`~fgssl.evaluation.inference.predict_probabilities`). The table has one row per
     predicted image: ``id``, ``path``, ``prediction`` (class index), ``class`` (its name)
     and ``prob_<class>`` for every class (the combined prediction's probabilities, summing
-    to one)."""
+    to one); with the checkpoint's ordinal ``thresholds``, also ``expected_grade``,
+    ``prediction_thresholded`` and ``class_thresholded``
+    (:func:`~fgssl.evaluation.thresholds.thresholded_columns`)."""
     loader = SignalSafeDataLoader(
         _TolerantImages(inputs, transform, reader),
         batch_size=batch_size,
@@ -194,6 +200,7 @@ def predict_images(
             "prediction": predicted,
             "class": [class_names[c] for c in predicted],
             **{f"prob_{name}": probabilities[:, c].tolist() for c, name in enumerate(class_names)},
+            **thresholded_columns(probabilities.double().numpy(), thresholds, class_names),
         }
     )
     return Predictions(table, failures)
@@ -204,10 +211,17 @@ def _empty_table(class_names: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(columns=columns)
 
 
+def submitted_column(predictions: pd.DataFrame) -> str:
+    """The column of ``predictions`` a Kaggle submission takes its grades from."""
+    return "prediction_thresholded" if "prediction_thresholded" in predictions else "prediction"
+
+
 def write_kaggle_submission(
     predictions: pd.DataFrame, class_names: Sequence[str], path: str | os.PathLike[str]
 ) -> Path:
-    """The APTOS 2019 submission file: header ``id_code,diagnosis``, one row per image."""
+    """The APTOS 2019 submission file: header ``id_code,diagnosis``, one row per image; the
+    diagnosis is ``prediction_thresholded`` where the table has it (the checkpoint's
+    thresholds fitted for QWK, Kaggle's metric), else ``prediction`` (the argmax)."""
     if list(class_names) != list(APTOS2019DataModule.class_names):
         raise ConfigError(
             f"a Kaggle submission is for APTOS 2019 grading: the checkpoint's classes "
@@ -215,7 +229,6 @@ def write_kaggle_submission(
         )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    submission = pd.DataFrame(
-        {"id_code": predictions["id"], "diagnosis": predictions["prediction"].astype(int)}
-    )
+    grades = predictions[submitted_column(predictions)].astype(int)
+    submission = pd.DataFrame({"id_code": predictions["id"], "diagnosis": grades})
     return write_csv_atomically(path, submission)

@@ -40,6 +40,8 @@ from fgssl.run.layout import Phase, RunDir
 from fgssl.run.outputs import write_outputs
 from fgssl.run.pretrained_run import check_pretrained_run, pretrained_weights
 from fgssl.run.resume import ResumePoint, check_resume_split, find_resume_point
+from fgssl.run.thresholds import fit_run_thresholds, keep_thresholds, wants_thresholds
+from fgssl.thresholds import FittedThresholds
 from fgssl.undefined import undefined_to_null
 
 __all__ = ["fit_phase", "run_training"]
@@ -87,9 +89,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             monitor,
         )
     tested = best or str(run.last_checkpoint("finetune"))
-    (test_metrics,) = trainer.test(
-        module, datamodule=datamodule, ckpt_path=tested, weights_only=True
-    )
+    test_metrics, fitted = _test(cfg, trainer, module, datamodule, tested)
     timings["total_seconds"] = time.perf_counter() - started
     # undefined metrics (NaN) become None: null in results.json
     results: dict[str, Any] = undefined_to_null(
@@ -104,9 +104,27 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             "timings": timings,
         }
     )
+    keep_thresholds(results, fitted, datamodule, tested, write=trainer.is_global_zero)
     if trainer.is_global_zero:
         write_outputs(cfg, run, results, module, datamodule, trainer.strategy.root_device)
     return results
+
+
+def _test(
+    cfg: DictConfig,
+    trainer: pl.Trainer,
+    module: FGSSLModule,
+    datamodule: ImageClassificationDataModule,
+    tested: str,
+) -> tuple[Mapping[str, float], FittedThresholds | None]:
+    """Test the checkpoint ``tested``: its logged test metrics, after fitting its ordinal
+    thresholds on the validation split where the run wants them (:mod:`fgssl.run.thresholds`;
+    the test then scores them), and those thresholds (None: not fitted)."""
+    fitted = None
+    if wants_thresholds(cfg, datamodule):
+        fitted = fit_run_thresholds(trainer, module, datamodule, tested)
+    (metrics,) = trainer.test(module, datamodule=datamodule, ckpt_path=tested, weights_only=True)
+    return metrics, fitted
 
 
 def _start(cfg: DictConfig, run: RunDir) -> tuple[ImageClassificationDataModule, ResumePoint]:
@@ -124,6 +142,7 @@ def _start(cfg: DictConfig, run: RunDir) -> tuple[ImageClassificationDataModule,
     resume = find_resume_point(run.root) if cfg.get("resume") else ResumePoint()
     datamodule = configured_datamodule(cfg)
     monitor_key(cfg, datamodule)  # a misspelt monitor, before any data is read
+    wants_thresholds(cfg, datamodule)  # ordinal_thresholds=true on data without grades
     datamodule.prepare_data()
     datamodule.setup()
     check_schedule_fits(cfg, datamodule)
