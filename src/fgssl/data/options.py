@@ -7,6 +7,7 @@ import os
 
 from fgssl.conf.resolvers import default_resize_size
 from fgssl.data.cache import CacheFormat, ImageCache
+from fgssl.data.preprocess import ImageReader
 from fgssl.data.verify import VERIFY_MODES
 from fgssl.errors import ConfigError
 
@@ -52,10 +53,11 @@ def make_cache(
     fmt: CacheFormat,
     image_size: int,
     resize_size: int,
-    bits_stored: int | None,
+    reader: ImageReader,
 ) -> ImageCache | None:
-    """The image cache in ``folder`` (None or ``""``: no cache) of images whose short side is
-    ``size`` (default: twice ``image_size``, at least ``resize_size``). Raises
+    """The image cache in ``folder`` (None or ``""``: no cache) of images read as ``reader``
+    reads them (its ``bits_stored`` and preprocessing), whose short side is ``size``
+    (default: twice ``image_size``, at least ``resize_size``). Raises
     :class:`ConfigError` when ``size`` is smaller than ``resize_size``."""
     if folder is None or str(folder) == "":
         return None
@@ -66,4 +68,6 @@ def make_cache(
             "cached images would be enlarged again; raise data.cache_size or leave it "
             "unset (twice data.image_size)"
         )
-    return ImageCache(folder, size, fmt=fmt, bits_stored=bits_stored)
+    return ImageCache(
+        folder, size, fmt=fmt, bits_stored=reader.bits_stored, preprocess=reader.preprocess
+    )
