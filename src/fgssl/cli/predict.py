@@ -169,12 +169,7 @@ def _predict(args: argparse.Namespace) -> int:
         loaded.require_classifier()
         net, class_names = loaded.module.net, loaded.class_names
         transform = eval_transform(loaded.config, image_size=args.image_size)
-        reader = image_reader(
-            loaded.config,
-            bits_stored=args.bits_stored,
-            preprocess=args.preprocess,
-            image_size=args.image_size,
-        )
+        reader = image_reader(loaded.config, args.bits_stored, args.preprocess, args.image_size)
         precision = resolve_precision(args.precision, loaded.config, PROG)
     fitted = _fit_temperature(loaded, device, args.tta, precision) if args.calibrate else None
     predictions = predict_images(

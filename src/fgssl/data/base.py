@@ -24,9 +24,9 @@ from fgssl.data.duplicates import DuplicateMode, check_duplicates, require_dupli
 from fgssl.data.image_files import ImageLookup
 from fgssl.data.io import check_bits_stored
 from fgssl.data.loaders import DataLoaderHooks
-from fgssl.data.options import check_policies, check_resize_size, make_cache
+from fgssl.data.options import check_policies, check_resize_size, make_reading
 from fgssl.data.phases import DataPhase, PhaseTables
-from fgssl.data.preprocess import ImageReader, make_preprocessing
+from fgssl.data.preprocess import Preprocessing
 from fgssl.data.splits import SplitTables
 from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, finalize, load_pipelines
 from fgssl.data.unlabelled import add_unlabelled, exclude_overlap
@@ -169,13 +169,10 @@ class ImageClassificationDataModule(
         self.sampler = sampler
         self.unlabelled = parse_sources(unlabelled)
         self.unlabelled_own = bool(unlabelled_own)
-        self.preprocess = make_preprocessing(
-            preprocess, preprocess_radius, image_size=image_size, resize_size=self.resize_size
-        )
-        self._plain_reader = ImageReader(self.bits_stored, self.preprocess)
-        self.cache = make_cache(
-            cache_dir, cache_size, cache_format, image_size, self.resize_size, self._plain_reader
-        )
+        self._plain_reader, self.cache = make_reading(
+            self.bits_stored, preprocess, preprocess_radius, image_size, self.resize_size,
+            cache_dir, cache_size, cache_format,
+        )  # fmt: skip
         self.unreadable: dict[str, str] = {}
         self.splits: SplitTables | None = None
 
@@ -200,6 +197,11 @@ class ImageClassificationDataModule(
         """The class names if they are known without reading the data (a dataset's fixed
         classes, or given in the config); None when only the data can tell them."""
         return tuple(self.class_names)
+
+    @property
+    def preprocess(self) -> Preprocessing | None:
+        """The preprocessing applied to each image as it is read (``data.preprocess``)."""
+        return self._plain_reader.preprocess
 
     @property
     def reader(self) -> Callable[[str | os.PathLike[str]], np.ndarray]:

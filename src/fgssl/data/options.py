@@ -7,11 +7,11 @@ import os
 
 from fgssl.conf.resolvers import default_resize_size
 from fgssl.data.cache import CacheFormat, ImageCache
-from fgssl.data.preprocess import ImageReader
+from fgssl.data.preprocess import ImageReader, make_preprocessing
 from fgssl.data.verify import VERIFY_MODES
 from fgssl.errors import ConfigError
 
-__all__ = ["check_policies", "check_resize_size", "make_cache"]
+__all__ = ["check_policies", "check_resize_size", "make_cache", "make_reading"]
 
 
 def check_resize_size(image_size: int, resize_size: int | None) -> int:
@@ -71,3 +71,25 @@ def make_cache(
     return ImageCache(
         folder, size, fmt=fmt, bits_stored=reader.bits_stored, preprocess=reader.preprocess
     )
+
+
+def make_reading(
+    bits_stored: int | None,
+    preprocess: object,
+    preprocess_radius: object,
+    image_size: int,
+    resize_size: int,
+    cache_dir: str | os.PathLike[str] | None,
+    cache_size: int | None,
+    cache_format: CacheFormat,
+) -> tuple[ImageReader, ImageCache | None]:
+    """How a data module reads its images: the reader without a cache (``bits_stored`` and
+    the preprocessing ``data.preprocess`` and ``data.preprocess_radius`` ask for, see
+    :func:`~fgssl.data.preprocess.make_preprocessing`), and the image cache that reads
+    alike (:func:`make_cache`; None without ``cache_dir``). Raises :class:`ConfigError`."""
+    preprocessing = make_preprocessing(
+        preprocess, preprocess_radius, image_size=image_size, resize_size=resize_size
+    )
+    reader = ImageReader(bits_stored, preprocessing)
+    cache = make_cache(cache_dir, cache_size, cache_format, image_size, resize_size, reader)
+    return reader, cache

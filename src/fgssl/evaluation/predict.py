@@ -98,7 +98,6 @@ def eval_transform(config: DictConfig | None, *, image_size: int | None = None) 
 
 def image_reader(
     config: DictConfig | None,
-    *,
     bits_stored: int | None = None,
     preprocess: str | None = None,
     image_size: int | None = None,
