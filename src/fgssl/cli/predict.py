@@ -162,7 +162,7 @@ def _predict(args: argparse.Namespace) -> int:
         transform: Any = model.transform()
         class_names = model.class_names
         preprocess = same_preprocessing(model.preprocess, args.preprocess, str(model.meta_path))
-        reader: Any = ImageReader(args.bits_stored, preprocess)
+        reader = ImageReader(args.bits_stored, preprocess)
         device = torch.device("cpu")
     else:
         loaded = load_run(args.path, config=args.config, trusted=args.trust_checkpoint)

@@ -1,7 +1,8 @@
 """What an exported model says about its inputs: the preprocessing JSON beside the model
 files (:func:`write_preprocessing`), the metadata each model file carries (class names and
-per-image preprocessing, :func:`model_metadata`), and a run's preprocessing as fgssl-predict
-applies it (:func:`preprocessing_of_run`). The format: :mod:`fgssl.evaluation.export`."""
+per-image preprocessing, :func:`model_metadata`), and what both are made from, a run's
+preprocessing and evaluation pipeline (:func:`preprocessing_of_run`). The format:
+:mod:`fgssl.evaluation.export`."""
 
 from __future__ import annotations
 
@@ -39,14 +40,14 @@ def write_preprocessing(
     source: str,
     preprocess: Preprocessing | None = None,
 ) -> Path:
-    """The preprocessing JSON (module docstring) of a model; ``pipeline`` is the finalised
-    albumentations evaluation pipeline (an ``albumentations.Compose``)."""
+    """The preprocessing JSON of a model (:mod:`fgssl.evaluation.export`); ``pipeline`` is
+    the finalised albumentations evaluation pipeline (an ``albumentations.Compose``),
+    ``preprocess`` the per-image preprocessing applied before it (None: none)."""
     import albumentations as A
 
     first = ["read the image as 8-bit RGB (H, W, 3)"]
     if preprocess is not None:  # not in the graph: see fgssl.evaluation.exported
         first.append(f"'preprocess', on the full image: {preprocess.describe()}")
-
     tree = {
         "fgssl_version": __version__,
         "source": source,
