@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from fgssl.data.preprocess import PREPROCESSINGS
 from fgssl.errors import ConfigError, FgsslError
 from fgssl.evaluation.inference import PRECISIONS, default_device, run_precision
 
@@ -18,6 +19,7 @@ __all__ = [
     "add_checkpoint_argument",
     "add_common_options",
     "add_precision_option",
+    "add_preprocess_option",
     "add_tta_option",
     "quote_schedule_choices",
     "resolve_device",
@@ -49,6 +51,17 @@ def add_precision_option(parser: argparse.ArgumentParser) -> None:
         help="precision of the network's forward passes, one of "
         f"{', '.join(PRECISIONS)} (default: the run's trainer.precision, in which its own "
         "test ran, so that the numbers agree with its results.json)",
+    )
+
+
+def add_preprocess_option(parser: argparse.ArgumentParser) -> None:
+    """--preprocess (see :func:`fgssl.evaluation.predict.run_preprocessing`)."""
+    parser.add_argument(
+        "--preprocess",
+        choices=[*PREPROCESSINGS, "none"],
+        help="without a run config: the data.preprocess the model was trained with, at "
+        "--image-size (default: none); a run config or an exported model names its own, "
+        "and another value is refused",
     )
 
 

@@ -16,11 +16,13 @@ from fgssl.cli.common import (
     add_checkpoint_argument,
     add_common_options,
     add_precision_option,
+    add_preprocess_option,
     add_tta_option,
     resolve_device,
     resolve_precision,
     run_command,
 )
+from fgssl.data.preprocess import ImageReader
 from fgssl.errors import ConfigError, DataNotFoundError, ImageReadError
 from fgssl.evaluation.classes import match_classes
 from fgssl.evaluation.exported import ExportedModel, ExportedNet
@@ -37,6 +39,7 @@ from fgssl.evaluation.predict import (
     images_from_csv,
     images_from_folder,
     predict_images,
+    same_preprocessing,
     submitted_column,
     write_kaggle_submission,
 )
@@ -125,6 +128,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         help="significant bits of 16-bit images, e.g. 12 (default: the run config's "
         "data.bits_stored, else 16)",
     )
+    add_preprocess_option(parser)
     parser.add_argument("--batch-size", type=int, default=32, help="default: %(default)s")
     parser.add_argument(
         "--num-workers", type=int, default=0, help="image-decoding processes (default: 0)"
@@ -159,14 +163,15 @@ def _predict(args: argparse.Namespace) -> int:
         net: Any = ExportedNet(model)
         transform: Any = model.transform()
         class_names = model.class_names
-        reader = image_reader(None, bits_stored=args.bits_stored)
+        preprocess = same_preprocessing(model.preprocess, args.preprocess, str(model.meta_path))
+        reader = ImageReader(args.bits_stored, preprocess)
         device = torch.device("cpu")
     else:
         loaded = load_run(args.path, config=args.config, trusted=args.trust_checkpoint)
         loaded.require_classifier()
         net, class_names = loaded.module.net, loaded.class_names
         transform = eval_transform(loaded.config, image_size=args.image_size)
-        reader = image_reader(loaded.config, bits_stored=args.bits_stored)
+        reader = image_reader(loaded.config, args.bits_stored, args.preprocess, args.image_size)
         precision = resolve_precision(args.precision, loaded.config, PROG)
     fitted = _fit_temperature(loaded, device, args.tta, precision) if args.calibrate else None
     predictions = predict_images(

@@ -4,7 +4,6 @@ Kaggle submission."""
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,8 @@ from torch.utils.data.dataloader import default_collate
 from fgssl.atomic import write_csv_atomically
 from fgssl.conf.resolvers import default_resize_size
 from fgssl.data.aptos import APTOS2019DataModule
-from fgssl.data.io import check_bits_stored, read_rgb
+from fgssl.data.io import read_rgb
+from fgssl.data.preprocess import ImageReader, Preprocessing, make_preprocessing, preprocessing_of
 from fgssl.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -58,6 +58,8 @@ __all__ = [
     "images_from_csv",
     "images_from_folder",
     "predict_images",
+    "run_preprocessing",
+    "same_preprocessing",
     "submitted_column",
     "write_kaggle_submission",
 ]
@@ -98,14 +100,50 @@ def eval_transform(config: DictConfig | None, *, image_size: int | None = None) 
 
 
 def image_reader(
-    config: DictConfig | None, *, bits_stored: int | None = None
-) -> Callable[[str | os.PathLike[str]], np.ndarray]:
-    """The image reader of a run: :func:`fgssl.data.io.read_rgb` with its config's
-    ``data.bits_stored``, unless ``bits_stored`` is given."""
+    config: DictConfig | None,
+    bits_stored: int | None = None,
+    preprocess: str | None = None,
+    image_size: int | None = None,
+) -> ImageReader:
+    """The image reader of a run, as its data module reads without a cache:
+    :func:`fgssl.data.io.read_rgb` with its config's ``data.bits_stored`` (unless
+    ``bits_stored`` is given), then :func:`run_preprocessing`."""
     data: Any = config.get("data") if config is not None else None
     if bits_stored is None and data is not None:
         bits_stored = data.get("bits_stored")
-    return functools.partial(read_rgb, bits_stored=check_bits_stored(bits_stored))
+    return ImageReader(bits_stored, run_preprocessing(config, preprocess, image_size))
+
+
+def run_preprocessing(
+    config: DictConfig | None, given: str | None = None, image_size: int | None = None
+) -> Preprocessing | None:
+    """The preprocessing a run's network was trained with: its config's ``data.preprocess``
+    (``given``, a name or ``"none"``, must then name the same, see :func:`same_preprocessing`);
+    without a config, ``given`` at ``image_size`` (fgssl-predict's and fgssl-export's
+    ``--preprocess`` and ``--image-size``). Raises :class:`ConfigError`."""
+    data: Any = config.get("data") if config is not None else None
+    if data is not None:
+        return same_preprocessing(preprocessing_of(data), given, "its run config")
+    name = None if given in (None, "none") else given
+    if name is not None and image_size is None:
+        raise ConfigError(f"--preprocess {name} without a run config needs --image-size")
+    return make_preprocessing(name, image_size=image_size or 0)
+
+
+def same_preprocessing(
+    recorded: Preprocessing | None, given: str | None, source: str
+) -> Preprocessing | None:
+    """``recorded``, the preprocessing the model was trained with (as ``source`` says),
+    unless ``given`` (a name, or ``"none"``) names another: :class:`ConfigError`, since
+    the network would see other inputs than it learned from."""
+    recorded_name = recorded.name if recorded is not None else "none"
+    if given is not None and given != recorded_name:
+        raise ConfigError(
+            f"--preprocess {given}: the model was trained with the preprocessing "
+            f"{recorded_name} ({source}); predicting with another would feed it other "
+            "inputs than it learned from: leave --preprocess out"
+        )
+    return recorded
 
 
 class _TolerantImages(Dataset[dict[str, Any]]):
