@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("fgssl.data", "fgssl.conf")),
     (
         "stages and step executors",
-        ("fgssl.stages", "fgssl.steps", "fgssl.optim", "fgssl.nonfinite"),
+        ("fgssl.stages", "fgssl.steps", "fgssl.accumulation", "fgssl.optim", "fgssl.nonfinite"),
     ),
     (
         "module",
@@ -39,6 +39,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "fgssl.module_losses",
             "fgssl.module_optim",
             "fgssl.module_passes",
+            "fgssl.module_steps",
         ),
     ),
     ("evaluation and plots", ("fgssl.evaluation", "fgssl.plots")),
