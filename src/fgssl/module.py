@@ -17,7 +17,7 @@ from fgssl.losses import build_objective
 from fgssl.models.base import StagedNet
 from fgssl.models.running_stats import BN_RUNNING_STATS
 from fgssl.module_losses import LossRecordingModule
-from fgssl.module_optim import OptimizerFactory
+from fgssl.module_optim import OPTIMIZATION_OPTIONS, OptimizerFactory
 from fgssl.module_passes import PassesModule
 from fgssl.module_steps import Batch, SteppingModule
 from fgssl.ops.jigsaw import PERMUTATIONS, Permutation
@@ -153,29 +153,29 @@ class FGSSLModule(SteppingModule, LossRecordingModule, PassesModule):
         self.bn_running_stats = bn_running_stats
         self._init_optimization(
             optimizer,
-            lr=lr,
-            backbone_lr_scale=backbone_lr_scale,
-            warmup_epochs=warmup_epochs,
-            min_lr_scale=min_lr_scale,
-            zero_grad_to_none=zero_grad_to_none,
-            grad_clip=grad_clip,
+            **{key: self.hparams[key] for key in OPTIMIZATION_OPTIONS},
             implementation=optimizer_implementation,
-            lr_schedule=lr_schedule,
-            lr_milestones=lr_milestones,
-            lr_gamma=lr_gamma,
-            accumulate_grad_batches=accumulate_grad_batches,
         )
-        self.label_smoothing = label_smoothing
         self.seed = seed
         self._init_passes(channels_last=channels_last, compile=compile)
         self.ssl_loss = build_objective(objective, lambd=barlow_lambda, scale=barlow_scale)
+        self._init_supervision(label_smoothing, class_weights, mixup)
+        self._init_evaluation(self.net.num_classes, ordinal=ordinal, class_names=class_names)
+
+    def _init_supervision(
+        self,
+        label_smoothing: float,
+        class_weights: Sequence[float] | None,
+        mixup: Mapping[str, Any] | None,
+    ) -> None:
+        """The finetune phase's targets: label smoothing, class weights, mixing."""
+        self.label_smoothing = label_smoothing
         self.class_weights: torch.Tensor | None
         weights = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
         self.register_buffer("class_weights", weights, persistent=False)
-        self._init_evaluation(self.net.num_classes, ordinal=ordinal, class_names=class_names)
         self.mixup = (
             build_mixup(mixup, num_classes=self.net.num_classes, label_smoothing=label_smoothing)
-            if mixup is not None and phase == "finetune"
+            if mixup is not None and self.phase == "finetune"
             else None
         )
 

@@ -23,7 +23,22 @@ from fgssl.optim import (
     start_fused_momentum,
 )
 
-__all__ = ["OptimizedModule", "OptimizerFactory"]
+__all__ = ["OPTIMIZATION_OPTIONS", "OptimizedModule", "OptimizerFactory"]
+
+OPTIMIZATION_OPTIONS = (
+    "lr",
+    "backbone_lr_scale",
+    "warmup_epochs",
+    "min_lr_scale",
+    "zero_grad_to_none",
+    "grad_clip",
+    "lr_schedule",
+    "lr_milestones",
+    "lr_gamma",
+    "accumulate_grad_batches",
+)
+"""The keyword arguments of :meth:`OptimizedModule._init_optimization` that FGSSLModule
+takes under the same names (and saves as hyper-parameters)."""
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 """Builds the optimizer from parameter groups, e.g. a ``functools.partial`` of a torch.optim

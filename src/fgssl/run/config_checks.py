@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 _TRAINER_KEYS_SET_BY_FGSSL = {
     "max_epochs": "pretrain_epochs and finetune_epochs",
     "logger": "the logger group (logger=csv, tensorboard, mlflow or wandb)",
-    "callbacks": "the callbacks group (+callbacks.NAME._target_=...; README, 'Training aids')",
+    "callbacks": "the callbacks group (+callbacks.<name>._target_=<class>)",
     "default_root_dir": "hydra.run.dir",
     "sync_batchnorm": "model.sync_batchnorm",
     "plugins": "nothing: fgssl writes its checkpoints through its own plugin",

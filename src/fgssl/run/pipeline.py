@@ -61,8 +61,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """
     run = RunDir(run_dir)
     datamodule, resume = _start(cfg, run)
-    monitor = monitor_key(cfg, datamodule)  # again: the data may have told the class names
-    _check_callbacks(cfg, run, datamodule, monitor)
+    monitor = _checked_monitor(cfg, run, datamodule)
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -229,15 +228,18 @@ def _check_room_for_checkpoints(run_dir: Path, module: FGSSLModule, *, ema: bool
         check_output_location(run_dir, bytes_needed=3 * (3 if ema else 2) * parameter_bytes)
 
 
-def _check_callbacks(
-    cfg: DictConfig, run: RunDir, datamodule: ImageClassificationDataModule, monitor: str
-) -> None:
-    """The ``callbacks`` group, against fgssl's own callbacks of both phases (their saved
-    states) and the finetune validation's keys, before any training."""
+def _checked_monitor(
+    cfg: DictConfig, run: RunDir, datamodule: ImageClassificationDataModule
+) -> str:
+    """The validation metric of :func:`monitor_key` (again: the data may have told the class
+    names), after checking the ``callbacks`` group against fgssl's own callbacks of both
+    phases (their saved states) and the finetune validation's keys, before any training."""
+    monitor = monitor_key(cfg, datamodule)
     own: list[pl.Callback] = [every_epoch_checkpoint(run.last_checkpoint(p)) for p in PHASES]
     own += monitor_callbacks(monitor, run.best_checkpoint, patience=1)[1]
     own.append(WeightEMA())
     check_user_callbacks(cfg, run, own, validation_keys(datamodule))
+    return monitor
 
 
 def _resumed_epoch(checkpoint_path: str | None, module: FGSSLModule) -> int | None:
