@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("fgssl.data", "fgssl.conf")),
     (
         "stages and step executors",
-        ("fgssl.stages", "fgssl.steps", "fgssl.optim", "fgssl.nonfinite"),
+        ("fgssl.stages", "fgssl.steps", "fgssl.accumulation", "fgssl.optim", "fgssl.nonfinite"),
     ),
     (
         "module",
@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "fgssl.module_losses",
             "fgssl.module_optim",
             "fgssl.module_passes",
+            "fgssl.module_steps",
         ),
     ),
     ("evaluation and plots", ("fgssl.evaluation", "fgssl.plots")),

@@ -15,6 +15,7 @@ from fgssl.errors import ConfigError
 from fgssl.evaluation.features import FEATURES
 from fgssl.ops.jigsaw import PERMUTATIONS
 from fgssl.optim import implementation_options
+from fgssl.run.aids_checks import check_training_aids
 from fgssl.run.factory import bootstrap_settings, is_rank_zero
 from fgssl.run.tracking import check_trackers
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 _TRAINER_KEYS_SET_BY_FGSSL = {
     "max_epochs": "pretrain_epochs and finetune_epochs",
     "logger": "the logger group (logger=csv, tensorboard, mlflow or wandb)",
-    "callbacks": "early_stopping.* and monitor",
+    "callbacks": "the callbacks group (+callbacks.<name>._target_=<class>)",
     "default_root_dir": "hydra.run.dir",
     "sync_batchnorm": "model.sync_batchnorm",
     "plugins": "nothing: fgssl writes its checkpoints through its own plugin",
@@ -52,6 +53,7 @@ def check_config(cfg: DictConfig) -> None:
     check_trackers(cfg.get("logger") or {})
     _check_batch_size(cfg)
     _check_trainer(cfg)
+    check_training_aids(cfg)
     _check_optimizer_implementation(cfg)
     permutation = cfg.schedule.get("permutation", "derangement")
     if permutation not in PERMUTATIONS:
@@ -97,8 +99,8 @@ def _check_trainer(cfg: DictConfig) -> None:
     if accumulate != 1:
         raise ConfigError(
             f"trainer.accumulate_grad_batches={accumulate}: fgssl takes its optimizer steps "
-            "itself (one per stage and batch) and does not accumulate batches; raise "
-            "data.batch_size (or train on more processes) for a larger batch"
+            "itself (one per stage), where Lightning cannot accumulate; set "
+            f"optim.accumulate_grad_batches={accumulate} instead"
         )
     if trainer.get("enable_checkpointing") is False:
         raise ConfigError(

@@ -23,9 +23,11 @@ from fgssl.run.checkpointing import (
     check_checkpoint_classes,
     check_checkpoint_matches,
     check_output_location,
+    every_epoch_checkpoint,
 )
 from fgssl.run.claim import claim_run_dir
 from fgssl.run.config_checks import check_config, check_schedule_fits
+from fgssl.run.ema import WeightEMA, ema_callback
 from fgssl.run.factory import (
     build_module,
     build_trainer,
@@ -35,12 +37,15 @@ from fgssl.run.factory import (
     monitor_key,
     precise_bn_callback,
     ssl_monitor_callback,
+    validation_keys,
 )
-from fgssl.run.layout import Phase, RunDir
+from fgssl.run.init_from import check_init_from, init_from_weights
+from fgssl.run.layout import PHASES, Phase, RunDir
 from fgssl.run.outputs import write_outputs
 from fgssl.run.pretrained_run import check_pretrained_run, pretrained_weights
 from fgssl.run.resume import ResumePoint, check_resume_split, find_resume_point
 from fgssl.run.thresholds import fit_run_thresholds, keep_thresholds, wants_thresholds
+from fgssl.run.user_callbacks import check_user_callbacks, user_callbacks
 from fgssl.thresholds import FittedThresholds
 from fgssl.undefined import undefined_to_null
 
@@ -58,7 +63,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """
     run = RunDir(run_dir)
     datamodule, resume = _start(cfg, run)
-    monitor = monitor_key(cfg, datamodule)  # again: the data may have told the class names
+    monitor = _checked_monitor(cfg, run, datamodule)
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -150,6 +155,8 @@ def _start(cfg: DictConfig, run: RunDir) -> tuple[ImageClassificationDataModule,
         check_resume_split(run.split, datamodule.split_table())
     if resume.finetune is None:
         check_pretrained_run(cfg, datamodule)
+    if resume.finetune is None and resume.pretrain is None:  # init_from starts a fresh run
+        check_init_from(cfg, datamodule)
     if is_rank_zero():
         write_text_atomically(run.config, OmegaConf.to_yaml(cfg, resolve=True))
         datamodule.write_split(run.split)
@@ -181,7 +188,7 @@ def fit_phase(
     """
     datamodule.enter_phase(phase)
     module = build_module(cfg, datamodule, phase=phase)
-    _check_room_for_checkpoints(run.root, module)
+    _check_room_for_checkpoints(run.root, module, ema=ema_callback(cfg, phase) is not None)
     resumed_epoch = _resumed_epoch(resume_from, module)
     _load_initial_state(cfg, module, phase, initial_state, fresh=resume_from is None)
     checkpoint, callbacks = None, None
@@ -196,6 +203,9 @@ def fit_phase(
         callbacks = [*(callbacks or []), ssl_monitor]
     if (precise_bn := precise_bn_callback(cfg, validate=monitor is not None)) is not None:
         callbacks = [precise_bn, *(callbacks or [])]  # before the monitor and the checkpoints
+    if (ema := ema_callback(cfg, phase)) is not None:
+        callbacks = [ema, *(callbacks or [])]  # validation (and precise BN) see the average
+    callbacks = [*(callbacks or []), *user_callbacks(cfg, validate=monitor is not None)]
     epochs = cfg.pretrain_epochs if phase == "pretrain" else cfg.finetune_epochs
     trainer = build_trainer(
         cfg,
@@ -218,18 +228,37 @@ def _load_initial_state(
     fresh: bool,
 ) -> None:
     """Load ``state`` into the network; a fresh finetune phase without it starts from
-    ``cfg.pretrained_run``'s pretrained weights, if set."""
+    ``cfg.pretrained_run``'s pretrained weights, if set, and the run's first phase from
+    ``cfg.init_from``'s network, if set."""
     if state is None and fresh and phase == "finetune" and cfg.get("pretrained_run"):
         state = pretrained_weights(cfg.pretrained_run, dict(module.hparams["net"]))
+    first = phase == "pretrain" or cfg.pretrain_epochs == 0
+    if state is None and fresh and first and cfg.get("init_from"):
+        state = init_from_weights(cfg, module.net, list(module.class_names or []))
     if state is not None:
         module.net.load_state_dict(state)
 
 
-def _check_room_for_checkpoints(run_dir: Path, module: FGSSLModule) -> None:
-    """Room for best, last and a temporary copy: weights plus SGD momentum each."""
+def _check_room_for_checkpoints(run_dir: Path, module: FGSSLModule, *, ema: bool) -> None:
+    """Room for best, last and a temporary copy: weights plus SGD momentum each (and the
+    training weights beside the average's, with an EMA)."""
     if is_rank_zero():
         parameter_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
-        check_output_location(run_dir, bytes_needed=3 * 2 * parameter_bytes)
+        check_output_location(run_dir, bytes_needed=3 * (3 if ema else 2) * parameter_bytes)
+
+
+def _checked_monitor(
+    cfg: DictConfig, run: RunDir, datamodule: ImageClassificationDataModule
+) -> str:
+    """The validation metric of :func:`monitor_key` (again: the data may have told the class
+    names), after checking the ``callbacks`` group against fgssl's own callbacks of both
+    phases (their saved states) and the finetune validation's keys, before any training."""
+    monitor = monitor_key(cfg, datamodule)
+    own: list[pl.Callback] = [every_epoch_checkpoint(run.last_checkpoint(p)) for p in PHASES]
+    own += monitor_callbacks(monitor, run.best_checkpoint, patience=1)[1]
+    own.append(WeightEMA())
+    check_user_callbacks(cfg, run, own, validation_keys(datamodule))
+    return monitor
 
 
 def _resumed_epoch(checkpoint_path: str | None, module: FGSSLModule) -> int | None:
