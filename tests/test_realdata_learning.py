@@ -31,8 +31,8 @@ THRESHOLD = 0.55
 busy 2-core CPU, torch 2.14.1): see the assertion's message; the threshold leaves a margin
 below the lowest of them."""
 RUN = [
-    "+experiment=isic2018",
-    "+method=baseline",
+    "experiment=isic2018",
+    "method=baseline",
     "model.net.backbone=resnet18",
     "model.net.pretrained=false",
     "data.image_size=64",

@@ -21,7 +21,7 @@ from fgssl.evaluation.classes import ClassMatch, match_classes
 from fgssl.evaluation.inference import HEADS, predict_probabilities, run_precision
 from fgssl.evaluation.reporting import paper_report
 from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score_heads
-from fgssl.run.layout import RELIABILITY_DIAGRAM, RESULTS
+from fgssl.rundir import RELIABILITY_DIAGRAM, RESULTS
 from fgssl.undefined import undefined_to_null
 
 __all__ = [

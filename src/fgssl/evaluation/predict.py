@@ -41,6 +41,7 @@ from fgssl.evaluation.predict_inputs import (
     ImageInputs,
     images_from_csv,
     images_from_folder,
+    read_inputs,
 )
 from fgssl.models.base import StagedNet
 
@@ -56,6 +57,7 @@ __all__ = [
     "images_from_csv",
     "images_from_folder",
     "predict_images",
+    "read_inputs",
     "write_kaggle_submission",
 ]
 

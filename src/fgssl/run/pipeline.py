@@ -1,5 +1,5 @@
 """A full run from a config: pretrain -> finetune -> test, with everything saved in one
-folder (its layout: :mod:`fgssl.run.layout`). The two training phases are one
+folder (its layout: :mod:`fgssl.rundir`). The two training phases are one
 :func:`fit_phase` run twice."""
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from fgssl.run.factory import (
     precise_bn_callback,
     ssl_monitor_callback,
 )
-from fgssl.run.layout import Phase, RunDir
 from fgssl.run.outputs import write_outputs
 from fgssl.run.pretrained_run import check_pretrained_run, pretrained_weights
 from fgssl.run.resume import ResumePoint, check_resume_split, find_resume_point
+from fgssl.rundir import Phase, RunDir
 from fgssl.undefined import undefined_to_null
 
 __all__ = ["fit_phase", "run_training"]
