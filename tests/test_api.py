@@ -160,3 +160,17 @@ def test_train_refuses_what_hydra_cannot_compose_and_keeps_the_callers_hydra(
         assert GlobalHydra.instance().is_initialized()
         assert compose("train", ["experiment=demo"]).name == "demo"
     assert not list(tmp_path.iterdir())
+
+
+def test_train_resumes_as_fgssl_train_does(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``resume=<run dir>`` among the overrides: that run's own config, refusing an override
+    it cannot take before anything runs (the run and the working directory untouched)."""
+    run = Path(shutil.copytree(tiny_run, tmp_path / "run"))
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"cannot change model\.net\.feat_dim=8"):
+        fgssl.train(overrides=[f"resume={run}", "model.net.feat_dim=8"])
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no outputs/ folder
