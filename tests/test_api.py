@@ -155,6 +155,8 @@ def test_train_refuses_what_hydra_cannot_compose_and_keeps_the_callers_hydra(
             fgssl.train("dmeo")
         with pytest.raises(ConfigError, match="seed=0,1"):
             fgssl.train("demo", ["seed=0,1"])
+        with pytest.raises(ConfigError, match=r"run_dir=.* and hydra\.run\.dir: give one"):
+            fgssl.train("demo", [f"hydra.run.dir={tmp_path / 'a'}"], run_dir=tmp_path / "b")
         with pytest.raises(ConfigError, match="resumed run continues in its own folder"):
             fgssl.train("demo", [f"resume={tmp_path / 'a'}"], run_dir=tmp_path / "b")
         assert GlobalHydra.instance().is_initialized()

@@ -40,6 +40,7 @@ from fgssl.errors import ConfigError, ImageReadError
 from fgssl.evaluation.inference import predict_probabilities
 from fgssl.evaluation.predict import eval_transform, image_reader, predict_images, read_inputs
 from fgssl.models.base import StagedNet
+from fgssl.overrides import override_key
 from fgssl.run.loading import load_run
 from fgssl.run.pipeline import run_training
 
@@ -83,6 +84,8 @@ def train(
     hydra_config.set_config(cfg)  # the config's ${hydra:...} values, read while it runs
     try:
         folder = Path(run_dir if run_dir is not None else str(cfg.hydra.run.dir))
+        if run_dir is not None and any(override_key(o) == "hydra.run.dir" for o in overrides):
+            raise ConfigError(f"run_dir={str(run_dir)!r} and hydra.run.dir: give one of them")
         if cfg.resume and run_dir is not None and Path(cfg.resume).resolve() != folder.resolve():
             raise ConfigError(
                 f"run_dir={str(run_dir)!r} with resume={cfg.resume}: a resumed run continues "
