@@ -32,8 +32,8 @@ Measured held-out balanced accuracy of this run on seeds 0-4 (this project's 2-c
 busy, torch 2.14.1): 0.796, 0.685, 0.630, 0.852, 0.741 (mean 0.741); the threshold leaves
 0.13 below the lowest."""
 RUN = [
-    "+experiment=isic2018",
-    "+method=baseline",
+    "experiment=isic2018",
+    "method=baseline",
     "model.net.backbone=resnet18",
     "model.net.pretrained=false",
     "data.image_size=64",

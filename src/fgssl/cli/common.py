@@ -21,6 +21,8 @@ __all__ = [
     "add_precision_option",
     "add_preprocess_option",
     "add_tta_option",
+    "hydra_arguments",
+    "plain_group_choices",
     "quote_schedule_choices",
     "resolve_device",
     "resolve_precision",
@@ -146,6 +148,27 @@ def run_command(
             return 130
 
     return main
+
+
+UNCHOSEN_GROUPS = ("experiment", "method", "hparams_search")
+"""The config groups of ``train.yaml``'s defaults list that choose nothing by default
+(``experiment: null``): ``experiment=NAME`` chooses one, as in lightning-hydra-template."""
+_APPENDED_GROUP = re.compile(rf"^\+(?=(?:{'|'.join(UNCHOSEN_GROUPS)})=)")
+
+
+def plain_group_choices(argv: Sequence[str]) -> list[str]:
+    """``+experiment=demo`` -> ``experiment=demo`` (also ``+method=``, ``+hparams_search=``),
+    every other argument as it is. Hydra refuses to append (``+``) a group its defaults list
+    already holds; the ``+`` spelling, which fgssl's commands took before the groups were in
+    the defaults list, keeps working, and means the same as the plain one."""
+    return [_APPENDED_GROUP.sub("", arg, count=1) for arg in argv]
+
+
+def hydra_arguments(argv: Sequence[str]) -> list[str]:
+    """fgssl-train's command-line overrides as Hydra is given them (by fgssl-train,
+    fgssl-prepare and :func:`fgssl.api.train`): :func:`plain_group_choices`, then
+    :func:`quote_schedule_choices`."""
+    return quote_schedule_choices(plain_group_choices(argv))
 
 
 _SCHEDULE_OVERRIDE = re.compile(r"^(?P<key>[+~]*schedule=)(?P<value>.+)$")

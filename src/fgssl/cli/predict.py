@@ -32,13 +32,11 @@ from fgssl.evaluation.predict import (
     ID_COLUMNS,
     IMAGE_EXTENSIONS,
     NO_FILE,
-    ImageInputs,
     Predictions,
     eval_transform,
     image_reader,
-    images_from_csv,
-    images_from_folder,
     predict_images,
+    read_inputs,
     same_preprocessing,
     submitted_column,
     write_kaggle_submission,
@@ -143,7 +141,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def _predict(args: argparse.Namespace) -> int:
     # The inputs first: a bad listing (e.g. an id twice) fails before the checkpoint loads.
-    inputs = _read_inputs(args)
+    inputs = read_inputs(
+        args.input, image_dir=args.image_dir, id_column=args.id_column, include_all=args.include_all
+    )
     device = resolve_device(args.device)
     resolve_precision(args.precision, None, PROG)  # a bad option before anything loads
     loaded = None
@@ -196,18 +196,6 @@ def _predict(args: argparse.Namespace) -> int:
     print(f"{len(predictions.table)} of {len(inputs.ids)} images predicted: {output}")
     _write_submission(args.submission, predictions, class_names)
     return _report_failures(predictions, output)
-
-
-def _read_inputs(args: argparse.Namespace) -> ImageInputs:
-    """The images of ``args.input`` (a folder or a CSV); DataNotFoundError when absent."""
-    source = Path(args.input).expanduser()
-    if not source.exists():
-        raise DataNotFoundError(
-            f"input {str(source)!r} does not exist: expected a folder of images or a CSV"
-        )
-    if source.is_dir():
-        return images_from_folder(source, exclude=() if args.include_all else EXCLUDED_BY_DEFAULT)
-    return images_from_csv(source, image_dir=args.image_dir, id_column=args.id_column)
 
 
 def _write_submission(path: str | None, predictions: Predictions, class_names: list[str]) -> None:

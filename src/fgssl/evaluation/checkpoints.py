@@ -21,7 +21,7 @@ from fgssl._version import __version__
 from fgssl.errors import CheckpointError, ConfigError
 from fgssl.evaluation.classes import output_class_names
 from fgssl.module import FGSSLModule
-from fgssl.run.layout import BEST_CHECKPOINT, RunDir
+from fgssl.rundir import BEST_CHECKPOINT, RunDir
 from fgssl.thresholds import FittedThresholds
 
 __all__ = [

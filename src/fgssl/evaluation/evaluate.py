@@ -22,7 +22,7 @@ from fgssl.evaluation.inference import HEADS, predict_probabilities, run_precisi
 from fgssl.evaluation.reporting import paper_report
 from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score_heads
 from fgssl.evaluation.thresholds import thresholded_columns
-from fgssl.run.layout import RELIABILITY_DIAGRAM, RESULTS
+from fgssl.rundir import RELIABILITY_DIAGRAM, RESULTS
 from fgssl.thresholds import FittedThresholds
 from fgssl.undefined import undefined_to_null
 

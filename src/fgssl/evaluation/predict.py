@@ -41,6 +41,7 @@ from fgssl.evaluation.predict_inputs import (
     ImageInputs,
     images_from_csv,
     images_from_folder,
+    read_inputs,
 )
 from fgssl.evaluation.thresholds import thresholded_columns
 from fgssl.models.base import StagedNet
@@ -58,6 +59,7 @@ __all__ = [
     "images_from_csv",
     "images_from_folder",
     "predict_images",
+    "read_inputs",
     "run_preprocessing",
     "same_preprocessing",
     "submitted_column",

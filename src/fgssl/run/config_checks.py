@@ -181,8 +181,11 @@ def _warn_unused_pools(cfg: DictConfig) -> None:
 
 
 def _check_method(cfg: DictConfig) -> None:
-    """A ``+method=`` config must still hold after the other groups were merged (a later
-    ``+experiment=`` on the command line overrides its model)."""
+    """A ``method=`` config must still hold in the composed config: the method applies on
+    top of the experiment (train.yaml's defaults list), but a command-line override of what
+    it sets (``model=``, ``pretrain_epochs=``, ``pretrained_run=``), or an experiment whose
+    network the method keeps (the baseline net of ``experiment=medmnist`` under
+    ``method=fgssl``), would train another method than the one the run records."""
     method = cfg.get("method")
     if method is None:
         return
@@ -196,9 +199,8 @@ def _check_method(cfg: DictConfig) -> None:
         raise ConfigError(
             f"method={method} but the composed config trains {trains} (model.net._target_="
             f"{target}, pretrain_epochs={cfg.pretrain_epochs}, pretrained_run="
-            f"{cfg.get('pretrained_run')}): put +method=... after "
-            "+experiment=... on the command line (the later one wins) and do not override "
-            "what the method sets"
+            f"{cfg.get('pretrained_run')}): an override or the experiment contradicts the "
+            f"method; make these settings what {method} trains, or choose method={trains}"
         )
 
 

@@ -22,10 +22,10 @@ from fgssl.module import FGSSLModule
 from fgssl.module_eval import eval_metric_keys
 from fgssl.run.checkpointing import AtomicCheckpointIO, BestCheckpoint, every_epoch_checkpoint
 from fgssl.run.instantiation import instantiate_unwrapped, plain
-from fgssl.run.layout import LAST_CHECKPOINT, METRICS, Phase
 from fgssl.run.metrics_log import trim_metrics_log
 from fgssl.run.precise_bn import PreciseBatchNorm
 from fgssl.run.progress import PhaseProgress
+from fgssl.rundir import LAST_CHECKPOINT, METRICS, Phase
 
 __all__ = [
     "bootstrap_settings",

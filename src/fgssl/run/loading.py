@@ -15,7 +15,7 @@ from fgssl.data.tables import read_csv_columns
 from fgssl.errors import CheckpointError, ConfigError
 from fgssl.evaluation.checkpoints import LoadedRun, load_checkpoint
 from fgssl.run.factory import build_datamodule
-from fgssl.run.layout import CONFIG, PHASES, Phase, RunDir
+from fgssl.rundir import CONFIG, PHASES, Phase, RunDir
 
 __all__ = [
     "RUN_CHECKPOINTS",

@@ -1,5 +1,5 @@
 """A full run from a config: pretrain -> finetune -> test, with everything saved in one
-folder (its layout: :mod:`fgssl.run.layout`). The two training phases are one
+folder (its layout: :mod:`fgssl.rundir`). The two training phases are one
 :func:`fit_phase` run twice."""
 
 from __future__ import annotations
@@ -40,12 +40,12 @@ from fgssl.run.factory import (
     validation_keys,
 )
 from fgssl.run.init_from import check_init_from, init_from_weights
-from fgssl.run.layout import PHASES, Phase, RunDir
 from fgssl.run.outputs import write_outputs
 from fgssl.run.pretrained_run import check_pretrained_run, pretrained_weights
 from fgssl.run.resume import ResumePoint, check_resume_split, find_resume_point
 from fgssl.run.thresholds import fit_run_thresholds, keep_thresholds, wants_thresholds
 from fgssl.run.user_callbacks import check_user_callbacks, user_callbacks
+from fgssl.rundir import PHASES, Phase, RunDir
 from fgssl.thresholds import FittedThresholds
 from fgssl.undefined import undefined_to_null
 

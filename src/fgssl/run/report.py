@@ -14,9 +14,9 @@ import pandas as pd
 from fgssl.atomic import write_csv_atomically, write_text_atomically
 from fgssl.errors import DataLayoutError, DataNotFoundError
 from fgssl.run.failures import FailedJob, read_failures
-from fgssl.run.layout import REPORT_HTML
 from fgssl.run.sweep_html import write_sweep_html
 from fgssl.run.sweep_runs import collect_runs, unquoted
+from fgssl.rundir import REPORT_HTML
 
 __all__ = [
     "add_run_intervals",

@@ -25,7 +25,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from fgssl.errors import ConfigError
 from fgssl.run.instantiation import instantiate_unwrapped
-from fgssl.run.layout import PHASES, RunDir
+from fgssl.rundir import PHASES, RunDir
 
 __all__ = ["check_user_callbacks", "user_callbacks"]
 
