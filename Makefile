@@ -1,13 +1,23 @@
 # fgssl set-up: each target creates .venv (if missing), installs, and runs.
 #   make demo   install, then train + test FG-SSL on the synthetic demo data (CPU; about 4 min on 2 idle cores)
+#               (TORCH_INDEX=https://download.pytorch.org/whl/cpu: the CPU-only PyTorch, see TORCH below)
 #   make test   install with test extras, then lint, type-check and run the whole test suite
 #   make floors install with test extras, then run the relevant tests at the declared floors
 #               of scikit-learn and timm (scripts/check_floors.sh; not part of make test)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# CPU-only PyTorch pinned to the builds this project is tested with.
+# PyTorch pinned to the builds this project is tested with, from PyPI by default: on Linux
+# that is the CUDA build (several GB of NVIDIA libraries), what a machine with a GPU needs.
+# The CPU-only build (a few hundred MB) comes from PyTorch's CPU wheel index, where that
+# index is reachable:
+#   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# in a new .venv (pip keeps a torch already installed; `make clean` removes .venv). Any index
+# that holds these versions and their dependencies works; fgssl's other dependencies come
+# from PyPI.
 TORCH := torch==2.14.1 torchvision==0.29.1
+TORCH_INDEX ?=
+TORCH_FROM := $(if $(strip $(TORCH_INDEX)),--index-url $(strip $(TORCH_INDEX)))
 
 .PHONY: demo test floors install install-test lint benchmark clean
 
@@ -16,11 +26,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet $(TORCH_FROM) $(TORCH)
 	$(BIN)/pip install --quiet -e .
 
 install-test: $(BIN)/python
-	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet $(TORCH_FROM) $(TORCH)
 	$(BIN)/pip install --quiet -e ".[test]"
 
 demo: install

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from fgssl.plots.monitor import read_monitor_series
-from fgssl.run.layout import RunDir
+from fgssl.rundir import RunDir
 
 PANELS = {
     "monitor/knn/kappa": "k-NN QWK of the validation images",

@@ -20,6 +20,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from fgssl.cli.common import hydra_arguments
 from fgssl.data.demo import make_demo_aptos
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -72,10 +73,11 @@ def aptos_copy(aptos_root: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def compose_config() -> Iterator[Callable[..., DictConfig]]:
-    """compose(overrides) -> the fgssl-train config, as Hydra would build it."""
+    """compose(overrides) -> the fgssl-train config, as Hydra would build it (given the
+    overrides as fgssl-train gives them: ``+experiment=`` and ``experiment=`` alike)."""
 
     def _compose(*overrides: str) -> DictConfig:
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+        cfg = compose("train", overrides=hydra_arguments(overrides), return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)  # resolves ${hydra:...} interpolations
         with open_dict(cfg):
             del cfg["hydra"]
@@ -86,7 +88,7 @@ def compose_config() -> Iterator[Callable[..., DictConfig]]:
 
 
 TINY_RUN_OVERRIDES = [
-    "+experiment=demo",
+    "experiment=demo",
     *TINY_TRAINING,
     "data._target_=fgssl.data.APTOS2019DataModule",
     "~data.num_train",

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytorch_lightning as pl
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from fgssl import FGSSLModule, FGSSLNet
@@ -51,6 +52,17 @@ def tiny_net(num_granularities: int = 3) -> FGSSLNet:
     return FGSSLNet(
         "resnet18", num_classes=3, num_granularities=num_granularities, feat_dim=16, hidden_dim=16
     )
+
+
+def without_batch_norm(net: nn.Module) -> nn.Module:
+    """``net`` with every batch-norm layer replaced by the identity: no batch statistics, so
+    a large batch and its micro-batches (or its shards under DDP) give the same per-image
+    losses."""
+    for module in list(net.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.modules.batchnorm._BatchNorm):
+                setattr(module, name, nn.Identity())
+    return net
 
 
 def tiny_trainer(**kwargs: object) -> pl.Trainer:

@@ -24,8 +24,8 @@ from fgssl.errors import CheckpointError, ConfigError
 from fgssl.evaluation.classes import match_classes
 from fgssl.evaluation.scoring import per_class_report, score
 from fgssl.run.checkpointing import check_checkpoint_classes
-from fgssl.run.layout import RunDir
 from fgssl.run.loading import load_run
+from fgssl.rundir import RunDir
 from helpers import one_thread
 
 single_thread = pytest.fixture(autouse=True)(one_thread)

@@ -112,7 +112,7 @@ def test_batch_size_one_is_refused_before_any_data_is_read(
     [
         ("+trainer.gradient_clip_val=1.0", "trainer.gradient_clip_val=1.0", "optim.grad_clip=1.0"),
         ("+trainer.gradient_clip_algorithm=value", "gradient_clip_algorithm", "optim.grad_clip"),
-        ("+trainer.accumulate_grad_batches=4", "accumulate_grad_batches=4", "data.batch_size"),
+        ("+trainer.accumulate_grad_batches=4", "accumulate_grad_batches=4", "optim.accumulate"),
         ("+trainer.enable_checkpointing=false", "enable_checkpointing", "checkpoints"),
         ("+trainer.max_epochs=3", "trainer.max_epochs", "finetune_epochs"),
         ("+trainer.sync_batchnorm=true", "trainer.sync_batchnorm", "model.sync_batchnorm"),

@@ -145,6 +145,7 @@ def test_two_process_ddp_demo_end_to_end(tmp_path: Path, step_mode: str) -> None
     assert num_test % 2 == 1
     for head in ("combined", "concat"):
         assert sum(map(sum, results["confusion_matrix"][head])) == num_test
+        assert "kappa_thresholded" in results["test"][head]
     # the per-image test predictions: gathered from both ranks, each test image once, by id
     tested = pd.read_csv(run_dir / "predictions" / "test.csv", dtype={"id": str})
     test_ids = splits.loc[splits["split"] == "test", "id"].astype(str)
@@ -152,6 +153,11 @@ def test_two_process_ddp_demo_end_to_end(tmp_path: Path, step_mode: str) -> None
     rescored = (tested["prediction"] == tested["label"]).mean()
     assert rescored == pytest.approx(results["test"]["combined"]["acc"], abs=1e-6)
     assert (run_dir / "predictions" / "val.csv").is_file()
+    # the ordinal thresholds: fitted on every validation image, gathered from both ranks
+    thresholds = results["ordinal_thresholds"]
+    assert thresholds["images"] == int((splits["split"] == "val").sum())
+    stored = torch.load(run_dir / "finetune/checkpoints/best.ckpt", weights_only=True)
+    assert stored["fgssl"]["ordinal_thresholds"]["heads"] == thresholds["heads"]
     # one run directory for both processes: no stray timestamped folder from rank 1
     assert not (tmp_path / "outputs").exists()
     # the pretrain monitor ran on rank 0 alone (one row per pass) and rank 1 did not hang

@@ -42,7 +42,7 @@ from fgssl.cli import export as export_cli
 from fgssl.cli import predict as predict_cli
 from fgssl.cli import report as report_cli
 from fgssl.cli import ssl_eval as ssl_eval_cli
-from fgssl.cli.common import quote_schedule_choices
+from fgssl.cli.common import hydra_arguments
 from fgssl.errors import ConfigError
 from fgssl.run.config_checks import check_config
 
@@ -197,7 +197,7 @@ def compose_train() -> Iterator[Compose]:
     """overrides -> fgssl-train's composed config (without the hydra node)."""
 
     def _compose(overrides: list[str]) -> DictConfig:
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        cfg = compose("train", overrides=hydra_arguments(overrides), return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
         with open_dict(cfg):
             del cfg["hydra"]
@@ -208,11 +208,11 @@ def compose_train() -> Iterator[Compose]:
 
 
 def hydra_jobs(arguments: list[str], tool: str = "fgssl-train") -> list[list[str]]:
-    """The override lists of the jobs ``tool`` would run for ``arguments``: its schedule
-    quoting and Hydra's grammar applied, its options dropped, each value of every sweep once
-    (the others at their first value)."""
+    """The override lists of the jobs ``tool`` would run for ``arguments``: its
+    :func:`~fgssl.cli.common.hydra_arguments` and Hydra's grammar applied, its options
+    dropped, each value of every sweep once (the others at their first value)."""
     words, skip = [], False
-    for word in quote_schedule_choices(arguments):
+    for word in hydra_arguments(arguments):
         if skip:
             skip = False
         elif word in _FLAGS[tool]:
@@ -269,16 +269,15 @@ def test_a_documented_command_runs_as_written(compose_train: Compose, shown: Sho
 def known_keys(compose_train: Compose) -> set[str]:
     """Every config key (and node) of the shipped experiments and of every option of the
     config groups fgssl-train chooses from (``data``, ``logger``, ``model``, ... and
-    ``+method``; a file starting with ``_`` is a piece the others include)."""
+    ``experiment``, ``method``; a file starting with ``_`` is a piece the others include)."""
     keys: set[str] = set()
-    bases = [[f"+experiment={p.stem}"] for p in sorted((CONF / "experiment").glob("*.yaml"))]
     chosen = [next(iter(d)) for d in OmegaConf.load(CONF / "train.yaml").defaults if d != "_self_"]
-    groups = {g: g for g in chosen if not g.startswith("optional ")} | {"+method": "method"}
-    for override, folder in groups.items():
-        options = sorted(p.stem for p in (CONF / folder).glob("*.yaml"))
+    bases = []
+    for group in (g for g in chosen if not g.startswith("optional ")):
+        options = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
         # quoted: Hydra reads the old schedule names (8_4_2) as integers
-        bases += [[f"{override}='{name}'"] for name in options if not name.startswith("_")]
-    bases += [["+experiment=demo", "model=baseline"]]
+        bases += [[f"{group}='{name}'"] for name in options if not name.startswith("_")]
+    bases += [["experiment=demo", "model=baseline"]]
     for overrides in bases:
         container = OmegaConf.to_container(compose_train([*overrides, "data.root=/x"]))
         keys |= set(_flatten(container))
@@ -351,11 +350,11 @@ def test_a_broken_override_is_caught(known_keys: set[str]) -> None:
 
 def test_sweeps_compose_every_value_once() -> None:
     jobs = hydra_jobs(["-m", "+experiment=demo", "schedule=8_4_2,16_8_4", "seed=0,1,2"])
-    assert jobs == [
-        ["+experiment=demo", "schedule='8_4_2'", "seed=0"],
-        ["+experiment=demo", "schedule='16_8_4'", "seed=0"],
-        ["+experiment=demo", "schedule='8_4_2'", "seed=1"],
-        ["+experiment=demo", "schedule='8_4_2'", "seed=2"],
+    assert jobs == [  # as fgssl-train gives them to Hydra: no "+" before experiment
+        ["experiment=demo", "schedule='8_4_2'", "seed=0"],
+        ["experiment=demo", "schedule='16_8_4'", "seed=0"],
+        ["experiment=demo", "schedule='8_4_2'", "seed=1"],
+        ["experiment=demo", "schedule='8_4_2'", "seed=2"],
     ]
 
 

@@ -14,12 +14,17 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from omegaconf import OmegaConf
 from sklearn import metrics as skm
 
 from fgssl.cli import eval as eval_cli
 from fgssl.cli import predict as predict_cli
+from fgssl.errors import ConfigError
+from fgssl.evaluation.checkpoints import LoadedRun
+from fgssl.evaluation.ensemble import THRESHOLDS_NOT_APPLIED, check_preprocessing
 from fgssl.evaluation.prediction_table import read_prediction_table
-from fgssl.run.layout import BEST_CHECKPOINT, RunDir
+from fgssl.evaluation.thresholds import THRESHOLDED_COLUMNS
+from fgssl.rundir import BEST_CHECKPOINT, RunDir
 from helpers import one_thread
 
 CLASSES = ["No DR", "Mild", "Moderate", "Severe", "Proliferative DR"]
@@ -172,6 +177,7 @@ def copy_with(tiny_run: Path, dest: Path, edit: Callable[[dict], None]) -> Path:
     [
         (lambda c: c["data"].update(image_size=40), "data.image_size is 32 in"),
         (lambda c: c["data"].update(mean=[0.5, 0.5, 0.5]), "data.mean is [0.485, 0.456, 0.406] in"),
+        (lambda c: c["data"].update(preprocess="shades_of_gray"), "data.preprocess is None in"),
         (lambda c: c["trainer"].update(precision="bf16-mixed"), "different precisions"),
         (lambda c: c.update(tta="d4"), "different tta ([(), ('identity', 'hflip'"),
     ],
@@ -245,3 +251,77 @@ def test_calibrating_an_ensemble_is_refused(
     argv = [str(tiny_run), str(other), images, "-o", str(tmp_path / "p.csv"), "--calibrate"]
     assert predict_cli.main(argv) == 2
     assert "--calibrate fits T on one run's validation split" in capsys.readouterr().err
+
+
+def test_a_single_member_keeps_its_thresholds_an_ensemble_applies_none(
+    tiny_run: Path, other: Path, aptos_root: Path, tmp_path: Path, capsys, caplog
+) -> None:
+    """Each member's ordinal thresholds were fitted on its own validation split: one
+    checkpoint cuts its grades by them, an ensemble of two by none (a warning and the facts
+    say so), and its Kaggle submission is the argmax."""
+    stored = torch.load(tiny_run / "finetune" / BEST_CHECKPOINT, weights_only=False)
+    assert stored["fgssl"]["ordinal_thresholds"]["heads"]["combined"]["thresholds"]
+    assert evaluate(str(tiny_run), "--output", str(tmp_path / "one")) == 0
+    one = json.loads((tmp_path / "one" / "results.json").read_text())
+    assert "kappa_thresholded" in one["metrics"]["combined"] and "ordinal_thresholds" in one
+    assert set(THRESHOLDED_COLUMNS) <= set(pd.read_csv(tmp_path / "one" / "predictions.csv"))
+    caplog.clear()
+    assert evaluate(str(tiny_run), str(other), "--output", str(tmp_path / "two")) == 0
+    warned = [r.getMessage() for r in caplog.records if THRESHOLDS_NOT_APPLIED in r.getMessage()]
+    assert len(warned) == 1
+    two = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert "kappa_thresholded" not in two["metrics"]["combined"]
+    assert "ordinal_thresholds" not in two
+    assert two["ensemble"]["ordinal_thresholds"] == THRESHOLDS_NOT_APPLIED
+    columns = set(pd.read_csv(tmp_path / "two" / "predictions.csv"))
+    assert not set(THRESHOLDED_COLUMNS) & columns
+    images, out = str(aptos_root / "test_images"), tmp_path / "p.csv"
+    argv = [str(tiny_run), str(other), images, "-o", str(out), "--device", "cpu"]
+    assert predict_cli.main([*argv, "--submission", str(tmp_path / "s.csv")]) == 0
+    assert not set(THRESHOLDED_COLUMNS) & set(pd.read_csv(out))
+    facts = json.loads((tmp_path / "p_ensemble.json").read_text())
+    assert facts["ordinal_thresholds"] == THRESHOLDS_NOT_APPLIED
+    assert "diagnosis = prediction)" in capsys.readouterr().out
+    predicted = pd.read_csv(out).set_index("id")["prediction"]
+    submitted = pd.read_csv(tmp_path / "s.csv").set_index("id_code")["diagnosis"]
+    assert submitted.loc[predicted.index].tolist() == predicted.tolist()
+
+
+def fundus_member(radius: int | None, name: str = "fundus_crop") -> LoadedRun:
+    """A member without a checkpoint whose run config (32 px images) preprocesses with
+    ``name`` at ``radius`` (None: the default radius, image_size = 32)."""
+    data = {"image_size": 32, "preprocess": name, "preprocess_radius": radius}
+    config = OmegaConf.create({"data": data})
+    return LoadedRun(module=None, checkpoint=Path(f"r{radius}.ckpt"), run_dir=None, config=config)  # type: ignore[arg-type]
+
+
+def test_members_must_share_the_preprocessing_and_its_radius() -> None:
+    """data.preprocess_radius left unset is its default (data.image_size here), so it agrees
+    with the same radius given; another radius or preprocessing is refused."""
+    check_preprocessing([fundus_member(None), fundus_member(32)])
+    with pytest.raises(ConfigError, match=r"data.preprocess_radius is 32 in 'rNone.ckpt' but 40"):
+        check_preprocessing([fundus_member(None), fundus_member(40)])
+    with pytest.raises(ConfigError, match=r"data.preprocess is 'fundus_crop' in .* 'ben_graham'"):
+        check_preprocessing([fundus_member(None), fundus_member(None, "ben_graham")])
+
+
+def test_an_ensemble_reads_its_images_with_the_members_preprocessing(
+    tiny_run: Path, aptos_root: Path, tmp_path: Path
+) -> None:
+    """Two copies of one checkpoint whose runs used Shades of Gray predict as the single
+    copy does, and unlike the checkpoint without it: the ensemble's reader preprocesses."""
+
+    def shades(config: dict) -> None:
+        config["data"]["preprocess"] = "shades_of_gray"
+
+    copies = [copy_with(tiny_run, tmp_path / name, shades) for name in ("a", "b")]
+    images = str(aptos_root / "test_images")
+    outputs = {}
+    for name, models in (("plain", [tiny_run]), ("one", copies[:1]), ("both", copies)):
+        outputs[name] = tmp_path / f"{name}.csv"
+        argv = [*map(str, models), images, "-o", str(outputs[name]), "--device", "cpu"]
+        assert predict_cli.main(argv) == 0
+    plain, one, both = (probabilities(outputs[n]) for n in ("plain", "one", "both"))
+    np.testing.assert_allclose(both, one, rtol=1e-5, atol=0)
+    # the tiny network is nearly certain: its inputs tell in the small probabilities
+    assert not np.allclose(one, plain, rtol=1e-2, atol=0)

@@ -74,7 +74,7 @@ def test_a_reader_of_official_splits_refuses_a_fold(tmp_path: Path) -> None:
 def test_a_bad_fold_stops_fgssl_train_before_data_is_read(compose_config) -> None:
     from fgssl.run.factory import configured_datamodule
 
-    cfg = compose_config("+experiment=aptos", "data.root=/nonexistent", "data.fold=7")
+    cfg = compose_config("experiment=aptos", "data.root=/nonexistent", "data.fold=7")
     with pytest.raises(ConfigError, match=r"data.fold=7: expected an integer in 0..4"):
         configured_datamodule(cfg)
 

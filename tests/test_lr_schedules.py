@@ -53,3 +53,35 @@ def test_adam_config_builds_the_protocols_optimizer(compose_config) -> None:  # 
     assert isinstance(optimizer, torch.optim.Adam)
     assert optimizer.defaults["lr"] == 1e-3 and optimizer.defaults["weight_decay"] == 0.0
     assert cfg.optim.lr_schedule == "multistep" and list(cfg.optim.lr_milestones) == [0.5, 0.75]
+
+
+@pytest.mark.parametrize(("total", "warmup", "floor"), [(20, 4, 0.1), (37, 1, 0.0), (9, 0, 0.5)])
+def test_cosine_is_timms_cosine_after_lightlys_warmup(
+    total: int, warmup: int, floor: float
+) -> None:
+    """fgssl's warm-up cosine (its docstring says why it is its own): the warm-up of lightly's
+    cosine_warmup_schedule, then the cosine of timm's CosineLRScheduler (warm-up as a
+    prefix), stepped per optimizer step; and where each library differs."""
+    from lightly.utils.scheduler import cosine_warmup_schedule
+    from timm.scheduler import CosineLRScheduler
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    timm = CosineLRScheduler(
+        optimizer, t_initial=total - warmup, lr_min=floor, warmup_t=warmup,
+        warmup_lr_init=0.0, warmup_prefix=True, t_in_epochs=False,
+    )  # fmt: skip
+    cosine = lr_multiplier(
+        "cosine", total=total, warmup=warmup, floor=floor, milestones=(), gamma=1
+    )
+    for step in range(total + 1):
+        timm.step_update(step)
+        if step < warmup:
+            lightly = cosine_warmup_schedule(step, total, 1.0, floor, warmup, 0.0)
+            assert cosine(step) == pytest.approx(lightly), step
+            assert optimizer.param_groups[0]["lr"] == pytest.approx(step / warmup)  # timm's
+        else:
+            assert cosine(step) == pytest.approx(optimizer.param_groups[0]["lr"]), step
+    assert cosine(total) == pytest.approx(floor)
+    # lightly's cosine reaches the floor on the last step, fgssl's (and timm's) one later
+    last = cosine_warmup_schedule(total - 1, total, 1.0, floor, warmup, 0.0)
+    assert last == pytest.approx(floor) and cosine(total - 1) > floor + 1e-6

@@ -15,8 +15,8 @@ from conftest import TINY_RUN_OVERRIDES
 from fgssl.errors import CheckpointError, ConfigError, DataLayoutError
 from fgssl.evaluation.checkpoints import read_checkpoint
 from fgssl.run.factory import build_datamodule
-from fgssl.run.layout import RunDir
 from fgssl.run.pretrained_run import check_pretrained_run, pretrained_weights
+from fgssl.rundir import RunDir
 
 
 def finetune_config(compose: Callable[..., DictConfig], root: Path, source: Path, *more: str):

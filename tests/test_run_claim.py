@@ -118,8 +118,10 @@ def _hydra_config(compose_config: Callable[..., DictConfig], *overrides: str) ->
     """The config Hydra's callbacks receive (with its hydra node)."""
     from hydra import compose
 
+    from fgssl.cli.common import hydra_arguments
+
     del compose_config  # initialises Hydra
-    return compose("train", overrides=list(overrides), return_hydra_config=True)
+    return compose("train", overrides=hydra_arguments(overrides), return_hydra_config=True)
 
 
 def test_the_hydra_callback_claims_before_hydra_writes(

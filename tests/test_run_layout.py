@@ -1,4 +1,4 @@
-"""The run directory is defined once, in fgssl.run.layout."""
+"""The run directory is defined once, in fgssl.rundir."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import ast
 from pathlib import Path
 
 import fgssl
-from fgssl.run.layout import RunDir
 from fgssl.run.loading import RUN_CHECKPOINTS
+from fgssl.rundir import RunDir
 
 LAYOUT_NAMES = {
     "config.yaml",
@@ -39,13 +39,13 @@ def test_the_paths_of_a_run_directory(tmp_path: Path) -> None:
 
 def test_no_other_module_spells_a_file_name_of_the_layout() -> None:
     """A string that is exactly one of the layout's names (e.g. ``run_dir / "split.csv"``)
-    outside run/layout.py is a second definition; messages and docstrings may name them."""
+    outside rundir.py is a second definition; messages and docstrings may name them."""
     package = Path(fgssl.__file__).parent
     found = []
     for path in sorted(package.rglob("*.py")):
-        if path == package / "run" / "layout.py":
+        if path == package / "rundir.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and node.value in LAYOUT_NAMES:
                 found.append(f"{path.relative_to(package)}:{node.lineno} {node.value!r}")
-    assert not found, f"use fgssl.run.layout instead of: {found}"
+    assert not found, f"use fgssl.rundir instead of: {found}"

@@ -25,9 +25,9 @@ from fgssl.errors import ConfigError
 from fgssl.evaluation import load_checkpoint
 from fgssl.evaluation.checkpoints import read_checkpoint
 from fgssl.run.checkpointing import RelocatableModelCheckpoint
-from fgssl.run.layout import RunDir
 from fgssl.run.pipeline import run_training
 from fgssl.run.resume import check_resume_split, resumed_config
+from fgssl.rundir import RunDir
 
 FGSSL_TRAIN = Path(sys.executable).parent / "fgssl-train"
 
@@ -49,11 +49,21 @@ class InterruptAt(pl.Callback):
             raise KeyboardInterrupt
 
 
+# the training aids whose state must survive: an open accumulation group (batch 1 of a group
+# of 2), the EMA of both phases, the mixing draws
+AIDS = ["optim.accumulate_grad_batches=2", "ema.enabled=true", "ema.phases=[pretrain,finetune]"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("epoch", "batch", "step_mode"),
-    [(2, 0, "progressive"), (1, 1, "progressive"), (1, 1, "fused")],
-    ids=["at-an-epoch-start", "mid-epoch", "mid-epoch-fused"],
+    ("epoch", "batch", "step_mode", "aids"),
+    [
+        (2, 0, "progressive", []),
+        (1, 1, "progressive", []),
+        (1, 1, "fused", []),
+        (1, 1, "progressive", [*AIDS, "mixup.enabled=true"]),
+    ],
+    ids=["at-an-epoch-start", "mid-epoch", "mid-epoch-fused", "mid-group-ema-mixup"],
 )
 def test_resumed_run_matches_the_uninterrupted_run(
     compose_config,
@@ -63,6 +73,7 @@ def test_resumed_run_matches_the_uninterrupted_run(
     epoch: int,
     batch: int,
     step_mode: str,
+    aids: list[str],
 ) -> None:
     overrides = [
         "+experiment=aptos",
@@ -75,6 +86,7 @@ def test_resumed_run_matches_the_uninterrupted_run(
         "data.folds=3",  # a fold of a cross-validation, tested with TTA, resumes alike
         "data.fold=1",
         "tta=flips",
+        *aids,
     ]
     whole = run_training(compose_config(*overrides), tmp_path / "whole")
 
@@ -106,10 +118,16 @@ def test_resumed_run_matches_the_uninterrupted_run(
     assert final[1]["global_step"] == whole_steps
     for name, value in final[0]["state_dict"].items():
         assert torch.equal(value, final[1]["state_dict"][name]), name
+    if aids:  # the EMA's training weights and update count too
+        ema = [checkpoint["fgssl_ema"] for checkpoint in final]
+        assert ema[0]["updates"] == ema[1]["updates"] > 0
+        for name, value in ema[0]["training_state"].items():
+            assert torch.equal(value, ema[1]["training_state"][name]), name
     assert resumed["test"] == whole["test"]
     assert resumed["best_val_score"] == whole["best_val_score"]
     saved = json.loads((tmp_path / "parts" / "results.json").read_text())
-    assert saved["test"] == whole["test"]
+    assert saved["test"] == whole["test"]  # kappa_thresholded too
+    assert saved["ordinal_thresholds"] == whole["ordinal_thresholds"]
     for split in ("test", "val"):  # the fold's out-of-fold and test predictions
         predictions = [
             pd.read_csv(RunDir(path).predictions(split), dtype={"id": str})

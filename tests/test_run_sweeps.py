@@ -115,7 +115,7 @@ def test_slurm_launcher_config_composes() -> None:
         cfg = compose(
             "train",
             overrides=[
-                "+experiment=demo",
+                "experiment=demo",
                 "hydra/launcher=slurm",
                 "hydra.launcher.gpus_per_node=4",
             ],

@@ -223,7 +223,7 @@ def test_every_pretrain_run_logs_and_draws_the_monitor(tiny_run: Path, tmp_path:
 
     from fgssl.plots.curves import plot_training_curves
     from fgssl.plots.monitor import read_monitor_series
-    from fgssl.run.layout import RunDir
+    from fgssl.rundir import RunDir
 
     run = RunDir(tiny_run)
     series = read_monitor_series(run.metrics("pretrain"))

@@ -75,7 +75,7 @@ def test_bad_specs_are_refused_naming_the_key(spec: object, message: str) -> Non
 
 
 def test_a_bad_tta_config_is_refused_before_training(compose_config) -> None:
-    cfg = compose_config("+experiment=demo", "tta=[hflip,flop]")
+    cfg = compose_config("experiment=demo", "tta=[hflip,flop]")
     with pytest.raises(ConfigError, match=r"tta: unknown view\(s\) \['flop'\]"):
         check_config(cfg)
 

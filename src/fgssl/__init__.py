@@ -14,6 +14,8 @@ if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "1000")
     os.environ.setdefault("KMP_BLOCKTIME", "0")
 
+from typing import TYPE_CHECKING, Any
+
 from fgssl._version import __version__
 from fgssl.errors import FgsslError, NonFiniteLossError
 from fgssl.losses import BarlowTwinsLoss
@@ -22,17 +24,39 @@ from fgssl.module import FGSSLModule
 from fgssl.ops.jigsaw import jigsaw
 from fgssl.stages import Stage, plan_stages
 
+if TYPE_CHECKING:
+    from fgssl.api import Model, TrainedRun, load, predict, train
+
+_API = ("Model", "TrainedRun", "load", "predict", "train")
+"""The Python entry points (:mod:`fgssl.api`), imported when first used: they bring the
+pipeline, Hydra and the evaluation, which ``import fgssl`` for the network alone does not
+need."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from fgssl import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'fgssl' has no attribute {name!r}")
+
+
 __all__ = [
     "BarlowTwinsLoss",
     "BaselineNet",
     "FGSSLModule",
     "FGSSLNet",
     "FgsslError",
+    "Model",
     "NetOutput",
     "NonFiniteLossError",
     "Stage",
     "StageOutput",
+    "TrainedRun",
     "__version__",
     "jigsaw",
+    "load",
     "plan_stages",
+    "predict",
+    "train",
 ]

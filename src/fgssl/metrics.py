@@ -57,6 +57,7 @@ METRIC_DESCRIPTIONS = {
     "recall": "macro recall",
     "auroc": "macro one-vs-rest AUROC (over the classes in the targets)",
     "kappa": "quadratic weighted Cohen's kappa",
+    "kappa_thresholded": "kappa of the expected grade cut by thresholds fitted on val",
     "auroc_melanoma": "AUROC of melanoma vs rest (ISIC 2017 task 3a)",
     "auroc_seborrheic_keratosis": "AUROC of seborrheic keratosis vs rest (ISIC 2017 task 3b)",
     "mean_auroc": "mean of the two ISIC 2017 AUROCs (the official ranking)",

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
 
 from fgssl._version import __version__
+from fgssl.accumulation import MicroBackward, loss_shares
 from fgssl.errors import ConfigError
 from fgssl.losses import build_objective
 from fgssl.models.base import StagedNet
-from fgssl.models.running_stats import BN_RUNNING_STATS, frozen_running_stats
+from fgssl.models.running_stats import BN_RUNNING_STATS
 from fgssl.module_losses import LossRecordingModule
-from fgssl.module_optim import OptimizedModule, OptimizerFactory
+from fgssl.module_optim import OPTIMIZATION_OPTIONS, OptimizerFactory
 from fgssl.module_passes import PassesModule
-from fgssl.ops.jigsaw import PERMUTATIONS, Permutation, jigsaw
+from fgssl.module_steps import Batch, SteppingModule
+from fgssl.ops.jigsaw import PERMUTATIONS, Permutation
+from fgssl.ops.mixup import build_mixup, mix_batch
 from fgssl.stages import Stage, plan_stages
-from fgssl.steps import fused_step, fused_view_step, progressive_step
+from fgssl.steps import Backward, StageLoss, fused_view_backward
 
 __all__ = ["FGSSLModule"]
 
@@ -46,7 +47,7 @@ def _check_choices(phase: str, step_mode: str, permutation: str, bn_running_stat
         )
 
 
-class FGSSLModule(OptimizedModule, LossRecordingModule, PassesModule):
+class FGSSLModule(SteppingModule, LossRecordingModule, PassesModule):
     """Trains an FGSSLNet (or BaselineNet) in one phase with manual optimisation.
 
     A batch walks ``net.num_stages`` stages; stage k feeds ``jigsaw(image, schedule[k])`` to
@@ -96,6 +97,11 @@ class FGSSLModule(OptimizedModule, LossRecordingModule, PassesModule):
             (:mod:`fgssl.models.running_stats`).
         compile: ``torch.compile`` the network's passes (True, or a mapping of
             ``torch.compile`` options such as ``{"mode": "max-autotune"}``).
+        accumulate_grad_batches: N > 1 steps once per group of N batches, with the gradient
+            of their large batch (per stage in progressive mode; :mod:`fgssl.accumulation`).
+        mixup: options of timm's Mixup/CutMix (:func:`fgssl.ops.mixup.build_mixup`) for the
+            finetune phase: its stages train on the mixed images with soft targets
+            (``label_smoothing`` goes into them); validation and test are never mixed.
     """
 
     def __init__(
@@ -129,6 +135,8 @@ class FGSSLModule(OptimizedModule, LossRecordingModule, PassesModule):
         compile: bool | Mapping[str, Any] = False,
         objective: Mapping[str, Any] | None = None,
         bn_running_stats: str = "whole_images",
+        accumulate_grad_batches: int = 1,
+        mixup: Mapping[str, Any] | None = None,
     ):
         super().__init__()
         _check_choices(phase, step_mode, permutation, bn_running_stats)
@@ -145,127 +153,127 @@ class FGSSLModule(OptimizedModule, LossRecordingModule, PassesModule):
         self.bn_running_stats = bn_running_stats
         self._init_optimization(
             optimizer,
-            lr=lr,
-            backbone_lr_scale=backbone_lr_scale,
-            warmup_epochs=warmup_epochs,
-            min_lr_scale=min_lr_scale,
-            zero_grad_to_none=zero_grad_to_none,
-            grad_clip=grad_clip,
+            **{key: self.hparams[key] for key in OPTIMIZATION_OPTIONS},
             implementation=optimizer_implementation,
-            lr_schedule=lr_schedule,
-            lr_milestones=lr_milestones,
-            lr_gamma=lr_gamma,
         )
-        self.label_smoothing = label_smoothing
         self.seed = seed
         self._init_passes(channels_last=channels_last, compile=compile)
         self.ssl_loss = build_objective(objective, lambd=barlow_lambda, scale=barlow_scale)
+        self._init_supervision(label_smoothing, class_weights, mixup)
+        self._init_evaluation(self.net.num_classes, ordinal=ordinal, class_names=class_names)
+
+    def _init_supervision(
+        self,
+        label_smoothing: float,
+        class_weights: Sequence[float] | None,
+        mixup: Mapping[str, Any] | None,
+    ) -> None:
+        """The finetune phase's targets: label smoothing, class weights, mixing."""
+        self.label_smoothing = label_smoothing
         self.class_weights: torch.Tensor | None
         weights = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
         self.register_buffer("class_weights", weights, persistent=False)
-        self._init_evaluation(self.net.num_classes, ordinal=ordinal, class_names=class_names)
+        self.mixup = (
+            build_mixup(mixup, num_classes=self.net.num_classes, label_smoothing=label_smoothing)
+            if mixup is not None and self.phase == "finetune"
+            else None
+        )
 
     # --------------------------------------------------------------------- training
-    def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
-        images = batch["image"]
-        generator = self._puzzle_generator(batch_idx)
-        puzzles = [
-            images
-            if stage.grid is None
-            else jigsaw(images, stage.grid, generator=generator, permutation=self.permutation)
-            for stage in self.stages
-        ]
+    def training_step(self, batch: Batch, batch_idx: int) -> None:
+        group = self._collect(batch, batch_idx)
+        if group is None:
+            return  # kept for the step at the end of its accumulation group
         if self.phase == "pretrain":
+            losses = self._pretrain_step(group)
+        else:
+            losses = self._finetune_step(group)
+        self.lr_schedulers().step()  # type: ignore[union-attr]
+        self._record_losses(losses, batch_idx)
+
+    def _finetune_step(self, group: Sequence[tuple[Batch, int]]) -> list[torch.Tensor]:
+        micro = [self._finetune_loss(batch, batch_idx) for batch, batch_idx in group]
+        shares = loss_shares([n for n, _ in micro]) if len(micro) > 1 else [1.0]
+        return self._run_stages([(s, loss) for s, (_, loss) in zip(shares, micro, strict=True)])
+
+    def _finetune_loss(self, batch: Batch, batch_idx: int) -> tuple[float, StageLoss]:
+        """The cross-entropy of each stage on one (micro-)batch, and what the loss is a mean
+        over: its images, or the sum of their labels' class weights (only read when
+        accumulating: a host sync)."""
+        images, labels = batch["image"], batch["label"]
+        targets, smoothing = labels, self.label_smoothing
+        if self.mixup is not None:  # soft targets, label smoothing included
+            seed = self._batch_seed(batch_idx, stream=1, bits=32)
+            images, targets = mix_batch(self.mixup, images, labels, seed=seed)
+            smoothing = 0.0
+        puzzle = self._puzzle_source(images, batch_idx)
+
+        def stage_loss(stage: Stage) -> torch.Tensor:
+            logits = self._stage_pass(puzzle(stage), stage.index).logits
+            return F.cross_entropy(
+                logits.float(), targets, weight=self.class_weights, label_smoothing=smoothing
+            )
+
+        normaliser = float(len(labels))
+        if (
+            self.accumulate_grad_batches > 1
+            and self.mixup is None
+            and self.class_weights is not None
+        ):
+            normaliser = float(self.class_weights[labels].sum())  # PyTorch's weighted mean
+        return normaliser, stage_loss
+
+    def _pretrain_step(self, group: Sequence[tuple[Batch, int]]) -> list[torch.Tensor]:
+        for batch, _ in group:
             if "view" not in batch:
                 raise KeyError(
                     "the pretrain phase needs a second view: the data module's batches must "
                     "hold a 'view' key (set the data module's phase to 'pretrain')"
                 )
-            losses = self._pretrain_step(puzzles, batch["view"])
-        else:
-            losses = self._finetune_step(puzzles, batch["label"])
-        self.lr_schedulers().step()  # type: ignore[union-attr]
-        self._record_losses(losses, batch_idx)
-
-    def _finetune_step(
-        self, puzzles: list[torch.Tensor], labels: torch.Tensor
-    ) -> list[torch.Tensor]:
-        def stage_loss(stage: Stage) -> torch.Tensor:
-            logits = self._stage_pass(puzzles[stage.index], stage.index).logits
-            return F.cross_entropy(
-                logits.float(),
-                labels,
-                weight=self.class_weights,
-                label_smoothing=self.label_smoothing,
-            )
-
-        return self._run_stages(stage_loss)
-
-    def _pretrain_step(self, puzzles: list[torch.Tensor], view: torch.Tensor) -> list[torch.Tensor]:
-        net = self.net
+        sizes = [float(len(batch["image"])) for batch, _ in group]
+        shares = loss_shares(sizes) if len(group) > 1 else [1.0]
         if self.step_mode == "fused" and not self._distributed:
-            return self._fused_pretrain_step(puzzles, view)
+            return self._fused(
+                [(s, self._view_backward(b, i)) for s, (b, i) in zip(shares, group, strict=True)]
+            )
+        return self._run_stages(
+            [(s, self._ssl_loss(b, i)) for s, (b, i) in zip(shares, group, strict=True)]
+        )
+
+    def _ssl_loss(self, batch: Batch, batch_idx: int) -> StageLoss:
+        """The self-supervised loss of each stage on one (micro-)batch: its puzzle's
+        embedding against the same head's embedding of the second view."""
+        net, view = self.net, batch["view"]
+        puzzle = self._puzzle_source(batch["image"], batch_idx)
 
         def stage_loss(stage: Stage) -> torch.Tensor:
             k = stage.index
-            z1 = net.project(self._stage_pass(puzzles[k], k).embedding, k)
+            z1 = net.project(self._stage_pass(puzzle(stage), k).embedding, k)
             z2 = net.project(self._stage_pass(view, k).embedding, k)
             return self.ssl_loss(z1, z2)
 
-        return self._run_stages(stage_loss)
+        return stage_loss
 
-    def _stage_context(self, stage: Stage) -> AbstractContextManager[object]:
-        """A puzzle stage's passes leave the batch-norm running statistics as they are
-        (``bn_running_stats="whole_images"``); the whole-image stage updates them."""
-        if stage.grid is None or self.bn_running_stats == "every_pass":
-            return nullcontext()
-        return frozen_running_stats(self.net)
-
-    def _run_stages(self, stage_loss: Callable[[Stage], torch.Tensor]) -> list[torch.Tensor]:
-        """The step of ``step_mode`` (see :mod:`fgssl.steps`); under DDP a fused step
-        backpropagates the summed losses once."""
-        step = progressive_step if self.step_mode == "progressive" else fused_step
-        extra = {} if self.step_mode == "progressive" else {"backward_once": self._distributed}
-        return step(
-            self.stages,
-            stage_loss,
-            self._optimizer(),
-            self.manual_backward,
-            zero_to_none=self.zero_grad_to_none,
-            stage_context=self._stage_context,
-            **extra,
-        )
-
-    def _fused_pretrain_step(
-        self, puzzles: list[torch.Tensor], view: torch.Tensor
-    ) -> list[torch.Tensor]:
-        """One step for all stages with the second view run once (K+2 network passes; see
-        :func:`fgssl.steps.fused_view_step`)."""
+    def _view_backward(self, batch: Batch, batch_idx: int) -> MicroBackward:
+        """The fused self-supervised backward of one (micro-)batch with the second view run
+        once (K+2 network passes; see :func:`fgssl.steps.fused_view_backward`)."""
         net = self.net
-        view_out = self._full_pass(view)
-        return fused_view_step(
-            self.stages,
-            lambda stage: net.project(
-                self._stage_pass(puzzles[stage.index], stage.index).embedding, stage.index
-            ),
-            [net.project(e, k) for k, e in enumerate(view_out.embeddings)],
-            self.ssl_loss,
-            self._optimizer(),
-            self.manual_backward,
-            zero_to_none=self.zero_grad_to_none,
-            stage_context=self._stage_context,
-        )
 
-    @property
-    def _distributed(self) -> bool:
-        return self._trainer is not None and self.trainer.world_size > 1
+        def run(backward: Backward) -> list[torch.Tensor]:
+            puzzle = self._puzzle_source(batch["image"], batch_idx)
+            view_out = self._full_pass(batch["view"])
+            return fused_view_backward(
+                self.stages,
+                lambda stage: net.project(
+                    self._stage_pass(puzzle(stage), stage.index).embedding, stage.index
+                ),
+                [net.project(e, k) for k, e in enumerate(view_out.embeddings)],
+                self.ssl_loss,
+                backward,
+                stage_context=self._stage_context,
+            )
 
-    def _puzzle_generator(self, batch_idx: int) -> torch.Generator:
-        """A CPU generator seeded from (seed, rank, epoch, batch): reproducible and resumable."""
-        rank = self.global_rank if self._trainer is not None else 0
-        entropy = [self.seed, rank, self.current_epoch, batch_idx]
-        seed = int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0])
-        return torch.Generator().manual_seed(seed)
+        return run
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["fgssl"] = {

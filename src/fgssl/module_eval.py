@@ -24,6 +24,7 @@ from fgssl.metrics import (
 )
 from fgssl.models.base import EVAL_HEADS, NetOutput
 from fgssl.ops.tta import NO_TTA, averaged_probabilities
+from fgssl.thresholds import FittedThresholds, add_thresholded_kappa
 from fgssl.undefined import undefined_messages
 
 __all__ = ["EvaluatedModule", "eval_metric_keys"]
@@ -96,6 +97,8 @@ class EvaluatedModule(pl.LightningModule):
         self.test_predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         """(N, C) probabilities and (N,) labels of the last test epoch (every process's,
         gathered), by head: what the test metrics scored and their intervals resample."""
+        self.val_predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        """The same of the last validation epoch: what the ordinal thresholds are fitted on."""
         self.test_index = IndexCollector()
         self.test_indices: np.ndarray | None = None
         """(N,) the dataset index of each row of :attr:`test_predictions` (rows in the
@@ -103,6 +106,9 @@ class EvaluatedModule(pl.LightningModule):
         self.test_views: tuple[str, ...] = NO_TTA
         """Test-time augmentation of the test split: the views of :mod:`fgssl.ops.tta`
         whose probabilities are averaged (the run sets it from its ``tta`` config)."""
+        self.ordinal_thresholds: FittedThresholds | None = None
+        """Thresholds of the expected grade (:mod:`fgssl.thresholds`): when set, the test
+        adds ``test/<head>/kappa_thresholded``; the run sets them before its test."""
 
     def _full_pass(self, x: torch.Tensor) -> NetOutput:
         raise NotImplementedError
@@ -147,17 +153,23 @@ class EvaluatedModule(pl.LightningModule):
             metric = cast(ClassificationMetrics, self.eval_metrics[f"{split}_{head}"])
             if not metric.update_called:
                 continue
-            values = metric.compute()
+            values = {name: float(value) for name, value in metric.compute().items()}
+            assert metric.scores is not None and metric.scored is not None
+            if split == "test" and self.ordinal_thresholds is not None:
+                add_thresholded_kappa(
+                    metric.scores, *metric.scored, self.ordinal_thresholds, head, self.class_names
+                )
+                values = dict(metric.scores.values)
             self.log_dict(
-                {_metric_key(split, head, name): float(v) for name, v in values.items()},
+                {_metric_key(split, head, name): value for name, value in values.items()},
                 on_step=False,
                 on_epoch=True,
                 sync_dist=True,  # equal on every rank: the mean changes nothing
             )
-            assert metric.scores is not None
             scores[f"{split}/{head}/"] = metric.scores
-            if split == "test" and metric.scored is not None:
-                self.test_predictions[head] = metric.scored
+            (self.test_predictions if split == "test" else self.val_predictions)[head] = (
+                metric.scored
+            )
             metric.reset()
         if self._trainer is not None and self.trainer.sanity_checking:
             return

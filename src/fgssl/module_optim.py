@@ -3,6 +3,7 @@ manual optimisation. :class:`fgssl.module.FGSSLModule` inherits them."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.core.optimizer import LightningOptimizer
 
+from fgssl.accumulation import groups_per_epoch
 from fgssl.errors import ConfigError
 from fgssl.models.base import StagedNet
 from fgssl.optim import (
@@ -21,7 +23,22 @@ from fgssl.optim import (
     start_fused_momentum,
 )
 
-__all__ = ["OptimizedModule", "OptimizerFactory"]
+__all__ = ["OPTIMIZATION_OPTIONS", "OptimizedModule", "OptimizerFactory"]
+
+OPTIMIZATION_OPTIONS = (
+    "lr",
+    "backbone_lr_scale",
+    "warmup_epochs",
+    "min_lr_scale",
+    "zero_grad_to_none",
+    "grad_clip",
+    "lr_schedule",
+    "lr_milestones",
+    "lr_gamma",
+    "accumulate_grad_batches",
+)
+"""The keyword arguments of :meth:`OptimizedModule._init_optimization` that FGSSLModule
+takes under the same names (and saves as hyper-parameters)."""
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 """Builds the optimizer from parameter groups, e.g. a ``functools.partial`` of a torch.optim
@@ -59,6 +76,7 @@ class OptimizedModule(pl.LightningModule):
         lr_schedule: str = "cosine",
         lr_milestones: Sequence[float] = (0.5, 0.75),
         lr_gamma: float = 0.1,
+        accumulate_grad_batches: int = 1,
     ) -> None:
         implementation_options(implementation)  # ConfigError for an unknown name
         lr_multiplier(  # ConfigError for an unknown schedule or bad milestones, now
@@ -75,6 +93,17 @@ class OptimizedModule(pl.LightningModule):
         self.min_lr_scale = min_lr_scale
         self.zero_grad_to_none = zero_grad_to_none
         self.grad_clip = grad_clip
+        if (
+            isinstance(accumulate_grad_batches, bool)
+            or not isinstance(accumulate_grad_batches, int)
+            or accumulate_grad_batches < 1
+        ):
+            raise ConfigError(
+                f"optim.accumulate_grad_batches={accumulate_grad_batches!r}: expected a whole "
+                "number >= 1 (1: no accumulation)"
+            )
+        self.accumulate_grad_batches = accumulate_grad_batches
+        """Batches whose gradients make one optimizer step (per stage in progressive mode)."""
 
     def configure_optimizers(self) -> Any:
         groups = parameter_groups(self.net, self.lr, self.backbone_lr_scale)
@@ -83,8 +112,8 @@ class OptimizedModule(pl.LightningModule):
         optimizer = build_optimizer(self.optimizer_factory, groups, self.optimizer_implementation)
         lr_lambda = lr_multiplier(  # the LR schedule (not the patch schedule)
             self.lr_schedule,
-            total=max(int(self.trainer.estimated_stepping_batches), 1),
-            warmup=int(self.warmup_epochs * self._batches_per_epoch()),
+            total=self._schedule_steps(),
+            warmup=int(self.warmup_epochs * self._steps_per_epoch()),
             floor=self.min_lr_scale,
             milestones=self.lr_milestones,
             gamma=self.lr_gamma,
@@ -125,6 +154,21 @@ class OptimizedModule(pl.LightningModule):
         total = self.trainer.estimated_stepping_batches
         epochs = max(self.trainer.max_epochs or 1, 1)
         return max(int(total) // epochs, 1)
+
+    def _steps_per_epoch(self) -> int:
+        """Learning-rate steps per epoch: one per batch, or per group of
+        ``accumulate_grad_batches`` (the last group of an epoch may be shorter)."""
+        return groups_per_epoch(self._batches_per_epoch(), self.accumulate_grad_batches)
+
+    def _schedule_steps(self) -> int:
+        """Learning-rate steps of the whole phase (at least 1)."""
+        total = int(self.trainer.estimated_stepping_batches)
+        every = self.accumulate_grad_batches
+        if every == 1:
+            return max(total, 1)
+        per_epoch = self._batches_per_epoch()
+        full, rest = divmod(total, per_epoch)
+        return max(full * self._steps_per_epoch() + math.ceil(rest / every), 1)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.grad_clip:

@@ -119,7 +119,18 @@ LR_SCHEDULES = ("cosine", "multistep")
 
 
 def warmup_cosine(step: int, *, total: int, warmup: int, floor: float) -> float:
-    """LR multiplier: linear warm-up over ``warmup`` steps, then cosine down to ``floor``."""
+    """LR multiplier of optimizer step ``step`` (from 0): linear warm-up ``(step + 1) /
+    warmup`` over ``warmup`` steps, then ``floor + (1 - floor) * (1 + cos(pi * t / (total -
+    warmup))) / 2`` at ``t`` steps after the warm-up, reaching ``floor`` at ``total``.
+
+    fgssl's own, because neither library computes this rule as a multiplier for the
+    ``LambdaLR`` whose state a checkpoint saves (exact resume): lightly's
+    ``cosine_warmup_schedule`` has the same warm-up but reaches the floor one step earlier
+    (``cos(pi * t / (T - 1))``); timm's ``CosineLRScheduler`` (``warmup_prefix=True``) has
+    the same cosine (the reference code's ``cosine_anneal_schedule``, per step here) but a
+    scheduler object of its own, and a warm-up from ``warmup_lr_init`` that makes the first
+    step's rate 0 (tests/test_lr_schedules.py compares with both).
+    """
     if step < warmup:
         return (step + 1) / warmup
     progress = min((step - warmup) / max(total - warmup, 1), 1.0)
@@ -133,7 +144,9 @@ def multistep(
     is the number of ``milestones`` (fractions of ``total`` steps) reached, as
     ``torch.optim.lr_scheduler.MultiStepLR`` stepped per epoch with milestones at those
     epochs (e.g. (0.5, 0.75) of 100 epochs: x0.1 from epoch 50, x0.01 from 75, the MedMNIST
-    v2 protocol)."""
+    v2 protocol). A multiplier for the same per-step ``LambdaLR`` as :func:`warmup_cosine`
+    (with its warm-up), not torch's ``MultiStepLR``, a scheduler of its own stepped per epoch
+    that tests/test_lr_schedules.py compares with."""
     if step < warmup:
         return (step + 1) / warmup
     return float(gamma ** sum(step >= round(m * total) for m in milestones))

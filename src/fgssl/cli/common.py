@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from fgssl.data.preprocess import PREPROCESSINGS
 from fgssl.errors import ConfigError, FgsslError
 from fgssl.evaluation.ensemble import common_setting
 from fgssl.evaluation.inference import PRECISIONS, default_device, run_precision
@@ -21,7 +22,10 @@ __all__ = [
     "add_checkpoint_argument",
     "add_common_options",
     "add_precision_option",
+    "add_preprocess_option",
     "add_tta_option",
+    "hydra_arguments",
+    "plain_group_choices",
     "quote_schedule_choices",
     "resolve_device",
     "resolve_precision",
@@ -82,6 +86,17 @@ def add_precision_option(parser: argparse.ArgumentParser) -> None:
         help="precision of the network's forward passes, one of "
         f"{', '.join(PRECISIONS)} (default: the run's trainer.precision, in which its own "
         "test ran, so that the numbers agree with its results.json)",
+    )
+
+
+def add_preprocess_option(parser: argparse.ArgumentParser) -> None:
+    """--preprocess (see :func:`fgssl.evaluation.predict.run_preprocessing`)."""
+    parser.add_argument(
+        "--preprocess",
+        choices=[*PREPROCESSINGS, "none"],
+        help="without a run config: the data.preprocess the model was trained with, at "
+        "--image-size (default: none); a run config or an exported model names its own, "
+        "and another value is refused",
     )
 
 
@@ -166,6 +181,27 @@ def run_command(
             return 130
 
     return main
+
+
+UNCHOSEN_GROUPS = ("experiment", "method", "hparams_search")
+"""The config groups of ``train.yaml``'s defaults list that choose nothing by default
+(``experiment: null``): ``experiment=NAME`` chooses one, as in lightning-hydra-template."""
+_APPENDED_GROUP = re.compile(rf"^\+(?=(?:{'|'.join(UNCHOSEN_GROUPS)})=)")
+
+
+def plain_group_choices(argv: Sequence[str]) -> list[str]:
+    """``+experiment=demo`` -> ``experiment=demo`` (also ``+method=``, ``+hparams_search=``),
+    every other argument as it is. Hydra refuses to append (``+``) a group its defaults list
+    already holds; the ``+`` spelling, which fgssl's commands took before the groups were in
+    the defaults list, keeps working, and means the same as the plain one."""
+    return [_APPENDED_GROUP.sub("", arg, count=1) for arg in argv]
+
+
+def hydra_arguments(argv: Sequence[str]) -> list[str]:
+    """fgssl-train's command-line overrides as Hydra is given them (by fgssl-train,
+    fgssl-prepare and :func:`fgssl.api.train`): :func:`plain_group_choices`, then
+    :func:`quote_schedule_choices`."""
+    return quote_schedule_choices(plain_group_choices(argv))
 
 
 _SCHEDULE_OVERRIDE = re.compile(r"^(?P<key>[+~]*schedule=)(?P<value>.+)$")

@@ -23,8 +23,8 @@ from fgssl.evaluation.bootstrap import BootstrapSettings
 from fgssl.evaluation.evaluate import Evaluation, evaluate_split, write_evaluation
 from fgssl.metrics import METRIC_DESCRIPTIONS
 from fgssl.run.factory import bootstrap_settings
-from fgssl.run.layout import EVAL_DIR, RunDir
 from fgssl.run.loading import build_eval_datamodule, check_split_matches
+from fgssl.rundir import EVAL_DIR, RunDir
 from fgssl.undefined import format_metric
 
 PROG = "fgssl-eval"

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from fgssl.cli.common import add_checkpoint_argument, run_command
+from fgssl.cli.common import add_checkpoint_argument, add_preprocess_option, run_command
 from fgssl.evaluation.export import EXPORT_FORMATS, export_run
 from fgssl.run.loading import load_run
 
@@ -21,9 +21,11 @@ def build_parser() -> argparse.ArgumentParser:
             "(ONNX, opset 18, run with onnxruntime) and model.pt (TorchScript), each mapping "
             "a float32 batch 'image' (B, 3, S, S) of preprocessed RGB images to "
             "'probabilities' (B, C), the combined prediction; model.preprocessing.json "
-            "beside them gives the image size, resize size, mean/std, class names and the "
-            "exact evaluation pipeline. Each file is checked against PyTorch on random "
-            "images (the largest difference of the probabilities is printed)."
+            "beside them gives the image size, resize size, mean/std, class names, the "
+            "per-image preprocessing (data.preprocess, applied before the model; "
+            "fgssl-predict model.onnx does) and the exact evaluation pipeline. Each file is "
+            "checked against PyTorch on random images (the largest difference of the "
+            "probabilities is printed)."
         ),
         epilog=(
             "examples:\n"
@@ -50,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="without a run config: resize the short side to 8/7 of this, centre-crop it",
     )
+    add_preprocess_option(parser)
     parser.add_argument(
         "--trust-checkpoint",
         action="store_true",
@@ -70,6 +73,7 @@ def _export(args: argparse.Namespace) -> int:
         args.output,
         formats=args.format or EXPORT_FORMATS,
         image_size=args.image_size,
+        preprocess=args.preprocess,
         source=str(loaded.checkpoint),
     )
     for name, path in exported["files"].items():

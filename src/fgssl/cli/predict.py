@@ -9,36 +9,32 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
 from fgssl.atomic import write_csv_atomically
 from fgssl.cli.common import (
     MODELS_HELP,
     add_common_options,
     add_precision_option,
+    add_preprocess_option,
     add_tta_option,
     resolve_device,
     resolve_precision,
-    resolve_tta,
     run_command,
 )
-from fgssl.cli.members import Members, load_members
+from fgssl.cli.members import Members
 from fgssl.cli.predict_failures import report_failures, require_some
-from fgssl.errors import ConfigError, DataNotFoundError
+from fgssl.cli.predict_model import load_model
+from fgssl.errors import ConfigError
 from fgssl.evaluation.classes import match_classes
-from fgssl.evaluation.exported import ExportedModel, ExportedNet
 from fgssl.evaluation.inference import predict_probabilities
 from fgssl.evaluation.predict import (
     EXCLUDED_BY_DEFAULT,
     ID_COLUMNS,
     IMAGE_EXTENSIONS,
-    ImageInputs,
     Predictions,
-    eval_transform,
-    image_reader,
-    images_from_csv,
-    images_from_folder,
     predict_images,
+    read_inputs,
+    submitted_column,
     write_kaggle_submission,
 )
 from fgssl.evaluation.temperature import (
@@ -57,11 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Predict new images with a trained fgssl checkpoint. Writes a CSV with one row per "
             "image: id, path, prediction (class index), class (its name) and prob_<class> for "
-            "every class (the combined prediction's probabilities). Images that cannot be "
+            "every class (the combined prediction's probabilities; a graded run adds the grade "
+            "cut by its ordinal thresholds: README, Metrics). Images that cannot be "
             "read are listed (and written to <output>_failed.csv); the others are still "
             "predicted, and the exit status is then 1. Several checkpoints are an ensemble: "
             "their probabilities are averaged (refused when their classes or preprocessing "
-            "differ), and <output>_ensemble.json names the members."
+            "differ; no member's ordinal thresholds are applied), and <output>_ensemble.json "
+            "names the members."
         ),
         epilog=(
             "examples:\n"
@@ -128,6 +126,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         help="significant bits of 16-bit images, e.g. 12 (default: the run config's "
         "data.bits_stored, else 16)",
     )
+    add_preprocess_option(parser)
     parser.add_argument("--batch-size", type=int, default=32, help="default: %(default)s")
     parser.add_argument(
         "--num-workers", type=int, default=0, help="image-decoding processes (default: 0)"
@@ -142,33 +141,27 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def _predict(args: argparse.Namespace) -> int:
     # The inputs first: a bad listing (e.g. an id twice) fails before the checkpoint loads.
-    inputs = _read_inputs(args)
+    inputs = read_inputs(
+        args.input, image_dir=args.image_dir, id_column=args.id_column, include_all=args.include_all
+    )
     device = resolve_device(args.device)
     resolve_precision(args.precision, None, PROG)  # a bad option before anything loads
-    members, columns = None, None
-    if any(str(model).endswith(".onnx") for model in args.models):
-        net, transform, class_names, reader = _exported(args)
-        device, precision, views = torch.device("cpu"), "32-true", resolve_tta(args, [None])
-    else:
-        members = load_members(args.models, args, PROG)
-        net, class_names = members.nets, members.first.class_names
-        columns = members.columns(class_names)
-        transform = eval_transform(members.first.config, image_size=args.image_size)
-        reader = image_reader(members.first.config, bits_stored=args.bits_stored)
-        precision, views = members.precision, members.views
-    fitted = _fit_temperature(members, device, views) if args.calibrate else None
+    model = load_model(args, device)
+    members, class_names = model.members, model.class_names
+    fitted = _fit_temperature(members, model.device, model.views) if args.calibrate else None
     predictions = predict_images(
-        net,
+        model.net,
         inputs,
-        transform,
+        model.transform,
         class_names,
-        device=device,
-        tta=list(views),
+        device=model.device,
+        tta=list(model.views),
         batch_size=args.batch_size,
         num_workers=args.num_workers,
-        reader=reader,
-        precision=precision,
-        columns=columns,
+        reader=model.reader,
+        precision=model.precision,
+        columns=model.columns,
+        thresholds=model.thresholds,
     )
     output = Path(args.output)
     require_some(predictions, output)
@@ -184,41 +177,6 @@ def _predict(args: argparse.Namespace) -> int:
     return report_failures(predictions, output)
 
 
-def _exported(args: argparse.Namespace) -> tuple[Any, Any, list[str], Any]:
-    """(net, transform, class names, reader) of fgssl-export's .onnx file (its own
-    preprocessing); options that apply to checkpoints only are refused."""
-    if len(args.models) > 1:
-        raise ConfigError(
-            "an exported .onnx model predicts alone: an ensemble takes run directories or "
-            ".ckpt files"
-        )
-    if args.calibrate:
-        raise ConfigError(
-            "--calibrate needs the run (its validation split): calibrate before export, "
-            "or predict with the run directory"
-        )
-    if args.precision is not None:
-        raise ConfigError(
-            "--precision applies to a checkpoint: an exported .onnx model runs in the "
-            "precision it was exported in"
-        )
-    model = ExportedModel.load(args.models[0])
-    reader = image_reader(None, bits_stored=args.bits_stored)
-    return ExportedNet(model), model.transform(), list(model.class_names), reader
-
-
-def _read_inputs(args: argparse.Namespace) -> ImageInputs:
-    """The images of ``args.input`` (a folder or a CSV); DataNotFoundError when absent."""
-    source = Path(args.input).expanduser()
-    if not source.exists():
-        raise DataNotFoundError(
-            f"input {str(source)!r} does not exist: expected a folder of images or a CSV"
-        )
-    if source.is_dir():
-        return images_from_folder(source, exclude=() if args.include_all else EXCLUDED_BY_DEFAULT)
-    return images_from_csv(source, image_dir=args.image_dir, id_column=args.id_column)
-
-
 def _write_submission(path: str | None, predictions: Predictions, class_names: list[str]) -> None:
     """The Kaggle submission at ``path`` (None: none), refused when an image failed."""
     if path and predictions.failures:
@@ -228,7 +186,8 @@ def _write_submission(path: str | None, predictions: Predictions, class_names: l
             file=sys.stderr,
         )
     elif path:
-        print(f"Kaggle submission: {write_kaggle_submission(predictions.table, class_names, path)}")
+        written = write_kaggle_submission(predictions.table, class_names, path)
+        print(f"Kaggle submission (diagnosis = {submitted_column(predictions.table)}): {written}")
 
 
 def _fit_temperature(

@@ -20,7 +20,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from fgssl.cli.common import quote_schedule_choices
+from fgssl.cli.common import hydra_arguments
 from fgssl.data.prepare import CacheReport, fill_cache
 from fgssl.errors import FgsslError
 from fgssl.run.factory import instantiate_datamodule
@@ -33,7 +33,7 @@ log = logging.getLogger("fgssl")
 def compose_config(overrides: list[str]) -> DictConfig:
     """fgssl-train's config with ``overrides``."""
     with initialize_config_module("fgssl.conf", version_base="1.3"):
-        return compose("train", overrides=quote_schedule_choices(overrides))
+        return compose("train", overrides=hydra_arguments(overrides))
 
 
 def prepare(

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot-against",
         metavar="KEY",
         help="also draw each metric against this swept override (e.g. data.label_fraction, "
-        "+method): mean over seeds ± sample standard deviation, one line per group of the "
+        "method): mean over seeds ± sample standard deviation, one line per group of the "
         "other overrides; writes <metric>_vs_<KEY>.png and .csv (the plotted points)",
     )
     parser.add_argument(

@@ -1,11 +1,12 @@
-"""fgssl-train: the Hydra entry point (``fgssl-train +experiment=demo``, ``-m`` for sweeps)."""
+"""fgssl-train: the Hydra entry point (``fgssl-train experiment=demo``, ``-m`` for sweeps)."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -13,7 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from fgssl.cli.common import quote_schedule_choices
+from fgssl.cli.common import hydra_arguments
 from fgssl.cli.sweep_report import failed_jobs_of_last_sweep
 from fgssl.errors import FgsslError, RunDirectoryInUseError
 from fgssl.run.failures import clear_failure, record_failure
@@ -44,17 +45,13 @@ def main(cfg: DictConfig) -> float | None:
     started_in = hydra_cfg.runtime.cwd  # the working directory changes with hydra.job.chdir
     with recording_sigterm() as sigterm_received:
         try:
-            cfg = resolve_user_paths(cfg, started_in)
-            if cfg.resume:
-                cfg = resumed_config(
-                    cfg.resume,
-                    hydra_cfg.overrides.task,
-                    output_dir=run_dir,
-                    composed=cfg,
-                    choices=hydra_cfg.runtime.choices,
-                    started_in=started_in,
-                )
-                cfg = resolve_user_paths(cfg, started_in)  # a run of an older fgssl
+            cfg = prepared_config(
+                cfg,
+                hydra_cfg.overrides.task,
+                output_dir=run_dir,
+                choices=hydra_cfg.runtime.choices,
+                started_in=started_in,
+            )
             results = run_training(cfg, run_dir)
         except Exception as caught:
             # fgssl's errors, also when a Hydra-instantiated target (e.g. the network, loading
@@ -75,6 +72,33 @@ def main(cfg: DictConfig) -> float | None:
     log.info("results written to %s/results.json", run_dir)
     score = results.get("best_val_score")
     return None if score is None else float(score)
+
+
+def prepared_config(
+    cfg: DictConfig,
+    overrides: Sequence[str],
+    *,
+    output_dir: str | Path,
+    choices: Mapping[str, Any],
+    started_in: str | Path,
+) -> DictConfig:
+    """The config a run is given (by fgssl-train and :func:`fgssl.api.train`): ``cfg``
+    composed from ``overrides`` (Hydra's syntax) with its relative paths made absolute
+    from ``started_in``; with ``resume=<run dir>``, that run's own config with the
+    overrides it accepts (:func:`fgssl.run.resume.resumed_config`; ``choices``: the config
+    groups chosen)."""
+    cfg = resolve_user_paths(cfg, started_in)
+    if not cfg.resume:
+        return cfg
+    cfg = resumed_config(
+        cfg.resume,
+        overrides,
+        output_dir=output_dir,
+        composed=cfg,
+        choices=choices,
+        started_in=started_in,
+    )
+    return resolve_user_paths(cfg, started_in)  # a run of an older fgssl
 
 
 def _failed(error: FgsslError, run_dir: str, *, sweep: bool) -> None:
@@ -105,7 +129,7 @@ def _interrupted(run_dir: str, status: int) -> NoReturn:
 
 def cli() -> None:
     """Console entry point of ``fgssl-train``."""
-    sys.argv = [sys.argv[0], *quote_schedule_choices(sys.argv[1:])]
+    sys.argv = [sys.argv[0], *hydra_arguments(sys.argv[1:])]
     main()
     failed = failed_jobs_of_last_sweep()
     if failed:  # a sweep whose every other job ran; report.md lists these

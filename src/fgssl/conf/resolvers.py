@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from fgssl.errors import ConfigError
 
-__all__ = ["RESIZE_RATIO", "default_resize_size", "register_resolvers"]
+__all__ = ["RESIZE_RATIO", "default_resize_size", "if_pretrained", "register_resolvers"]
 
 RESIZE_RATIO = Fraction(8, 7)
 """Short side before cropping / crop side: 256 / 224, the ImageNet evaluation protocol
@@ -37,9 +37,22 @@ def default_resize_size(image_size: int, ratio: Fraction | str = RESIZE_RATIO) -
     return round(image_size * factor)
 
 
+def if_pretrained(pretrained: object, with_weights: object, from_scratch: object) -> object:
+    """``with_weights`` when the backbone starts from pretrained (ImageNet) weights, else
+    ``from_scratch``: settings that only make sense with weights to protect (a lower
+    backbone learning rate) follow ``model.net.pretrained``. Raises :class:`ConfigError`
+    when ``pretrained`` is not a boolean."""
+    if not isinstance(pretrained, bool):
+        raise ConfigError(f"model.net.pretrained must be true or false, got {pretrained!r}")
+    return with_weights if pretrained else from_scratch
+
+
 def register_resolvers() -> None:
     """Register ``${fgssl.resize_size:<image size>[,<ratio>]}`` (see
-    :func:`default_resize_size`) and ``${fgssl.len:<list>}`` (its length: K, the number of
-    tapped stages, from the patch schedule's grids)."""
+    :func:`default_resize_size`), ``${fgssl.len:<list>}`` (its length: K, the number of
+    tapped stages, from the patch schedule's grids) and
+    ``${fgssl.if_pretrained:<pretrained>,<with weights>,<from scratch>}`` (see
+    :func:`if_pretrained`)."""
     OmegaConf.register_new_resolver("fgssl.resize_size", default_resize_size, replace=True)
     OmegaConf.register_new_resolver("fgssl.len", len, replace=True)
+    OmegaConf.register_new_resolver("fgssl.if_pretrained", if_pretrained, replace=True)

@@ -5,7 +5,6 @@ table. What each phase reads is :mod:`fgssl.data.phases`; the dataloaders,
 from __future__ import annotations
 
 import abc
-import functools
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -21,11 +20,12 @@ from fgssl.data.disjoint import require_disjoint_splits
 from fgssl.data.draws import label_subset
 from fgssl.data.duplicates import DuplicateMode, check_duplicates, require_duplicate_mode
 from fgssl.data.folds import check_folds
-from fgssl.data.image_files import ImageLookup, drop_unreadable
-from fgssl.data.io import check_bits_stored, read_rgb
+from fgssl.data.image_files import ImageLookup
+from fgssl.data.io import check_bits_stored
 from fgssl.data.loaders import DataLoaderHooks
-from fgssl.data.options import check_policies, check_resize_size, make_cache
+from fgssl.data.options import check_policies, check_resize_size, make_reading
 from fgssl.data.phases import DataPhase, PhaseTables
+from fgssl.data.preprocess import Preprocessing
 from fgssl.data.split_record import SplitRecord
 from fgssl.data.splits import SplitTables
 from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, finalize, load_pipelines
@@ -66,6 +66,8 @@ class ImageClassificationDataModule(
             4; see :func:`fgssl.data.workers.auto_num_workers`).
         bits_stored: the significant bits of 16-bit images (8..16; None: 16), e.g. 12 for
             12-bit scans stored in 16-bit files (see :mod:`fgssl.data.io`).
+        preprocess, preprocess_radius: the preprocessing applied to each image as it is read
+            or cached, and the fundus ones' retina radius (:mod:`fgssl.data.preprocess`).
         transforms: albumentations pipelines by name (``train``, ``eval``, ``view1``,
             ``view2``) replacing the defaults (the ``transforms_preset`` config);
             normalisation and tensor conversion follow.
@@ -141,6 +143,8 @@ class ImageClassificationDataModule(
         label_fraction: float = 1.0,
         sampler: Literal["weighted"] | None = None,
         bits_stored: int | None = None,
+        preprocess: str | None = None,
+        preprocess_radius: int | None = None,
         duplicates: DuplicateMode = "warn",
         unlabelled: Any = None,
         unlabelled_own: bool = False,
@@ -163,6 +167,31 @@ class ImageClassificationDataModule(
         self.persistent_workers = persistent_workers
         """Keep the workers between epochs (when there are any)."""
         self.enter_phase(phase)
+        self._set_policies(
+            missing_images, verify_images, duplicates, label_fraction, sampler, folds, fold
+        )
+        self.unlabelled = parse_sources(unlabelled)
+        self.unlabelled_own = bool(unlabelled_own)
+        self._plain_reader, self.cache = make_reading(
+            self.bits_stored, preprocess, preprocess_radius, image_size, self.resize_size,
+            cache_dir, cache_size, cache_format,
+        )  # fmt: skip
+        self.unreadable: dict[str, str] = {}
+        self.splits: SplitTables | None = None
+
+    def _set_policies(
+        self,
+        missing_images: Literal["error", "skip"],
+        verify_images: VerifyMode,
+        duplicates: DuplicateMode,
+        label_fraction: float,
+        sampler: Literal["weighted"] | None,
+        folds: int | None,
+        fold: int | None,
+    ) -> None:
+        """The policies of reading the images (``missing_images``, ``verify_images``,
+        ``duplicates``) and of drawing the splits (``label_fraction``, ``sampler``, ``folds``
+        and ``fold``), each checked: :class:`ConfigError` naming the key of a bad value."""
         check_policies(missing_images, verify_images, label_fraction, sampler)
         self.missing_images = missing_images
         self.duplicates = require_duplicate_mode(duplicates)
@@ -170,13 +199,6 @@ class ImageClassificationDataModule(
         self.label_fraction = label_fraction
         self.sampler = sampler
         self.folds, self.fold = check_folds(folds, fold, reader=self)
-        self.unlabelled = parse_sources(unlabelled)
-        self.unlabelled_own = bool(unlabelled_own)
-        self.cache = make_cache(
-            cache_dir, cache_size, cache_format, image_size, self.resize_size, self.bits_stored
-        )
-        self.unreadable: dict[str, str] = {}
-        self.splits: SplitTables | None = None
 
     # ------------------------------------------------------------------ to implement
     @abc.abstractmethod
@@ -201,12 +223,15 @@ class ImageClassificationDataModule(
         return tuple(self.class_names)
 
     @property
+    def preprocess(self) -> Preprocessing | None:
+        """The preprocessing applied to each image as it is read (``data.preprocess``)."""
+        return self._plain_reader.preprocess
+
+    @property
     def reader(self) -> Callable[[str | os.PathLike[str]], np.ndarray]:
-        """Decodes an image file into RGB uint8 by the rule of :mod:`fgssl.data.io`
-        (through the cache when there is one)."""
-        if self.cache is not None:
-            return self.cache
-        return functools.partial(read_rgb, bits_stored=self.bits_stored)
+        """Decodes an image file into RGB uint8 by the rule of :mod:`fgssl.data.io` and
+        preprocesses it (through the cache when there is one)."""
+        return self._plain_reader if self.cache is None else self.cache
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:
@@ -269,15 +294,3 @@ class ImageClassificationDataModule(
         self.setup()
         assert self.splits is not None
         return self.splits
-
-    def _drop_unreadable(self, splits: SplitTables) -> SplitTables:
-        kept, self.unreadable = drop_unreadable(
-            splits,
-            mode=self.verify_images,
-            reader=self.reader,
-            bits_stored=self.bits_stored,
-            workers=self.verify_workers,
-            progress=self.verify_progress,
-            missing_images=self.missing_images,
-        )
-        return kept

@@ -1,13 +1,15 @@
 """A disk cache of decoded, downsized images, so that training does not decode full-size
 photographs every epoch.
 
-Each source image is stored once, resized so that its short side is ``short_side`` pixels
-(never enlarged), as one file: a raw ``.npy`` array (lossless, fastest to read) or a JPEG
-(about a tenth of the size). The file name is a hash of the source's absolute path, byte
-size and modification time, the short side and the format, so a changed source or setting
-gets a new entry and stale entries are never read. Entries are written to a temporary file
-and renamed into place, so dataloader workers and DDP processes may build the cache at the
-same time: a reader sees a whole entry or none. Deleting the cache folder is always safe.
+Each source image is stored once, preprocessed (``data.preprocess``, on the full decoded
+image: :mod:`fgssl.data.preprocess`) and resized so that its short side is ``short_side``
+pixels (never enlarged), as one file: a raw ``.npy`` array (lossless, fastest to read) or a
+JPEG (about a tenth of the size). The file name is a hash of the source's absolute path, byte
+size and modification time, the short side, the format and the preprocessing, so a changed
+source or setting gets a new entry and stale entries are never read. Entries are written to a
+temporary file and renamed into place, so dataloader workers and DDP processes may build the
+cache at the same time: a reader sees a whole entry or none. Deleting the cache folder is
+always safe.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import cv2
 import numpy as np
 
 from fgssl.data.io import check_bits_stored, decode_rgb, read_rgb, refuse_damage
+from fgssl.data.preprocess import Preprocessing
 from fgssl.errors import ConfigError
 
 __all__ = ["CACHE_FORMATS", "ImageCache", "downsize"]
@@ -56,6 +59,7 @@ class ImageCache:
         fmt: ``"npy"`` (lossless) or ``"jpg"`` (JPEG at ``quality``, 4:4:4 chroma).
         quality: JPEG quality of the ``"jpg"`` format.
         bits_stored: the significant bits of 16-bit sources (see :func:`fgssl.data.io.read_rgb`).
+        preprocess: applied to each decoded source before it is resized and stored.
     """
 
     def __init__(
@@ -66,6 +70,7 @@ class ImageCache:
         fmt: CacheFormat = "npy",
         quality: int = 95,
         bits_stored: int | None = None,
+        preprocess: Preprocessing | None = None,
     ):
         if fmt not in CACHE_FORMATS:
             raise ConfigError(f"cache_format must be one of {list(CACHE_FORMATS)}, got {fmt!r}")
@@ -78,6 +83,7 @@ class ImageCache:
         self.fmt: CacheFormat = fmt
         self.quality = int(quality)
         self.bits_stored = check_bits_stored(bits_stored)
+        self.preprocess = preprocess
         self._warned_read_only = False
         self._lock = threading.Lock()
         self.hits = 0
@@ -99,6 +105,8 @@ class ImageCache:
             settings += f"|{self.quality}"
         if self.bits_stored is not None:
             settings += f"|bits_stored={self.bits_stored}"
+        if self.preprocess is not None:  # none: the key (and the entries) of before
+            settings += f"|preprocess={self.preprocess.key}"
         key = hashlib.sha1(settings.encode()).hexdigest()
         return self.folder / key[:2] / f"{key}.{self.fmt}"
 
@@ -118,7 +126,7 @@ class ImageCache:
                 self.hits += 1
             return image, False
         decoded, damage = decode_rgb(source, bits_stored=self.bits_stored)
-        image = np.ascontiguousarray(downsize(decoded, self.short_side))
+        image = np.ascontiguousarray(downsize(self._preprocess(decoded, source), self.short_side))
         if damage is not None:  # raises, or warns and is not stored: checks decode it again
             refuse_damage(os.fspath(source), damage)
             return image, False
@@ -129,7 +137,10 @@ class ImageCache:
         return image, built
 
     def _decode(self, source: str | os.PathLike[str]) -> np.ndarray:
-        return read_rgb(source, bits_stored=self.bits_stored)
+        return self._preprocess(read_rgb(source, bits_stored=self.bits_stored), source)
+
+    def _preprocess(self, image: np.ndarray, source: str | os.PathLike[str]) -> np.ndarray:
+        return image if self.preprocess is None else self.preprocess(image, os.fspath(source))
 
     def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()

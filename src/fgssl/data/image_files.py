@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import abc
 import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from fgssl.data.image_listing import IMAGE_EXTENSIONS, shown
@@ -115,9 +118,19 @@ def drop_unreadable(
 
 class ImageLookup:
     """Mixin of :class:`~fgssl.data.base.ImageClassificationDataModule`: the readers' lookup
-    of the images their files list, under the module's ``missing_images`` policy."""
+    of the images their files list, and the check that they can be read, under the module's
+    ``missing_images`` and ``verify_images`` policies."""
 
     missing_images: str
+    verify_images: VerifyMode
+    bits_stored: int | None
+    verify_workers: int | None
+    verify_progress: Callable[[int, int], None] | None
+    unreadable: dict[str, str]
+
+    @property
+    @abc.abstractmethod
+    def reader(self) -> Callable[[str | os.PathLike[str]], np.ndarray]: ...
 
     def resolve_images(
         self,
@@ -145,3 +158,17 @@ class ImageLookup:
         return drop_missing(
             frame, source=source, expected=expected, missing_images=self.missing_images
         )
+
+    def _drop_unreadable(self, splits: SplitTables) -> SplitTables:
+        """``splits`` without the images that cannot be read (recorded in ``unreadable``),
+        checked by :func:`drop_unreadable` under the module's policies."""
+        kept, self.unreadable = drop_unreadable(
+            splits,
+            mode=self.verify_images,
+            reader=self.reader,
+            bits_stored=self.bits_stored,
+            workers=self.verify_workers,
+            progress=self.verify_progress,
+            missing_images=self.missing_images,
+        )
+        return kept

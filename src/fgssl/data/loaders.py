@@ -96,7 +96,10 @@ class DataLoaderHooks(abc.ABC):
         return self._loader(dataset, self.batch_size, drop_last=True, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("val"), self.eval_batch_size)
+        """Each image once under DDP, as :meth:`test_dataloader`: the monitored metric and
+        the ordinal thresholds fitted on this split count every image once."""
+        dataset = self.dataset("val")
+        return self._loader(dataset, self.eval_batch_size, sampler=unrepeated_sampler(dataset))
 
     def test_dataloader(self) -> DataLoader:
         """Under DDP each image is tested exactly once (Lightning's default sampler pads the

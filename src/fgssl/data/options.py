@@ -7,10 +7,11 @@ import os
 
 from fgssl.conf.resolvers import default_resize_size
 from fgssl.data.cache import CacheFormat, ImageCache
+from fgssl.data.preprocess import ImageReader, make_preprocessing
 from fgssl.data.verify import VERIFY_MODES
 from fgssl.errors import ConfigError
 
-__all__ = ["check_policies", "check_resize_size", "make_cache"]
+__all__ = ["check_policies", "check_resize_size", "make_cache", "make_reading"]
 
 
 def check_resize_size(image_size: int, resize_size: int | None) -> int:
@@ -52,10 +53,11 @@ def make_cache(
     fmt: CacheFormat,
     image_size: int,
     resize_size: int,
-    bits_stored: int | None,
+    reader: ImageReader,
 ) -> ImageCache | None:
-    """The image cache in ``folder`` (None or ``""``: no cache) of images whose short side is
-    ``size`` (default: twice ``image_size``, at least ``resize_size``). Raises
+    """The image cache in ``folder`` (None or ``""``: no cache) of images read as ``reader``
+    reads them (its ``bits_stored`` and preprocessing), whose short side is ``size``
+    (default: twice ``image_size``, at least ``resize_size``). Raises
     :class:`ConfigError` when ``size`` is smaller than ``resize_size``."""
     if folder is None or str(folder) == "":
         return None
@@ -66,4 +68,28 @@ def make_cache(
             "cached images would be enlarged again; raise data.cache_size or leave it "
             "unset (twice data.image_size)"
         )
-    return ImageCache(folder, size, fmt=fmt, bits_stored=bits_stored)
+    return ImageCache(
+        folder, size, fmt=fmt, bits_stored=reader.bits_stored, preprocess=reader.preprocess
+    )
+
+
+def make_reading(
+    bits_stored: int | None,
+    preprocess: object,
+    preprocess_radius: object,
+    image_size: int,
+    resize_size: int,
+    cache_dir: str | os.PathLike[str] | None,
+    cache_size: int | None,
+    cache_format: CacheFormat,
+) -> tuple[ImageReader, ImageCache | None]:
+    """How a data module reads its images: the reader without a cache (``bits_stored`` and
+    the preprocessing ``data.preprocess`` and ``data.preprocess_radius`` ask for, see
+    :func:`~fgssl.data.preprocess.make_preprocessing`), and the image cache that reads
+    alike (:func:`make_cache`; None without ``cache_dir``). Raises :class:`ConfigError`."""
+    preprocessing = make_preprocessing(
+        preprocess, preprocess_radius, image_size=image_size, resize_size=resize_size
+    )
+    reader = ImageReader(bits_stored, preprocessing)
+    cache = make_cache(cache_dir, cache_size, cache_format, image_size, resize_size, reader)
+    return reader, cache

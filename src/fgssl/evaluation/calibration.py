@@ -9,9 +9,15 @@ mean confidence, and
 
     ECE = sum over bins of (images in the bin / N) * |accuracy - confidence|,
 
-in [0, 1]; undefined (NaN) on no images. (torchmetrics' ``MulticlassCalibrationError(norm=
-"l1")`` computes the same sum with bins closed on the left, ``[(m - 1) / M, m / M)``: the two
-differ only for a confidence exactly on a bin edge.)
+in [0, 1]; undefined (NaN) on no images.
+
+fgssl's own rather than torchmetrics' ``MulticlassCalibrationError(norm="l1")``, which
+computes the same sum with bins closed on the left, ``[(m - 1) / M, m / M)`` (the two differ
+only for a confidence exactly on a bin edge; tests/test_calibration.py compares them),
+because: the bins are Guo et al.'s; the reliability diagram needs the bins themselves, not
+only their sum; and the bootstrap intervals need the ECE of a thousand resamples at once
+(:func:`resampled_ece`, one ``bincount``), which a torchmetrics metric would compute one
+resample at a time.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from fgssl._version import __version__
 from fgssl.errors import CheckpointError, ConfigError
 from fgssl.evaluation.classes import output_class_names
 from fgssl.module import FGSSLModule
-from fgssl.run.layout import BEST_CHECKPOINT, RunDir
+from fgssl.rundir import BEST_CHECKPOINT, RunDir
+from fgssl.thresholds import FittedThresholds
 
 __all__ = [
     "LoadedRun",
@@ -213,4 +214,20 @@ def load_checkpoint(
         raise CheckpointError(
             f"cannot rebuild the network of {str(path)!r} from its saved config: {error}"
         ) from error
+    module.ordinal_thresholds = None if random_init else _ordinal_thresholds(checkpoint, path)
     return module.eval()
+
+
+def _ordinal_thresholds(checkpoint: Mapping[str, Any], path: Path) -> FittedThresholds | None:
+    """The thresholds fgssl-train fitted for the checkpoint (``fgssl`` metadata,
+    ``ordinal_thresholds``); None when it holds none. CheckpointError when malformed."""
+    meta = checkpoint.get("fgssl")
+    record = meta.get("ordinal_thresholds") if isinstance(meta, Mapping) else None
+    if record is None:
+        return None
+    try:
+        return FittedThresholds.from_json(record)
+    except (ValueError, TypeError, AttributeError) as error:
+        raise CheckpointError(
+            f"{str(path)!r} holds malformed ordinal thresholds: {error}"
+        ) from error

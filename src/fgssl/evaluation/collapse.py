@@ -5,8 +5,9 @@ A self-supervised objective can be minimised by mapping every image to the same 
 show either while a run trains:
 
 - :func:`normalized_std`: the standard deviation of the L2-normalised embeddings, per
-  dimension over the images, averaged over the dimensions (SimSiam, Chen & He 2021, sec. 4.1).
-  Embeddings spread isotropically on the sphere give about 1/sqrt(D); a collapsed one gives 0.
+  dimension over the images, averaged over the dimensions (SimSiam, Chen & He 2021, sec. 4.1),
+  computed by lightly's ``std_of_l2_normalized``. Embeddings spread isotropically on the
+  sphere give about 1/sqrt(D); a collapsed one gives 0.
 - :func:`rankme`: the effective rank (RankMe, Garrido et al., ICML 2023, eq. 1):
   ``exp(-sum_k p_k log p_k)`` with ``p_k = sigma_k / ||sigma||_1 + eps`` over the singular
   values sigma of the (N, D) embedding matrix, eps = 1e-7 as in the paper. Between about 1
@@ -19,7 +20,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+from lightly.utils.debug import std_of_l2_normalized
 
 __all__ = [
     "RANKME_EPS",
@@ -40,13 +41,14 @@ RANK_COLLAPSE_SHARE = 0.01
 def normalized_std(embeddings: torch.Tensor) -> float:
     """Mean over the D dimensions of the standard deviation (unbiased, over the N rows) of
     the L2-normalised rows of ``embeddings`` (N, D): about 1/sqrt(D) for isotropic
-    embeddings, 0 when every row points the same way. NaN (undefined) for N < 2."""
+    embeddings, 0 when every row points the same way. lightly's ``std_of_l2_normalized``
+    in float64 (the embeddings of a mixed-precision run are half precision), NaN
+    (undefined) for N < 2, where torch's std would warn of no degrees of freedom."""
     if embeddings.ndim != 2:
         raise ValueError(f"embeddings must be (N, D), got shape {tuple(embeddings.shape)}")
     if embeddings.shape[0] < 2:
         return math.nan
-    unit = F.normalize(embeddings.double(), dim=1)
-    return float(unit.std(dim=0, unbiased=True).mean())
+    return float(std_of_l2_normalized(embeddings.double()))
 
 
 def rankme(embeddings: torch.Tensor, *, eps: float = RANKME_EPS) -> float:

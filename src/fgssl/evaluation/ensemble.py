@@ -11,20 +11,27 @@ image read and preprocessed once. So the members must
   must be equal (refused in one line naming the key and both members otherwise),
 - run in one precision and with one test-time augmentation: the command's option, else the
   one all members' runs used (:func:`common_setting`).
+
+The ordinal thresholds a member holds were fitted on that member's own validation split, to
+that member's probabilities: they are not the ensemble's, so an ensemble of several members
+cuts no thresholded grade (:func:`ensemble_thresholds`); a single member keeps its own.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from fgssl.conf.resolvers import default_resize_size
+from fgssl.data.preprocess import preprocessing_of
 from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from fgssl.errors import ConfigError
 from fgssl.evaluation.checkpoints import LoadedRun
 from fgssl.evaluation.classes import match_classes
+from fgssl.thresholds import FittedThresholds
 
 __all__ = [
     "COMBINE",
@@ -33,10 +40,27 @@ __all__ = [
     "column_orders",
     "common_setting",
     "ensemble_facts",
+    "ensemble_thresholds",
 ]
 
-PREPROCESSING = ("image_size", "resize_size", "mean", "std", "bits_stored", "transforms.eval")
+log = logging.getLogger(__name__)
+
+PREPROCESSING = (
+    "image_size",
+    "resize_size",
+    "mean",
+    "std",
+    "bits_stored",
+    "preprocess",
+    "preprocess_radius",
+    "transforms.eval",
+)
 """The ``data.`` keys of a run config that decide what the network sees of an image."""
+
+THRESHOLDS_NOT_APPLIED = (
+    "not applied: each member's ordinal thresholds were fitted on its own validation split "
+    "to its own probabilities, not to the ensemble's average"
+)
 
 COMBINE = "mean of the members' class probabilities (each member's mean over the TTA views)"
 
@@ -59,6 +83,8 @@ def _preprocessing(config: DictConfig | None) -> dict[str, Any] | None:
     values["std"] = list(values["std"] or IMAGENET_STD)
     if values["resize_size"] is None and values["image_size"] is not None:
         values["resize_size"] = default_resize_size(int(values["image_size"]))
+    preprocess = preprocessing_of(config.data)  # an unset radius is its default's
+    values["preprocess_radius"] = preprocess.radius if preprocess is not None else None
     return values
 
 
@@ -121,7 +147,26 @@ def common_setting(values: Sequence[Any], *, what: str, option: str) -> Any:
     return distinct[0]
 
 
+def _hold_thresholds(members: Sequence[LoadedRun]) -> bool:
+    return any(member.module.ordinal_thresholds is not None for member in members)
+
+
+def ensemble_thresholds(members: Sequence[LoadedRun]) -> FittedThresholds | None:
+    """The ordinal thresholds that cut the members' (averaged) probabilities: a single
+    member's own (None: it holds none); none for several members, said in one warning when
+    any member holds thresholds (:data:`THRESHOLDS_NOT_APPLIED`)."""
+    if len(members) == 1:
+        return members[0].module.ordinal_thresholds
+    if _hold_thresholds(members):
+        log.warning("the ensemble's ordinal thresholds: %s", THRESHOLDS_NOT_APPLIED)
+    return None
+
+
 def ensemble_facts(members: Sequence[LoadedRun]) -> dict[str, Any]:
     """What results.json and a predictions file record of an ensemble: its ``members`` (the
-    checkpoints averaged, in order) and how they are combined."""
-    return {"members": [str(m.checkpoint) for m in members], "combine": COMBINE}
+    checkpoints averaged, in order), how they are combined and, when any member holds
+    ordinal thresholds, that none are applied (``ordinal_thresholds``)."""
+    facts: dict[str, Any] = {"members": [str(m.checkpoint) for m in members], "combine": COMBINE}
+    if _hold_thresholds(members):
+        facts["ordinal_thresholds"] = THRESHOLDS_NOT_APPLIED
+    return facts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,13 +19,15 @@ from fgssl.evaluation.bootstrap import BootstrapSettings
 from fgssl.evaluation.calibration import reliability_bins
 from fgssl.evaluation.checkpoints import LoadedRun
 from fgssl.evaluation.classes import ClassMatch, match_classes
-from fgssl.evaluation.ensemble import ensemble_facts
+from fgssl.evaluation.ensemble import ensemble_facts, ensemble_thresholds
 from fgssl.evaluation.inference import HEADS, predict_probabilities, run_precision
 from fgssl.evaluation.prediction_table import prediction_table
 from fgssl.evaluation.reporting import paper_report
 from fgssl.evaluation.scoring import confusion_matrix, per_class_report, score_heads
+from fgssl.evaluation.thresholds import thresholded_columns
 from fgssl.ops.tta import tta_views
-from fgssl.run.layout import RELIABILITY_DIAGRAM, RESULTS
+from fgssl.rundir import RELIABILITY_DIAGRAM, RESULTS
+from fgssl.thresholds import FittedThresholds
 from fgssl.undefined import undefined_to_null
 
 __all__ = [
@@ -52,7 +54,8 @@ class Evaluation:
     """One row per head and class: precision, recall, F1, AUROC (NaN where undefined),
     support."""
     predictions: pd.DataFrame
-    """One row per image: id, label, prediction and the combined probability of each class."""
+    """One row per image: id, label, prediction, the combined probability of each class and,
+    with the checkpoint's ordinal thresholds, the expected and thresholded grades."""
     facts: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
     """:func:`fgssl.evaluation.reporting.paper_report`: ``intervals``, ``calibration`` and
@@ -93,36 +96,31 @@ def evaluate_split(
     the data's by name (:func:`match_classes`: reordered into the data's label order,
     refused when the names differ; a pretrain checkpoint is refused), with the bootstrap
     intervals (``intervals``), the calibration and, for ICDR grading, the referable-DR view
-    of :func:`~.reporting.paper_report`; the facts record the precision and views. Several
-    checkpoints (``loaded`` a sequence) are an ensemble: their probabilities are averaged
-    image by image (:mod:`~.ensemble`; the caller checks their preprocessing)."""
+    of :func:`~.reporting.paper_report`; the facts record the precision and views. With the
+    checkpoint's ordinal thresholds, the metrics add ``kappa_thresholded`` and the
+    predictions the thresholded grade. Several checkpoints (``loaded`` a sequence) are an
+    ensemble: their probabilities are averaged image by image (:mod:`~.ensemble`; the
+    caller checks their preprocessing), and no member's thresholds cut them."""
     members = [loaded] if isinstance(loaded, LoadedRun) else list(loaded)
     table, matches = _scored_split(members, datamodule, split)
     class_names = matches[0].data_names
-    outputs = predict_probabilities(
-        [member.module.net for member in members],
-        datamodule.eval_dataloader(split),
-        device=device,
-        tta=tta,
-        precision=precision,
-        columns=[match.order for match in matches],
+    outputs = _predict_members(
+        members, matches, datamodule.eval_dataloader(split), device, tta, precision
     )
     labels = outputs["label"]
     ordinal = bool(datamodule.ordinal)
     heads = {head: outputs[head] for head in HEADS}
+    cuts = ensemble_thresholds(members) if ordinal else None
     return Evaluation(
         split=split,
         class_names=class_names,
         official_metric=datamodule.official_metric,
-        metrics=score_heads(heads, labels, split=split, ordinal=ordinal, class_names=class_names),
+        metrics=score_heads(
+            heads, labels, split=split, ordinal=ordinal, class_names=class_names, thresholds=cuts
+        ),
         confusion={head: confusion_matrix(outputs[head], labels) for head in HEADS},
         per_class=_per_class(heads, labels, class_names),
-        predictions=prediction_table(
-            table["id"].astype(str).tolist(),
-            labels.numpy(),
-            outputs["combined"].double().numpy(),
-            class_names,
-        ),
+        predictions=_predictions(table, labels, outputs["combined"], class_names, cuts),
         report=paper_report(
             {head: probabilities.double().numpy() for head, probabilities in heads.items()},
             labels.numpy(),
@@ -134,7 +132,29 @@ def evaluate_split(
         facts={
             **_member_facts(members, matches),
             **_settings_facts(tta, precision, len(table), len(datamodule.unreadable)),
+            **({"ordinal_thresholds": cuts.to_json()} if cuts else {}),
         },
+    )
+
+
+def _predict_members(
+    members: list[LoadedRun],
+    matches: list[ClassMatch],
+    batches: Iterable[Mapping[str, Any]],
+    device: torch.device | str,
+    tta: Any,
+    precision: str,
+) -> dict[str, torch.Tensor]:
+    """:func:`predict_probabilities` of the members' networks on ``batches``, averaged over
+    the views of ``tta`` and over the members, each member's columns in the data's class
+    order (``matches``): (N, C) ``combined`` and ``concat``, (N,) ``label``."""
+    return predict_probabilities(
+        [member.module.net for member in members],
+        batches,
+        device=device,
+        tta=tta,
+        precision=precision,
+        columns=[match.order for match in matches],
     )
 
 
@@ -247,3 +267,19 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> dict[str, P
         title=f"combined, {evaluation.split} split",
     )
     return paths
+
+
+def _predictions(
+    table: pd.DataFrame,
+    labels: torch.Tensor,
+    combined: torch.Tensor,
+    class_names: list[str],
+    thresholds: FittedThresholds | None,
+) -> pd.DataFrame:
+    """:func:`prediction_table` of the (N, C) ``combined`` probabilities and, with ordinal
+    ``thresholds``, the thresholded grade
+    (:func:`~fgssl.evaluation.thresholds.thresholded_columns`)."""
+    probabilities = combined.double().numpy()
+    return prediction_table(
+        table["id"].astype(str).tolist(), labels.numpy(), probabilities, class_names
+    ).assign(**thresholded_columns(probabilities, thresholds, class_names))

@@ -7,14 +7,15 @@ logits (fgssl's combined prediction, the one fgssl-predict writes). Each model f
 its class names, one per output column, as a JSON list under :data:`CLASS_NAMES_KEY` (ONNX:
 the model's metadata; TorchScript: an extra file). The preprocessing JSON
 (``<name>.preprocessing.json``) gives the image size, the resize size, mean and std, the
-class names, the steps in words, and the exact evaluation pipeline as an albumentations
-dict (``albumentations.from_dict`` rebuilds it). Running the exported files:
+class names, the per-image preprocessing (``preprocess``: ``data.preprocess`` with its
+parameters, or null; also in each model file under :data:`PREPROCESS_KEY`; it is not in the
+graph), the steps in words, and the exact evaluation pipeline as an albumentations dict
+(``albumentations.from_dict`` rebuilds it). Running the exported files:
 :mod:`fgssl.evaluation.exported`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import warnings
@@ -26,13 +27,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from fgssl._version import __version__
-from fgssl.atomic import write_text_atomically
+from fgssl.data.preprocess import Preprocessing
 from fgssl.errors import CheckpointError, ConfigError
+from fgssl.evaluation.export_inputs import model_metadata, preprocessing_of_run, write_preprocessing
 from fgssl.evaluation.exported import (
     CLASS_NAMES_KEY,
     INPUT_NAME,
     OUTPUT_NAME,
+    PREPROCESS_KEY,
     ExportedModel,
     ExportedNet,
     preprocessing_path,
@@ -42,6 +44,7 @@ from fgssl.models.base import StagedNet
 __all__ = [
     "CLASS_NAMES_KEY",
     "EXPORT_FORMATS",
+    "PREPROCESS_KEY",
     "ExportedModel",
     "ExportedNet",
     "ProbabilityNet",
@@ -74,13 +77,17 @@ def _example(image_size: int) -> torch.Tensor:
 
 
 def export_onnx(
-    net: StagedNet, path: str | os.PathLike[str], image_size: int, class_names: Sequence[str]
+    net: StagedNet,
+    path: str | os.PathLike[str],
+    image_size: int,
+    class_names: Sequence[str],
+    preprocess: Preprocessing | None = None,
 ) -> Path:
     """Write ``net``'s combined probabilities as ONNX (opset 18, dynamic batch size) with
     torch.onnx's exporter (needs the ``onnx`` and ``onnxscript`` packages: the ``export``
     extra), ``class_names`` (one per output column) in its metadata under
-    :data:`CLASS_NAMES_KEY` as a JSON list. Raises ConfigError naming the extra when they
-    are missing."""
+    :data:`CLASS_NAMES_KEY` as a JSON list, ``preprocess`` under :data:`PREPROCESS_KEY`.
+    Raises ConfigError naming the extra when they are missing."""
     try:
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
@@ -104,92 +111,31 @@ def export_onnx(
             verbose=False,
         )
     assert program is not None
-    program.model.metadata_props[CLASS_NAMES_KEY] = json.dumps(list(class_names))
+    program.model.metadata_props.update(model_metadata(class_names, preprocess))
     program.save(str(path))
     return path
 
 
 def export_torchscript(
-    net: StagedNet, path: str | os.PathLike[str], image_size: int, class_names: Sequence[str]
+    net: StagedNet,
+    path: str | os.PathLike[str],
+    image_size: int,
+    class_names: Sequence[str],
+    preprocess: Preprocessing | None = None,
 ) -> Path:
     """Write ``net``'s combined probabilities as a traced TorchScript module
     (``torch.jit.load`` runs it without fgssl), ``class_names`` (one per output column) as a
     JSON list in its extra file :data:`CLASS_NAMES_KEY` (read back with
-    ``torch.jit.load(path, _extra_files={CLASS_NAMES_KEY: ""})``)."""
+    ``torch.jit.load(path, _extra_files={CLASS_NAMES_KEY: ""})``), ``preprocess`` in
+    :data:`PREPROCESS_KEY`."""
     model = ProbabilityNet(net).eval().cpu()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the tracer's notes on Python values it fixes
         traced = torch.jit.trace(model, _example(image_size))
-    traced.save(str(path), _extra_files={CLASS_NAMES_KEY: json.dumps(list(class_names))})
+    traced.save(str(path), _extra_files=model_metadata(class_names, preprocess))
     return path
-
-
-def write_preprocessing(
-    path: str | os.PathLike[str],
-    *,
-    pipeline: Any,
-    image_size: int,
-    resize_size: int,
-    mean: Sequence[float],
-    std: Sequence[float],
-    class_names: Sequence[str],
-    source: str,
-) -> Path:
-    """The preprocessing JSON (module docstring) of a model; ``pipeline`` is the finalised
-    albumentations evaluation pipeline (an ``albumentations.Compose``)."""
-    import albumentations as A
-
-    tree = {
-        "fgssl_version": __version__,
-        "source": source,
-        "input": {
-            "name": INPUT_NAME,
-            "shape": ["batch", 3, image_size, image_size],
-            "dtype": "float32",
-            "channels": "RGB",
-        },
-        "output": {
-            "name": OUTPUT_NAME,
-            "shape": ["batch", len(class_names)],
-            "meaning": "class probabilities of the combined prediction (softmax of the sum of "
-            "all heads' logits); the predicted class is the argmax",
-        },
-        "class_names": list(class_names),
-        "image_size": image_size,
-        "resize_size": resize_size,
-        "mean": [float(m) for m in mean],
-        "std": [float(s) for s in std],
-        "max_pixel_value": 255.0,
-        "steps": [
-            "read the image as 8-bit RGB (H, W, 3)",
-            "the run's evaluation pipeline (by default: short side resized to resize_size, "
-            "bilinear; centre crop to image_size x image_size); exactly: 'albumentations'",
-            "divide by max_pixel_value, subtract mean and divide by std, per channel",
-            "to float32 (3, image_size, image_size); stack images into a batch",
-        ],
-        "albumentations": A.to_dict(pipeline),
-    }
-    return write_text_atomically(Path(path), json.dumps(tree, indent=2) + "\n")
-
-
-def _preprocessing_of(config: Any, image_size: int | None) -> tuple[int, int, list, list, Any]:
-    """(image size, resize size, mean, std, finalised pipeline) of a run, as
-    :func:`fgssl.evaluation.predict.eval_transform` builds them."""
-    from fgssl.conf.resolvers import default_resize_size
-    from fgssl.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-    from fgssl.evaluation.predict import eval_transform
-
-    pipeline = eval_transform(config, image_size=image_size).pipeline  # type: ignore[attr-defined]
-    data: Any = config.get("data") if config is not None and image_size is None else None
-    if data is None:  # no config: eval_transform refused a missing image_size already
-        size = int(image_size or 0)
-        return size, default_resize_size(size), list(IMAGENET_MEAN), list(IMAGENET_STD), pipeline
-    size = int(data.image_size)
-    resize = int(data.get("resize_size") or default_resize_size(size))
-    mean, std = list(data.get("mean", IMAGENET_MEAN)), list(data.get("std", IMAGENET_STD))
-    return size, resize, mean, std, pipeline
 
 
 def export_run(
@@ -200,6 +146,7 @@ def export_run(
     *,
     formats: Sequence[str] = EXPORT_FORMATS,
     image_size: int | None = None,
+    preprocess: str | None = None,
     source: str = "",
     tolerance: float = 1e-4,
 ) -> dict[str, Any]:
@@ -208,7 +155,8 @@ def export_run(
     PyTorch: returns ``{"files": {format: path}, "max_abs_difference": {format: float}}``.
 
     ``config`` is the run's config (its ``data`` gives the preprocessing), or None with
-    ``image_size``; ``class_names`` name the output columns, in order (written into each
+    ``image_size`` and ``preprocess`` (a ``data.preprocess`` name; with a config it must be
+    the run's); ``class_names`` name the output columns, in order (written into each
     model file and the preprocessing JSON). Raises ConfigError for an unknown format,
     missing packages or a number of class names other than the network's classes, and
     CheckpointError when an exported model's probabilities differ from PyTorch's by more
@@ -222,14 +170,16 @@ def export_run(
             f"{len(class_names)} class names {list(class_names)} for a network of "
             f"{net.num_classes} output columns: give one name per class, in output order"
         )
-    size, resize, mean, std, pipeline = _preprocessing_of(config, image_size)
-    out_dir = Path(out_dir)
-    net = net.eval().cpu()
+    per_image, (size, resize, mean, std, pipeline) = preprocessing_of_run(
+        config, image_size, preprocess
+    )
+    out_dir, net = Path(out_dir), net.eval().cpu()
     files: dict[str, Path] = {}
     if "onnx" in formats:
-        files["onnx"] = export_onnx(net, out_dir / "model.onnx", size, class_names)
+        files["onnx"] = export_onnx(net, out_dir / "model.onnx", size, class_names, per_image)
     if "torchscript" in formats:
-        files["torchscript"] = export_torchscript(net, out_dir / "model.pt", size, class_names)
+        path = out_dir / "model.pt"
+        files["torchscript"] = export_torchscript(net, path, size, class_names, per_image)
     write_preprocessing(
         preprocessing_path(out_dir / "model.onnx"),
         pipeline=pipeline,
@@ -239,6 +189,7 @@ def export_run(
         std=std,
         class_names=class_names,
         source=source,
+        preprocess=per_image,
     )
     differences = _check_against_pytorch(net, files, size, tolerance)
     return {"files": files, "max_abs_difference": differences}

@@ -1,6 +1,12 @@
 """Running a model that fgssl-export wrote: the ONNX file with onnxruntime and its
 preprocessing JSON beside it (:class:`ExportedModel`), and as a network fgssl's inference
-takes (:class:`ExportedNet`). The format of both files: :mod:`fgssl.evaluation.export`."""
+takes (:class:`ExportedNet`). The format of both files: :mod:`fgssl.evaluation.export`.
+
+The per-image preprocessing (``data.preprocess``: a field-of-view crop, Ben Graham's colour
+subtraction, Shades of Gray) is not in the ONNX graph: it works on the full decoded image,
+before the resize, and the crop's size depends on the image. The JSON's ``preprocess`` and
+the model's metadata under :data:`PREPROCESS_KEY` name it; fgssl-predict applies it
+(:func:`fgssl.data.preprocess.Preprocessing.from_dict` rebuilds it)."""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fgssl.data.preprocess import Preprocessing
 from fgssl.errors import CheckpointError, ConfigError
 from fgssl.models.base import NetOutput
 
@@ -21,6 +28,7 @@ __all__ = [
     "CLASS_NAMES_KEY",
     "INPUT_NAME",
     "OUTPUT_NAME",
+    "PREPROCESS_KEY",
     "ExportedModel",
     "ExportedNet",
     "preprocessing_path",
@@ -31,6 +39,9 @@ OUTPUT_NAME = "probabilities"
 CLASS_NAMES_KEY = "fgssl.class_names"
 """Where an exported model file keeps its class names (a JSON list, one per output column):
 a key of the ONNX model's metadata, the name of a TorchScript extra file."""
+PREPROCESS_KEY = "fgssl.preprocess"
+"""Where an exported model file names its per-image preprocessing (JSON: an object of
+:meth:`~fgssl.data.preprocess.Preprocessing.to_dict`, or null), as :data:`CLASS_NAMES_KEY`."""
 
 
 def preprocessing_path(model_path: str | os.PathLike[str]) -> Path:
@@ -51,9 +62,11 @@ class ExportedModel:
     def load(cls, path: str | os.PathLike[str]) -> ExportedModel:
         """Open ``path`` (.onnx) and its preprocessing JSON. Raises CheckpointError when
         either is missing or unreadable, or when the class names in the model's metadata
-        are not those of the JSON (a model and a JSON of two exports); ConfigError without
-        onnxruntime. A model without class names in its metadata (exported before they
-        were written there) takes the JSON's."""
+        or the preprocessing in the model's metadata are not those of the JSON (a model and
+        a JSON of two exports); ConfigError without onnxruntime, or for a preprocessing this
+        fgssl does not compute. A model without class names or preprocessing in its metadata
+        (exported before they were written there) takes the JSON's; a JSON without
+        ``preprocess`` (written before it existed) means none."""
         path = Path(path).expanduser()
         meta = preprocessing_path(path)
         for needed in (path, meta):
@@ -77,7 +90,20 @@ class ExportedModel:
             ) from None
         model = cls(path, preprocessing, session)
         model._check_class_names(meta)
+        model._check_preprocess(meta)
         return model
+
+    @property
+    def meta_path(self) -> Path:
+        """The preprocessing JSON beside the model."""
+        return preprocessing_path(self.path)
+
+    @property
+    def preprocess(self) -> Preprocessing | None:
+        """The per-image preprocessing the model was trained with (None: none)."""
+        return Preprocessing.from_dict(
+            self.preprocessing.get("preprocess"), source=repr(str(self.meta_path))
+        )
 
     @property
     def class_names(self) -> list[str]:
@@ -94,6 +120,17 @@ class ExportedModel:
                 f"those of {str(meta)!r} ({self.class_names}): the two files come from "
                 "different exports; export the model again"
             )
+
+    def _check_preprocess(self, meta: Path) -> None:
+        recorded = self.session.get_modelmeta().custom_metadata_map.get(PREPROCESS_KEY)
+        written = self.preprocessing.get("preprocess")
+        if recorded is not None and json.loads(recorded) != written:
+            raise CheckpointError(
+                f"the preprocessing of {str(self.path)!r} ({json.loads(recorded)}) is not "
+                f"that of {str(meta)!r} ({written}): the two files come from different "
+                "exports; export the model again"
+            )
+        Preprocessing.from_dict(written, source=repr(str(meta)))  # refuses an unknown one now
 
     def transform(self) -> Any:
         """The preprocessing as a callable (H, W, 3) uint8 RGB array -> (3, S, S) tensor."""

@@ -1,4 +1,9 @@
-"""Weighted k-nearest-neighbour classification on frozen features (Wu et al. 2018, DINO)."""
+"""Weighted k-nearest-neighbour classification on frozen features (Wu et al. 2018, DINO).
+
+fgssl's own rather than lightly's ``knn_predict`` (the same vote), which returns the classes
+ranked where the scores need probabilities (AUROC), weighs by ``exp(s / T)`` unshifted
+(infinite in float32 for ``T`` below about 1/88), and compares every test feature with the
+whole bank at once, where this compares a chunk at a time."""
 
 from __future__ import annotations
 

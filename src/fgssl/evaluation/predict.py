@@ -4,7 +4,6 @@ Kaggle submission."""
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,8 @@ from torch.utils.data.dataloader import default_collate
 from fgssl.atomic import write_csv_atomically
 from fgssl.conf.resolvers import default_resize_size
 from fgssl.data.aptos import APTOS2019DataModule
-from fgssl.data.io import check_bits_stored, read_rgb
+from fgssl.data.io import read_rgb
+from fgssl.data.preprocess import ImageReader, Preprocessing, make_preprocessing, preprocessing_of
 from fgssl.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -41,8 +41,11 @@ from fgssl.evaluation.predict_inputs import (
     ImageInputs,
     images_from_csv,
     images_from_folder,
+    read_inputs,
 )
+from fgssl.evaluation.thresholds import thresholded_columns
 from fgssl.models.base import StagedNet
+from fgssl.thresholds import FittedThresholds
 
 __all__ = [
     "EXCLUDED_BY_DEFAULT",
@@ -56,6 +59,10 @@ __all__ = [
     "images_from_csv",
     "images_from_folder",
     "predict_images",
+    "read_inputs",
+    "run_preprocessing",
+    "same_preprocessing",
+    "submitted_column",
     "write_kaggle_submission",
 ]
 
@@ -95,14 +102,50 @@ def eval_transform(config: DictConfig | None, *, image_size: int | None = None) 
 
 
 def image_reader(
-    config: DictConfig | None, *, bits_stored: int | None = None
-) -> Callable[[str | os.PathLike[str]], np.ndarray]:
-    """The image reader of a run: :func:`fgssl.data.io.read_rgb` with its config's
-    ``data.bits_stored``, unless ``bits_stored`` is given."""
+    config: DictConfig | None,
+    bits_stored: int | None = None,
+    preprocess: str | None = None,
+    image_size: int | None = None,
+) -> ImageReader:
+    """The image reader of a run, as its data module reads without a cache:
+    :func:`fgssl.data.io.read_rgb` with its config's ``data.bits_stored`` (unless
+    ``bits_stored`` is given), then :func:`run_preprocessing`."""
     data: Any = config.get("data") if config is not None else None
     if bits_stored is None and data is not None:
         bits_stored = data.get("bits_stored")
-    return functools.partial(read_rgb, bits_stored=check_bits_stored(bits_stored))
+    return ImageReader(bits_stored, run_preprocessing(config, preprocess, image_size))
+
+
+def run_preprocessing(
+    config: DictConfig | None, given: str | None = None, image_size: int | None = None
+) -> Preprocessing | None:
+    """The preprocessing a run's network was trained with: its config's ``data.preprocess``
+    (``given``, a name or ``"none"``, must then name the same, see :func:`same_preprocessing`);
+    without a config, ``given`` at ``image_size`` (fgssl-predict's and fgssl-export's
+    ``--preprocess`` and ``--image-size``). Raises :class:`ConfigError`."""
+    data: Any = config.get("data") if config is not None else None
+    if data is not None:
+        return same_preprocessing(preprocessing_of(data), given, "its run config")
+    name = None if given in (None, "none") else given
+    if name is not None and image_size is None:
+        raise ConfigError(f"--preprocess {name} without a run config needs --image-size")
+    return make_preprocessing(name, image_size=image_size or 0)
+
+
+def same_preprocessing(
+    recorded: Preprocessing | None, given: str | None, source: str
+) -> Preprocessing | None:
+    """``recorded``, the preprocessing the model was trained with (as ``source`` says),
+    unless ``given`` (a name, or ``"none"``) names another: :class:`ConfigError`, since
+    the network would see other inputs than it learned from."""
+    recorded_name = recorded.name if recorded is not None else "none"
+    if given is not None and given != recorded_name:
+        raise ConfigError(
+            f"--preprocess {given}: the model was trained with the preprocessing "
+            f"{recorded_name} ({source}); predicting with another would feed it other "
+            "inputs than it learned from: leave --preprocess out"
+        )
+    return recorded
 
 
 class _TolerantImages(Dataset[dict[str, Any]]):
@@ -165,6 +208,7 @@ def predict_images(
     reader: Callable[[str | os.PathLike[str]], np.ndarray] = read_rgb,
     precision: str = "32-true",
     columns: Sequence[Sequence[int]] | None = None,
+    thresholds: FittedThresholds | None = None,
 ) -> Predictions:
     """Predict every image that can be read (by ``reader``: the run's
     :func:`image_reader`) in ``precision``, averaged over the views of ``tta`` and, for
@@ -172,7 +216,10 @@ def predict_images(
     networks (see :func:`~fgssl.evaluation.inference.predict_probabilities`). The table has
     one row per predicted image: ``id``, ``path``, ``prediction`` (class index), ``class``
     (its name) and ``prob_<class>`` for every class (the combined prediction's
-    probabilities, summing to one)."""
+    probabilities, summing to one); with ordinal ``thresholds`` (a single checkpoint's;
+    an ensemble's members' are not applied, :func:`~.ensemble.ensemble_thresholds`), also
+    ``expected_grade``, ``prediction_thresholded`` and ``class_thresholded``
+    (:func:`~fgssl.evaluation.thresholds.thresholded_columns`)."""
     loader = SignalSafeDataLoader(
         _TolerantImages(inputs, transform, reader),
         batch_size=batch_size,
@@ -198,6 +245,7 @@ def predict_images(
             "prediction": predicted,
             "class": [class_names[c] for c in predicted],
             **{f"prob_{name}": probabilities[:, c].tolist() for c, name in enumerate(class_names)},
+            **thresholded_columns(probabilities.double().numpy(), thresholds, class_names),
         }
     )
     return Predictions(table, failures)
@@ -208,10 +256,17 @@ def _empty_table(class_names: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(columns=columns)
 
 
+def submitted_column(predictions: pd.DataFrame) -> str:
+    """The column of ``predictions`` a Kaggle submission takes its grades from."""
+    return "prediction_thresholded" if "prediction_thresholded" in predictions else "prediction"
+
+
 def write_kaggle_submission(
     predictions: pd.DataFrame, class_names: Sequence[str], path: str | os.PathLike[str]
 ) -> Path:
-    """The APTOS 2019 submission file: header ``id_code,diagnosis``, one row per image."""
+    """The APTOS 2019 submission file: header ``id_code,diagnosis``, one row per image; the
+    diagnosis is ``prediction_thresholded`` where the table has it (the checkpoint's
+    thresholds fitted for QWK, Kaggle's metric), else ``prediction`` (the argmax)."""
     if list(class_names) != list(APTOS2019DataModule.class_names):
         raise ConfigError(
             f"a Kaggle submission is for APTOS 2019 grading: the checkpoint's classes "
@@ -219,7 +274,6 @@ def write_kaggle_submission(
         )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    submission = pd.DataFrame(
-        {"id_code": predictions["id"], "diagnosis": predictions["prediction"].astype(int)}
-    )
+    grades = predictions[submitted_column(predictions)].astype(int)
+    submission = pd.DataFrame({"id_code": predictions["id"], "diagnosis": grades})
     return write_csv_atomically(path, submission)

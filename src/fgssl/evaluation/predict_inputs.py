@@ -23,6 +23,7 @@ __all__ = [
     "ImageInputs",
     "images_from_csv",
     "images_from_folder",
+    "read_inputs",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,26 @@ def images_from_folder(
     ids = [p.stem for p in files]
     require_unique(ids, source=repr(str(folder)), what=UNIQUE_IDS, hint=UNIQUE_HINT)
     return ImageInputs(ids, list(files))
+
+
+def read_inputs(
+    source: str | os.PathLike[str],
+    *,
+    image_dir: str | os.PathLike[str] | None = None,
+    id_column: str | None = None,
+    include_all: bool = False,
+) -> ImageInputs:
+    """The images of ``source``: a folder (:func:`images_from_folder`, skipping
+    :data:`EXCLUDED_BY_DEFAULT` unless ``include_all``) or a CSV (:func:`images_from_csv`).
+    Raises :class:`DataNotFoundError` when ``source`` does not exist."""
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataNotFoundError(
+            f"input {str(path)!r} does not exist: expected a folder of images or a CSV"
+        )
+    if path.is_dir():
+        return images_from_folder(path, exclude=() if include_all else EXCLUDED_BY_DEFAULT)
+    return images_from_csv(path, image_dir=image_dir, id_column=id_column)
 
 
 def images_from_csv(

@@ -13,6 +13,7 @@ import torch
 from sklearn import metrics as skm
 
 from fgssl.metrics import Scores, compute_scores, confusion_matrix_metric, one_vs_rest_auroc
+from fgssl.thresholds import FittedThresholds, add_thresholded_kappa
 from fgssl.undefined import undefined_messages
 
 __all__ = ["confusion_matrix", "per_class_report", "score", "score_heads"]
@@ -27,16 +28,21 @@ def score_heads(
     split: str,
     ordinal: bool = False,
     class_names: Sequence[str] | None = None,
+    thresholds: FittedThresholds | None = None,
 ) -> dict[str, dict[str, float]]:
     """The metrics of :func:`fgssl.metrics.compute_scores` of each (N, C) probability tensor
     of ``probabilities`` (by name, e.g. head or protocol) against (N,) ``labels``: name ->
-    metric -> value, NaN where undefined. Logs one warning per undefined metric naming the
-    ``split``, the names concerned and why, and one naming the classes absent from it."""
+    metric -> value, NaN where undefined; with ``thresholds`` (of ordinal data), each head's
+    ``kappa_thresholded`` (:func:`fgssl.thresholds.add_thresholded_kappa`). Logs one
+    warning per undefined metric naming the ``split``, the names concerned and why, and one
+    naming the classes absent from it."""
     y = labels.long().cpu().numpy()
-    scores: dict[str, Scores] = {
-        name: compute_scores(p.double().cpu().numpy(), y, ordinal=ordinal, class_names=class_names)
-        for name, p in probabilities.items()
-    }
+    scores: dict[str, Scores] = {}
+    for name, tensor in probabilities.items():
+        p = tensor.double().cpu().numpy()
+        scores[name] = compute_scores(p, y, ordinal=ordinal, class_names=class_names)
+        if thresholds is not None:
+            add_thresholded_kappa(scores[name], p, y, thresholds, name, class_names)
     for message in undefined_messages(
         split, {f"{name}/" if name else "": s for name, s in scores.items()}
     ):

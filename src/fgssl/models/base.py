@@ -104,6 +104,13 @@ class StagedNet(nn.Module, abc.ABC):
             timm_model.set_grad_checkpointing(True)
         return backbone
 
+    def class_layers(self) -> list[nn.Module]:
+        """The layers whose outputs are the classes (row ``c`` of their weight and entry
+        ``c`` of their bias belong to class ``c``): what depends on the label set, and what
+        ``init_from`` reorders by class name or leaves out. A subclass that does not say
+        cannot be started from another run's network."""
+        raise NotImplementedError(f"{type(self).__name__} does not name its class layers")
+
     @property
     def num_stages(self) -> int:
         return len(self.stage_names)

@@ -54,6 +54,9 @@ class BaselineNet(StagedNet):
     def stage_names(self) -> tuple[str, ...]:
         return ("whole",)
 
+    def class_layers(self) -> list[nn.Module]:
+        return [self.model.get_classifier()]
+
     def backbone_parameters(self) -> list[nn.Parameter]:
         classifier = set(map(id, self.model.get_classifier().parameters()))
         return [p for p in self.model.parameters() if id(p) not in classifier]

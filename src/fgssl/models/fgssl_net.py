@@ -77,6 +77,9 @@ class FGSSLNet(StagedNet):
         """stage1..stageK (the granularity heads, finest puzzle first), then concat."""
         return [f"stage{k + 1}" for k in range(self.num_granularities)] + ["concat"]
 
+    def class_layers(self) -> list[nn.Module]:
+        return list(self.classifiers)
+
     def backbone_parameters(self) -> list[nn.Parameter]:
         return list(self.backbone.parameters())
 

@@ -12,7 +12,7 @@ from matplotlib.ticker import MaxNLocator
 
 from fgssl.errors import DataNotFoundError
 from fgssl.plots.monitor import MONITOR_PANELS, plot_monitor_panels, read_monitor_series
-from fgssl.run.layout import PHASES, RunDir
+from fgssl.rundir import PHASES, RunDir
 
 __all__ = ["plot_training_curves", "read_epoch_series", "read_validation_series"]
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from fgssl.errors import ConfigError, RunDirectoryInUseError
-from fgssl.run.layout import CONFIG, FAILED, PHASES, RESULTS, RUN_MARKER, SPLIT, SWEEP_MARKER
+from fgssl.rundir import CONFIG, FAILED, PHASES, RESULTS, RUN_MARKER, SPLIT, SWEEP_MARKER
 
 __all__ = ["RUN_FILES", "SWEEP_FILES", "claim_run_dir", "claim_sweep_dir"]
 

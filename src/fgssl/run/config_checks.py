@@ -16,6 +16,7 @@ from fgssl.evaluation.features import FEATURES
 from fgssl.ops.jigsaw import PERMUTATIONS
 from fgssl.ops.tta import tta_views
 from fgssl.optim import implementation_options
+from fgssl.run.aids_checks import check_training_aids
 from fgssl.run.factory import bootstrap_settings, is_rank_zero
 from fgssl.run.tracking import check_trackers
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 _TRAINER_KEYS_SET_BY_FGSSL = {
     "max_epochs": "pretrain_epochs and finetune_epochs",
     "logger": "the logger group (logger=csv, tensorboard, mlflow or wandb)",
-    "callbacks": "early_stopping.* and monitor",
+    "callbacks": "the callbacks group (+callbacks.<name>._target_=<class>)",
     "default_root_dir": "hydra.run.dir",
     "sync_batchnorm": "model.sync_batchnorm",
     "plugins": "nothing: fgssl writes its checkpoints through its own plugin",
@@ -54,6 +55,7 @@ def check_config(cfg: DictConfig) -> None:
     check_trackers(cfg.get("logger") or {})
     _check_batch_size(cfg)
     _check_trainer(cfg)
+    check_training_aids(cfg)
     _check_optimizer_implementation(cfg)
     permutation = cfg.schedule.get("permutation", "derangement")
     if permutation not in PERMUTATIONS:
@@ -99,8 +101,8 @@ def _check_trainer(cfg: DictConfig) -> None:
     if accumulate != 1:
         raise ConfigError(
             f"trainer.accumulate_grad_batches={accumulate}: fgssl takes its optimizer steps "
-            "itself (one per stage and batch) and does not accumulate batches; raise "
-            "data.batch_size (or train on more processes) for a larger batch"
+            "itself (one per stage), where Lightning cannot accumulate; set "
+            f"optim.accumulate_grad_batches={accumulate} instead"
         )
     if trainer.get("enable_checkpointing") is False:
         raise ConfigError(
@@ -181,8 +183,11 @@ def _warn_unused_pools(cfg: DictConfig) -> None:
 
 
 def _check_method(cfg: DictConfig) -> None:
-    """A ``+method=`` config must still hold after the other groups were merged (a later
-    ``+experiment=`` on the command line overrides its model)."""
+    """A ``method=`` config must still hold in the composed config: the method applies on
+    top of the experiment (train.yaml's defaults list), but a command-line override of what
+    it sets (``model=``, ``pretrain_epochs=``, ``pretrained_run=``), or an experiment whose
+    network the method keeps (the baseline net of ``experiment=medmnist`` under
+    ``method=fgssl``), would train another method than the one the run records."""
     method = cfg.get("method")
     if method is None:
         return
@@ -196,9 +201,8 @@ def _check_method(cfg: DictConfig) -> None:
         raise ConfigError(
             f"method={method} but the composed config trains {trains} (model.net._target_="
             f"{target}, pretrain_epochs={cfg.pretrain_epochs}, pretrained_run="
-            f"{cfg.get('pretrained_run')}): put +method=... after "
-            "+experiment=... on the command line (the later one wins) and do not override "
-            "what the method sets"
+            f"{cfg.get('pretrained_run')}): an override or the experiment contradicts the "
+            f"method; make these settings what {method} trains, or choose method={trains}"
         )
 
 

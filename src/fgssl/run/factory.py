@@ -22,10 +22,10 @@ from fgssl.module import FGSSLModule
 from fgssl.module_eval import eval_metric_keys
 from fgssl.run.checkpointing import AtomicCheckpointIO, BestCheckpoint, every_epoch_checkpoint
 from fgssl.run.instantiation import instantiate_unwrapped, plain
-from fgssl.run.layout import LAST_CHECKPOINT, METRICS, Phase
 from fgssl.run.metrics_log import trim_metrics_log
 from fgssl.run.precise_bn import PreciseBatchNorm
 from fgssl.run.progress import PhaseProgress
+from fgssl.rundir import LAST_CHECKPOINT, METRICS, Phase
 
 __all__ = [
     "bootstrap_settings",
@@ -35,11 +35,13 @@ __all__ = [
     "configured_datamodule",
     "instantiate_datamodule",
     "is_rank_zero",
+    "mixup_options",
     "monitor_callbacks",
     "monitor_key",
     "plain_dict",
     "precise_bn_callback",
     "ssl_monitor_callback",
+    "validation_keys",
 ]
 
 
@@ -115,7 +117,18 @@ def build_module(
         bn_running_stats=cfg.get("bn_running_stats", "every_pass"),
         # runs saved before the objective group resume with Barlow Twins, as they trained
         objective=plain_dict(cfg.objective) if cfg.get("objective") is not None else None,
+        # runs saved before these options resume without them, as they trained
+        accumulate_grad_batches=cfg.optim.get("accumulate_grad_batches", 1),
+        mixup=mixup_options(cfg) if phase == "finetune" else None,
     )
+
+
+def mixup_options(cfg: DictConfig) -> dict[str, Any] | None:
+    """The options of ``mixup.*`` for :func:`fgssl.ops.mixup.build_mixup`, or None when off."""
+    node = cfg.get("mixup")
+    if node is None or not node.get("enabled", False):
+        return None
+    return {str(k): v for k, v in plain_dict(node).items() if k != "enabled"}
 
 
 def build_trainer(
@@ -198,18 +211,26 @@ def monitor_key(cfg: DictConfig, datamodule: ImageClassificationDataModule) -> s
     """
     monitor = str(cfg.monitor)
     key = f"val/combined/{datamodule.official_metric}" if monitor == "auto" else monitor
-    class_names = datamodule.known_class_names()
-    keys = eval_metric_keys("val", ordinal=datamodule.ordinal, class_names=class_names or ())
-    if class_names is None:  # read from the data later: ISIC 2017's classes add AUROCs
-        possible = eval_metric_keys("val", ordinal=datamodule.ordinal, class_names=ISIC2017)
-        keys += [k for k in possible if k not in keys]
+    keys = validation_keys(datamodule)
     if key not in keys:
+        class_names = datamodule.known_class_names()
         raise ConfigError(
             f"monitor={monitor}: the finetune validation of {type(datamodule).__name__} "
             f"(classes {list(class_names or ['read from the data'])}) logs no {key!r}; "
             f"choose one of {', '.join(keys)} (monitor=auto: the dataset's official metric)"
         )
     return key
+
+
+def validation_keys(datamodule: ImageClassificationDataModule) -> list[str]:
+    """The keys the finetune validation logs on ``datamodule`` (with the keys ISIC 2017's
+    classes add while the class names are still to be read from the data)."""
+    class_names = datamodule.known_class_names()
+    keys = eval_metric_keys("val", ordinal=datamodule.ordinal, class_names=class_names or ())
+    if class_names is None:  # read from the data later: ISIC 2017's classes add AUROCs
+        possible = eval_metric_keys("val", ordinal=datamodule.ordinal, class_names=ISIC2017)
+        keys += [k for k in possible if k not in keys]
+    return keys
 
 
 def is_rank_zero() -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from fgssl.atomic import write_text_atomically
-from fgssl.run.layout import FAILED, RESULTS
+from fgssl.rundir import FAILED, RESULTS
 
 __all__ = [
     "FAILURE_RECORD",

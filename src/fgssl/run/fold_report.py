@@ -32,7 +32,7 @@ from fgssl.evaluation.prediction_table import (
 )
 from fgssl.overrides import override_key
 from fgssl.run.factory import bootstrap_settings
-from fgssl.run.layout import CONFIG, RESULTS, SPLIT, RunDir
+from fgssl.rundir import CONFIG, RESULTS, SPLIT, RunDir
 
 __all__ = ["FOLD_KEY", "FoldGroup", "cross_validate", "fold_groups", "write_fold_report"]
 

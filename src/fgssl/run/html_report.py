@@ -18,8 +18,8 @@ from typing import Any
 
 from fgssl.metrics import METRIC_DESCRIPTIONS
 from fgssl.plots.html import HtmlPage, Section
-from fgssl.run.layout import RELIABILITY_DIAGRAM, REPORT_HTML, RunDir
 from fgssl.run.sweep_html import write_sweep_html
+from fgssl.rundir import RELIABILITY_DIAGRAM, REPORT_HTML, RunDir
 
 __all__ = ["RUN_SECTIONS", "write_run_html", "write_sweep_html"]  # the sweep page: sweep_html
 

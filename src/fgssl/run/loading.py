@@ -15,8 +15,8 @@ from fgssl.data.tables import read_csv_columns
 from fgssl.errors import CheckpointError, ConfigError
 from fgssl.evaluation.checkpoints import LoadedRun, load_checkpoint
 from fgssl.run.factory import build_datamodule
-from fgssl.run.layout import CONFIG, PHASES, Phase, RunDir
 from fgssl.run.sweep_runs import job_dirs
+from fgssl.rundir import CONFIG, PHASES, Phase, RunDir
 
 __all__ = [
     "RUN_CHECKPOINTS",

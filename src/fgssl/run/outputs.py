@@ -19,10 +19,10 @@ from fgssl.evaluation.inference import run_precision
 from fgssl.evaluation.ssl import evaluate_frozen
 from fgssl.module import FGSSLModule
 from fgssl.plots.run import write_run_figures
-from fgssl.run.layout import RunDir
 from fgssl.run.predictions import write_run_predictions
 from fgssl.run.pretrained_run import pretrained_checkpoint
 from fgssl.run.run_report import add_paper_report, publish_run, write_reliability_diagram
+from fgssl.rundir import RunDir
 from fgssl.undefined import undefined_to_null
 
 __all__ = ["write_outputs"]

@@ -27,6 +27,7 @@ USER_PATHS: tuple[str, ...] = (
     "data.unlabelled",  # a path, or a list of paths and {path, column, root}
     "model.net.pretrained_weights",
     "pretrained_run",
+    "init_from",
     "resume",
 )
 """The config keys that hold paths relative to the working directory (unless absolute)."""

@@ -1,5 +1,5 @@
 """A full run from a config: pretrain -> finetune -> test, with everything saved in one
-folder (its layout: :mod:`fgssl.run.layout`). The two training phases are one
+folder (its layout: :mod:`fgssl.rundir`). The two training phases are one
 :func:`fit_phase` run twice."""
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ from fgssl.atomic import write_text_atomically
 from fgssl.data.base import ImageClassificationDataModule
 from fgssl.evaluation.checkpoints import read_checkpoint
 from fgssl.module import FGSSLModule
-from fgssl.ops.tta import describe_views, tta_views
 from fgssl.run.checkpointing import (
     BestCheckpoint,
     check_checkpoint_classes,
     check_checkpoint_matches,
     check_output_location,
+    every_epoch_checkpoint,
 )
 from fgssl.run.claim import claim_run_dir
 from fgssl.run.config_checks import check_config, check_schedule_fits
+from fgssl.run.ema import WeightEMA, ema_callback
 from fgssl.run.factory import (
     build_module,
     build_trainer,
@@ -36,11 +37,16 @@ from fgssl.run.factory import (
     monitor_key,
     precise_bn_callback,
     ssl_monitor_callback,
+    validation_keys,
 )
-from fgssl.run.layout import Phase, RunDir
+from fgssl.run.init_from import check_init_from, init_from_weights
 from fgssl.run.outputs import write_outputs
 from fgssl.run.pretrained_run import check_pretrained_run, pretrained_weights
 from fgssl.run.resume import ResumePoint, check_resume_split, find_resume_point
+from fgssl.run.testing import run_test, tta_of_test
+from fgssl.run.thresholds import keep_thresholds, wants_thresholds
+from fgssl.run.user_callbacks import check_user_callbacks, user_callbacks
+from fgssl.rundir import PHASES, Phase, RunDir
 from fgssl.undefined import undefined_to_null
 
 __all__ = ["fit_phase", "run_training"]
@@ -57,7 +63,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """
     run = RunDir(run_dir)
     datamodule, resume = _start(cfg, run)
-    monitor = monitor_key(cfg, datamodule)  # again: the data may have told the class names
+    monitor = _checked_monitor(cfg, run, datamodule)
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -88,9 +94,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             monitor,
         )
     tested = best or str(run.last_checkpoint("finetune"))
-    (test_metrics,) = trainer.test(
-        module, datamodule=datamodule, ckpt_path=tested, weights_only=True
-    )
+    test_metrics, fitted = run_test(cfg, trainer, module, datamodule, tested)
     timings["total_seconds"] = time.perf_counter() - started
     # undefined metrics (NaN) become None: null in results.json
     results: dict[str, Any] = undefined_to_null(
@@ -105,17 +109,10 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             "timings": timings,
         }
     )
+    keep_thresholds(results, fitted, datamodule, tested, write=trainer.is_global_zero)
     if trainer.is_global_zero:
         write_outputs(cfg, run, results, module, datamodule, trainer.strategy.root_device)
     return results
-
-
-def _test_views(cfg: DictConfig) -> tuple[str, ...]:
-    """The test-time augmentation of the run's test (``tta``), logged."""
-    views = tta_views(cfg.get("tta"))
-    if views and is_rank_zero():
-        log.info("test-time augmentation of the test: %s", describe_views(views))
-    return views
 
 
 def _start(cfg: DictConfig, run: RunDir) -> tuple[ImageClassificationDataModule, ResumePoint]:
@@ -133,6 +130,7 @@ def _start(cfg: DictConfig, run: RunDir) -> tuple[ImageClassificationDataModule,
     resume = find_resume_point(run.root) if cfg.get("resume") else ResumePoint()
     datamodule = configured_datamodule(cfg)
     monitor_key(cfg, datamodule)  # a misspelt monitor, before any data is read
+    wants_thresholds(cfg, datamodule)  # ordinal_thresholds=true on data without grades
     datamodule.prepare_data()
     datamodule.setup()
     check_schedule_fits(cfg, datamodule)
@@ -140,6 +138,8 @@ def _start(cfg: DictConfig, run: RunDir) -> tuple[ImageClassificationDataModule,
         check_resume_split(run.split, datamodule.split_table())
     if resume.finetune is None:
         check_pretrained_run(cfg, datamodule)
+    if resume.finetune is None and resume.pretrain is None:  # init_from starts a fresh run
+        check_init_from(cfg, datamodule)
     if is_rank_zero():
         write_text_atomically(run.config, OmegaConf.to_yaml(cfg, resolve=True))
         datamodule.write_split(run.split)
@@ -172,8 +172,8 @@ def fit_phase(
     datamodule.enter_phase(phase)
     module = build_module(cfg, datamodule, phase=phase)
     if phase == "finetune":  # the phase that is tested
-        module.test_views = _test_views(cfg)
-    _check_room_for_checkpoints(run.root, module)
+        module.test_views = tta_of_test(cfg)
+    _check_room_for_checkpoints(run.root, module, ema=ema_callback(cfg, phase) is not None)
     resumed_epoch = _resumed_epoch(resume_from, module)
     _load_initial_state(cfg, module, phase, initial_state, fresh=resume_from is None)
     checkpoint, callbacks = None, None
@@ -188,6 +188,9 @@ def fit_phase(
         callbacks = [*(callbacks or []), ssl_monitor]
     if (precise_bn := precise_bn_callback(cfg, validate=monitor is not None)) is not None:
         callbacks = [precise_bn, *(callbacks or [])]  # before the monitor and the checkpoints
+    if (ema := ema_callback(cfg, phase)) is not None:
+        callbacks = [ema, *(callbacks or [])]  # validation (and precise BN) see the average
+    callbacks = [*(callbacks or []), *user_callbacks(cfg, validate=monitor is not None)]
     epochs = cfg.pretrain_epochs if phase == "pretrain" else cfg.finetune_epochs
     trainer = build_trainer(
         cfg,
@@ -210,18 +213,37 @@ def _load_initial_state(
     fresh: bool,
 ) -> None:
     """Load ``state`` into the network; a fresh finetune phase without it starts from
-    ``cfg.pretrained_run``'s pretrained weights, if set."""
+    ``cfg.pretrained_run``'s pretrained weights, if set, and the run's first phase from
+    ``cfg.init_from``'s network, if set."""
     if state is None and fresh and phase == "finetune" and cfg.get("pretrained_run"):
         state = pretrained_weights(cfg.pretrained_run, dict(module.hparams["net"]))
+    first = phase == "pretrain" or cfg.pretrain_epochs == 0
+    if state is None and fresh and first and cfg.get("init_from"):
+        state = init_from_weights(cfg, module.net, list(module.class_names or []))
     if state is not None:
         module.net.load_state_dict(state)
 
 
-def _check_room_for_checkpoints(run_dir: Path, module: FGSSLModule) -> None:
-    """Room for best, last and a temporary copy: weights plus SGD momentum each."""
+def _check_room_for_checkpoints(run_dir: Path, module: FGSSLModule, *, ema: bool) -> None:
+    """Room for best, last and a temporary copy: weights plus SGD momentum each (and the
+    training weights beside the average's, with an EMA)."""
     if is_rank_zero():
         parameter_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
-        check_output_location(run_dir, bytes_needed=3 * 2 * parameter_bytes)
+        check_output_location(run_dir, bytes_needed=3 * (3 if ema else 2) * parameter_bytes)
+
+
+def _checked_monitor(
+    cfg: DictConfig, run: RunDir, datamodule: ImageClassificationDataModule
+) -> str:
+    """The validation metric of :func:`monitor_key` (again: the data may have told the class
+    names), after checking the ``callbacks`` group against fgssl's own callbacks of both
+    phases (their saved states) and the finetune validation's keys, before any training."""
+    monitor = monitor_key(cfg, datamodule)
+    own: list[pl.Callback] = [every_epoch_checkpoint(run.last_checkpoint(p)) for p in PHASES]
+    own += monitor_callbacks(monitor, run.best_checkpoint, patience=1)[1]
+    own.append(WeightEMA())
+    check_user_callbacks(cfg, run, own, validation_keys(datamodule))
+    return monitor
 
 
 def _resumed_epoch(checkpoint_path: str | None, module: FGSSLModule) -> int | None:

@@ -20,7 +20,7 @@ from fgssl.data.base import ImageClassificationDataModule
 from fgssl.evaluation.inference import predict_probabilities
 from fgssl.evaluation.prediction_table import prediction_table
 from fgssl.module import FGSSLModule
-from fgssl.run.layout import RunDir
+from fgssl.rundir import RunDir
 
 __all__ = ["write_run_predictions"]
 

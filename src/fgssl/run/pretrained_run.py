@@ -18,7 +18,7 @@ from fgssl.errors import CheckpointError, ConfigError
 from fgssl.evaluation.checkpoints import read_checkpoint
 from fgssl.run.checkpointing import check_checkpoint_matches
 from fgssl.run.factory import build_datamodule
-from fgssl.run.layout import RunDir
+from fgssl.rundir import RunDir
 
 __all__ = ["check_pretrained_run", "pretrained_checkpoint", "pretrained_weights"]
 

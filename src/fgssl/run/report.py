@@ -15,9 +15,9 @@ from fgssl.atomic import write_csv_atomically, write_text_atomically
 from fgssl.errors import DataLayoutError, DataNotFoundError
 from fgssl.run.failures import FailedJob, read_failures
 from fgssl.run.fold_report import write_fold_report
-from fgssl.run.layout import REPORT_HTML
 from fgssl.run.sweep_html import write_sweep_html
 from fgssl.run.sweep_runs import collect_runs, unquoted
+from fgssl.rundir import REPORT_HTML
 
 __all__ = [
     "add_run_intervals",
@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 
 def default_metrics(runs: pd.DataFrame) -> list[str]:
-    """The official metric (from the runs' monitor) of both heads, then accuracy, balanced
+    """The official metric (from the runs' monitor) of both heads (and, for kappa, the
+    combined prediction's ``kappa_thresholded``), then accuracy, balanced
     accuracy, macro F1 and AUROC of the combined prediction, the linear-probe and k-NN
     official metric when any run has them, and the wall time."""
     monitor = str(runs["monitor"].dropna().iloc[0]) if runs["monitor"].notna().any() else ""
@@ -42,6 +43,7 @@ def default_metrics(runs: pd.DataFrame) -> list[str]:
     candidates = [
         f"test/combined/{official}",
         f"test/concat/{official}",
+        f"test/combined/{official}_thresholded",  # graded runs' ordinal thresholds
         *(f"test/combined/{m}" for m in ("acc", "balanced_acc", "f1", "auroc") if m != official),
         f"ssl_eval/linear_probe/{official}",
         f"ssl_eval/knn/{official}",

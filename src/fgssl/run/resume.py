@@ -17,8 +17,8 @@ from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from fgssl.errors import ConfigError
-from fgssl.run.layout import RunDir
 from fgssl.run.paths import absolute_user_path
+from fgssl.rundir import RunDir
 
 __all__ = [
     "RESUME_GROUPS",
@@ -83,7 +83,7 @@ class ResumePoint:
 
 
 def find_resume_point(run_dir: str | Path) -> ResumePoint:
-    """The ``last.ckpt`` of each phase found in ``run_dir`` (see :mod:`fgssl.run.layout`).
+    """The ``last.ckpt`` of each phase found in ``run_dir`` (see :mod:`fgssl.rundir`).
 
     A finished pretrain phase is continued too: its fit ends at once, restoring the weights
     the finetune phase starts from.

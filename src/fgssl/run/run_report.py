@@ -15,8 +15,8 @@ from fgssl.evaluation.calibration import reliability_bins
 from fgssl.evaluation.reporting import paper_report
 from fgssl.run.factory import bootstrap_settings
 from fgssl.run.html_report import write_run_html
-from fgssl.run.layout import RELIABILITY_DIAGRAM, RunDir
 from fgssl.run.tracking import attach_run_files
+from fgssl.rundir import RELIABILITY_DIAGRAM, RunDir
 from fgssl.undefined import undefined_to_null
 
 __all__ = ["add_paper_report", "publish_run", "write_reliability_diagram"]

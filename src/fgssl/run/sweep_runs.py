@@ -16,7 +16,7 @@ import yaml
 
 from fgssl.errors import DataLayoutError, DataNotFoundError
 from fgssl.overrides import override_key, unquoted
-from fgssl.run.layout import CONFIG, RESULTS
+from fgssl.rundir import CONFIG, RESULTS
 
 __all__ = [
     "METRIC_SECTIONS",
