@@ -13,9 +13,10 @@
 #     protocols on random weights).
 # STAGE=main: baseline, PMG and FG-SSL (one pretraining per seed on all training images,
 #   shared by its finetunes through pretrained_run) finetuned on FRACTIONS of the training
-#   labels; epochs per fraction EPOCHS_<fraction> (more epochs for fewer labels, so every
-#   finetune takes at least ~400 optimizer steps). Seeds in order, so that a stopped study
-#   has whole seeds; a rerun continues it.
+#   labels; epochs per fraction in EPOCHS (more epochs for fewer labels: every finetune takes
+#   at least 300 optimizer steps). METHODS chooses among baseline, pmg, fgssl (the reports
+#   are written when fgssl is among them). Seeds in order, so that a stopped study has
+#   whole seeds; a rerun continues it.
 # Common settings: fgssl_small (feat_dim 128, hidden 256), grids 8-4-2, the fused step mode,
 # batch 64, SGD lr LR with backbone x1 and one warm-up epoch, bf16-mixed, one thread a run.
 set -euo pipefail
@@ -30,9 +31,10 @@ WEIGHTS=${WEIGHTS:-balanced}
 BARLOW_SCALE=${BARLOW_SCALE:-0.0078125}
 PILOT_EPOCHS=${PILOT_EPOCHS:-6}
 PILOT_PRETRAIN=${PILOT_PRETRAIN:-3}
-PRETRAIN_EPOCHS=${PRETRAIN_EPOCHS:-10}
+PRETRAIN_EPOCHS=${PRETRAIN_EPOCHS:-6}
 FRACTIONS=${FRACTIONS:-"1.0 0.25 0.1 0.05"}
-declare -A EPOCHS=([1.0]=20 [0.25]=24 [0.1]=40 [0.05]=80)
+METHODS=${METHODS:-"baseline pmg fgssl"}
+declare -A EPOCHS=([1.0]=15 [0.25]=20 [0.1]=30 [0.05]=60)
 TRAIN_ARGS="+experiment=isic2018 data.root=$HAM data.val_fraction=0.1 data.test_fraction=0.2
     data.image_size=$IMAGE_SIZE model.net.backbone=resnet18 model.net.pretrained=false
     schedule=grids_8_4_2 step_mode=fused data.batch_size=64 data.num_workers=1
@@ -65,18 +67,24 @@ fi
 common="optim.lr=$LR loss.class_weights=$WEIGHTS"
 {
     for seed in $SEEDS; do
-        echo "p/s$seed '' -- +method=fgssl $SMALL $common loss.barlow_scale=$BARLOW_SCALE" \
-            "pretrain_epochs=$PRETRAIN_EPOCHS finetune_epochs=1 seed=$seed"
+        [[ " $METHODS " == *" fgssl "* ]] &&
+            echo "p/s$seed '' -- +method=fgssl $SMALL $common loss.barlow_scale=$BARLOW_SCALE" \
+                "pretrain_epochs=$PRETRAIN_EPOCHS finetune_epochs=1 seed=$seed"
         for fraction in $FRACTIONS; do
             f="finetune_epochs=${EPOCHS[$fraction]} data.label_fraction=$fraction seed=$seed"
-            echo "finetune/baseline_f${fraction}_s$seed '' -- +method=baseline $common $f"
-            echo "finetune/pmg_f${fraction}_s$seed '' -- +method=pmg $SMALL $common $f"
-            echo "finetune/fgssl_f${fraction}_s$seed p/s$seed -- +method=fgssl $SMALL $common" \
-                "pretrain_epochs=0 pretrained_run=$STUDY/p/s$seed $f"
+            for method in $METHODS; do
+                case $method in
+                    baseline) echo "finetune/baseline_f${fraction}_s$seed '' -- +method=baseline $common $f" ;;
+                    pmg) echo "finetune/pmg_f${fraction}_s$seed '' -- +method=pmg $SMALL $common $f" ;;
+                    fgssl) echo "finetune/fgssl_f${fraction}_s$seed p/s$seed -- +method=fgssl" \
+                        "$SMALL $common pretrain_epochs=0 pretrained_run=$STUDY/p/s$seed $f" ;;
+                esac
+            done
         done
     done
-} > "$STUDY/jobs.txt"
-run_queue "$STUDY/jobs.txt"
+} > "$STUDY/jobs-$STAGE-${METHODS// /_}.txt"
+run_queue "$STUDY/jobs-$STAGE-${METHODS// /_}.txt"
+[[ " $METHODS " == *" fgssl "* ]] || exit 0  # the reports once FG-SSL has run too
 
 cd "$STUDY"
 "$BIN/fgssl-report" finetune --output-dir report --plot-against data.label_fraction \
