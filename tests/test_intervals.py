@@ -248,3 +248,44 @@ def test_fgssl_train_refuses_bad_interval_settings(compose_config, override, mes
     from fgssl.run.factory import bootstrap_settings
 
     assert bootstrap_settings(cfg) == BootstrapSettings(resamples=1000, confidence=0.95, seed=3)
+
+
+def test_the_interval_of_the_thresholded_kappa_is_the_percentile_bootstrap_by_hand() -> None:
+    """kappa_thresholded's interval: scikit-learn's QWK of the expected grades cut by the
+    thresholds, on every stratified resample, then the percentiles (numpy's)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    from fgssl.evaluation.bootstrap import resample_indices
+    from fgssl.thresholds import FittedThresholds, HeadThresholds
+
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(4), 15)
+    logits = rng.normal(size=(60, 4)) + 2.0 * np.eye(4)[labels]
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    names = ("a", "b", "c", "d")
+    cuts = FittedThresholds(names, {"combined": HeadThresholds((0.7, 1.4, 2.3))})
+    settings = BootstrapSettings(resamples=200, confidence=0.9, seed=5)
+    got = bootstrap_intervals(
+        {"combined": probabilities, "concat": probabilities},
+        labels,
+        ordinal=True,
+        class_names=names,
+        settings=settings,
+        thresholds=cuts,
+    )
+    grades = np.searchsorted([0.7, 1.4, 2.3], probabilities @ np.arange(4), side="left")
+    values = [
+        cohen_kappa_score(labels[i], grades[i], weights="quadratic", labels=range(4))
+        for indices in resample_indices(labels, settings)
+        for i in indices
+    ]
+    low, high = np.percentile(values, [5, 95])
+    interval = got["combined"]["kappa_thresholded"]
+    assert interval.low == pytest.approx(low) and interval.high == pytest.approx(high)
+    assert got["concat"]["kappa_thresholded"].low is None  # no thresholds for that head
+    assert (
+        "kappa_thresholded"
+        not in bootstrap_intervals(
+            {"combined": probabilities}, labels, ordinal=True, class_names=names, settings=settings
+        )["combined"]
+    )

@@ -311,7 +311,10 @@ class ScriptedScores(pl.Callback):
         self.monitor, self.scores = monitor, scores
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if pl_module.phase == "finetune" and not trainer.sanity_checking:
+        # after the last epoch, a graded run validates its best checkpoint once more to fit
+        # its ordinal thresholds: no epoch's score to script there
+        scripted = trainer.current_epoch < len(self.scores)
+        if pl_module.phase == "finetune" and not trainer.sanity_checking and scripted:
             score = self.scores[trainer.current_epoch]
             trainer.callback_metrics[self.monitor] = torch.tensor(score)
 

@@ -36,9 +36,16 @@ import numpy as np
 
 from fgssl.errors import ConfigError
 from fgssl.metrics import compute_scores
+from fgssl.thresholds import (
+    THRESHOLDED_KAPPA,
+    FittedThresholds,
+    cut_grades,
+    expected_grade,
+    quadratic_kappa,
+)
 
 from .calibration import expected_calibration_error, resampled_ece
-from .resampled_scores import resampled_scores
+from .resampled_scores import confusion_matrices, resampled_scores
 
 __all__ = [
     "BootstrapSettings",
@@ -205,6 +212,7 @@ def bootstrap_intervals(
     settings: BootstrapSettings | None = None,
     ece: bool = False,
     split: str = "the split",
+    thresholds: FittedThresholds | None = None,
 ) -> dict[str, dict[str, Interval]]:
     """Head -> metric -> interval of every metric :func:`fgssl.metrics.compute_scores` gives
     for each head's (N, C) probabilities against the (N,) integer labels, all heads on the
@@ -212,7 +220,10 @@ def bootstrap_intervals(
     (:mod:`fgssl.evaluation.calibration`) as metric ``ece``. Metrics are computed vectorised
     (:mod:`.resampled_scores`); one it does not know is computed with compute_scores on each
     resample. Classes with a single image are warned about (naming ``split``) and noted
-    in every defined interval's ``warning``."""
+    in every defined interval's ``warning``. With a graded run's ``thresholds``
+    (:class:`fgssl.thresholds.FittedThresholds`), each head also gets the interval of
+    ``kappa_thresholded``: the QWK of its expected grades cut by its thresholds, on the same
+    resamples (null where the head has none, as the metric is)."""
     settings = settings or BootstrapSettings()
     labels = np.asarray(labels).astype(np.int64)
     estimates = {
@@ -222,6 +233,15 @@ def bootstrap_intervals(
     if ece:
         for head, p in heads.items():
             estimates[head]["ece"] = expected_calibration_error(p, labels)
+    graded = _thresholded_grades(heads, thresholds, class_names)
+    if thresholds is not None:
+        everyone = np.arange(labels.size)[None]
+        for head, p in heads.items():
+            estimates[head][THRESHOLDED_KAPPA] = (
+                float(_thresholded_kappa(labels, graded[head], everyone, p.shape[1])[0])
+                if head in graded and labels.size
+                else math.nan
+            )
     if labels.size == 0:
         nothing = Interval(None, None, settings.resamples, "no images")
         return {head: dict.fromkeys(values, nothing) for head, values in estimates.items()}
@@ -232,6 +252,12 @@ def bootstrap_intervals(
             fast = resampled_scores(p, labels, indices, ordinal=ordinal, class_names=class_names)
             if ece:
                 fast["ece"] = resampled_ece(p, labels, indices)
+            if thresholds is not None:
+                fast[THRESHOLDED_KAPPA] = (
+                    _thresholded_kappa(labels, graded[head], indices, p.shape[1])
+                    if head in graded
+                    else np.full(len(indices), np.nan)
+                )
             for name in estimates[head]:
                 values[f"{head}/{name}"] = (
                     fast[name]
@@ -249,6 +275,34 @@ def bootstrap_intervals(
         for head in heads
     }
     return _warn_small(intervals, single_image_classes(labels, class_names), split)
+
+
+def _thresholded_grades(
+    heads: Mapping[str, np.ndarray],
+    thresholds: FittedThresholds | None,
+    class_names: Sequence[str] | None,
+) -> dict[str, np.ndarray]:
+    """Head -> (N,) grades of its expected grade cut by its thresholds, for the heads whose
+    thresholds exist and cut these classes; a head without (or with mismatched classes)
+    gets a NaN estimate, hence a null interval, as its ``kappa_thresholded`` is NaN."""
+    if thresholds is None:
+        return {}
+    graded = {}
+    for head, p in heads.items():
+        entry = thresholds.heads.get(head)
+        if entry is None or entry.thresholds is None:
+            continue
+        if tuple(class_names or ()) != thresholds.class_names:
+            continue
+        graded[head] = cut_grades(expected_grade(p), entry.thresholds)
+    return graded
+
+
+def _thresholded_kappa(
+    labels: np.ndarray, predicted: np.ndarray, indices: np.ndarray, num_classes: int
+) -> np.ndarray:
+    """(B,) QWK of the (N,) thresholded grades on each row of the (B, M) ``indices``."""
+    return quadratic_kappa(confusion_matrices(labels, predicted, indices, num_classes))
 
 
 def _warn_small(

@@ -128,6 +128,7 @@ def evaluate_split(
             class_names=class_names,
             settings=intervals,
             split=split,
+            thresholds=cuts,
         ),
         facts={
             **_member_facts(members, matches),

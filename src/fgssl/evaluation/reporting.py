@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from fgssl.thresholds import FittedThresholds
+
 from .bootstrap import BootstrapSettings, bootstrap_intervals
 from .calibration import ECE_BINS, expected_calibration_error
 from .screening import is_icdr_graded, referable_dr
@@ -30,11 +32,14 @@ def paper_report(
     class_names: Sequence[str],
     settings: BootstrapSettings | None = None,
     split: str = "test",
+    thresholds: FittedThresholds | None = None,
 ) -> dict[str, Any]:
     """``{"intervals": {"settings": ..., <split>: {head: {metric: interval}}},
     "calibration": {"binning": ..., "heads": {head: {"ece": x}}}}`` for each head's (N, C)
     probabilities against (N,) labels, plus ``"screening"`` (referable DR of the
-    ``combined`` head, or the first) for an ICDR-graded task. Undefined values are None."""
+    ``combined`` head, or the first) for an ICDR-graded task; with a graded run's
+    ``thresholds``, the intervals include ``kappa_thresholded``. Undefined values are
+    None."""
     settings = settings or BootstrapSettings()
     labels = np.asarray(labels).astype(np.int64)
     intervals = bootstrap_intervals(
@@ -45,6 +50,7 @@ def paper_report(
         settings=settings,
         ece=True,
         split=f"the {split} split",
+        thresholds=thresholds,
     )
     calibration = {}
     for head, p in heads.items():

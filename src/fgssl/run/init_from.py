@@ -30,6 +30,7 @@ from fgssl.evaluation.classes import match_classes
 from fgssl.models.base import StagedNet
 from fgssl.run.factory import build_datamodule
 from fgssl.run.loading import find_run_dir, resolve_checkpoint
+from fgssl.rundir import RunDir
 
 __all__ = ["check_init_from", "check_init_from_source", "init_from_weights"]
 
@@ -116,7 +117,7 @@ def _check_same_network(checkpoint: Mapping[str, Any], path: Path, net_config: A
 
 
 def _check_no_leak(run_dir: Path, datamodule: ImageClassificationDataModule, source: str) -> None:
-    saved = OmegaConf.load(run_dir / "config.yaml")
+    saved = OmegaConf.load(RunDir(run_dir).config)
     assert isinstance(saved, DictConfig)
     trained_on = build_datamodule(saved)
     datamodule.setup()

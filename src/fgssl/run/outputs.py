@@ -51,6 +51,7 @@ def write_outputs(
         module.test_predictions,
         ordinal=bool(datamodule.ordinal),
         class_names=list(datamodule.class_names),
+        thresholds=module.ordinal_thresholds,
     )
     write_text_atomically(run.results, json.dumps(results, indent=2, allow_nan=False) + "\n")
     write_run_predictions(

@@ -17,6 +17,7 @@ from fgssl.run.factory import bootstrap_settings
 from fgssl.run.html_report import write_run_html
 from fgssl.run.tracking import attach_run_files
 from fgssl.rundir import RELIABILITY_DIAGRAM, RunDir
+from fgssl.thresholds import FittedThresholds
 from fgssl.undefined import undefined_to_null
 
 __all__ = ["add_paper_report", "publish_run", "write_reliability_diagram"]
@@ -31,9 +32,11 @@ def add_paper_report(
     *,
     ordinal: bool,
     class_names: list[str],
+    thresholds: FittedThresholds | None = None,
 ) -> None:
     """Add ``intervals``, ``calibration`` (and ``screening``) to ``results`` from each
-    head's (probabilities, labels) of the test epoch; logs the official metric's interval."""
+    head's (probabilities, labels) of the test epoch (with the run's ordinal ``thresholds``,
+    the interval of ``kappa_thresholded`` too); logs the official metric's interval."""
     if not test_predictions:
         log.warning("no test predictions were kept: results.json has no intervals")
         return
@@ -46,6 +49,7 @@ def add_paper_report(
             ordinal=ordinal,
             class_names=class_names,
             settings=bootstrap_settings(cfg),
+            thresholds=thresholds,
         )
     except Exception:
         log.exception("the bootstrap intervals and calibration failed (results are saved)")
