@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import griffe
 
@@ -36,7 +37,7 @@ def _objects(obj: griffe.Object) -> Iterator[griffe.Object]:
     yield obj
     for member in obj.members.values():
         if not member.is_alias:
-            yield from _objects(member)  # type: ignore[arg-type]
+            yield from _objects(cast(griffe.Object, member))
 
 
 def _lookup(collection: griffe.ModulesCollection, path: str) -> griffe.Object | None:
@@ -48,8 +49,8 @@ def _lookup(collection: griffe.ModulesCollection, path: str) -> griffe.Object | 
         except (KeyError, ValueError, griffe.AliasResolutionError, griffe.CyclicAliasError):
             return None
         if not found.is_alias:
-            return found  # type: ignore[return-value]
-        path = found.target_path  # type: ignore[union-attr]
+            return found
+        path = found.target_path
         if not path.startswith(PACKAGE + "."):
             return None
     return None
@@ -130,9 +131,8 @@ class SphinxRoles(griffe.Extension):
         for obj in _objects(pkg):
             if obj.docstring is None:
                 continue
-            value = ROLE.sub(lambda m, o=obj: _replacement(o, m), obj.docstring.value)
+            value = ROLE.sub(partial(_replacement, obj), obj.docstring.value)
             value = LITERAL_BLOCK.sub(":", value)
-            if obj.is_module and obj.filepath is not None and obj.is_init_module:
-                if obj.exports:
-                    value += _exports(obj)  # type: ignore[arg-type]
+            if obj.is_module and obj.is_init_module and obj.exports:
+                value += _exports(cast(griffe.Module, obj))
             obj.docstring.value = value
