@@ -142,3 +142,24 @@ def test_a_role_becomes_a_link_code_or_a_reference_strict_mode_catches(roles: ob
 def test_a_package_lists_its_exports_linked_to_their_definitions(roles: object) -> None:
     doc = roles.docstring.value  # type: ignore[attr-defined]
     assert "- [`Thing`][fgssl.core.Thing] (`fgssl.core.Thing`)" in doc
+
+
+def test_every_option_of_every_config_group_is_in_the_configuration_table() -> None:
+    """docs/configuration.md's table of config groups names every shipped option (a nested
+    group, such as ``data/transforms``, in its parent's row)."""
+    rows = {
+        line.split("|")[1].strip().strip("`"): line
+        for line in (DOCS / "configuration.md").read_text().splitlines()
+        if line.startswith("| `")
+    }
+    conf = PACKAGE / "conf"
+    missing = []
+    for group in sorted(p for p in conf.rglob("*") if p.is_dir() and p.name != "__pycache__"):
+        name = group.relative_to(conf).as_posix()
+        options = [p.stem for p in group.glob("*.yaml") if not p.stem.startswith("_")]
+        if not options:
+            continue  # a folder of groups (hydra/)
+        row = rows.get(name) or rows.get(name.split("/")[0], "")
+        assert row, f"config group {name!r} has no row in docs/configuration.md"
+        missing += [f"{name}={o}" for o in options if f"`{o}`" not in row]
+    assert not missing, f"options not in docs/configuration.md's table: {missing}"
