@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The real-data study on HAM10000 (README, "Real images"): ResNet-18 from scratch at
+# The real-data study on HAM10000 (docs/studies/real-images.md): ResNet-18 from scratch at
 # IMAGE_SIZE px, split by lesion 70/10/20 (data=isic2018's HAM10000 layout,
 # data.val_fraction=0.1 data.test_fraction=0.2), seeds SEEDS; balanced accuracy (the ISIC
 # 2018 metric) picks the checkpoint; every run's results.json holds bootstrap intervals.

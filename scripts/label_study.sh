@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Label efficiency on the demo data (README, "Label efficiency: the study").
+# Label efficiency on the demo data (docs/studies/ssl.md, "Longer pretraining, an unlabelled pool, label efficiency").
 #
 # Three methods finetuned for FINETUNE_EPOCHS on a share of the training labels
 # (data.label_fraction in FRACTIONS), seeds SEEDS:

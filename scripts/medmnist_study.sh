@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fgssl's baseline against MedMNIST v2's published ResNet-18 (28) on DermaMNIST (README,
+# fgssl's baseline against MedMNIST v2's published ResNet-18 (28) on DermaMNIST (docs/studies/real-images.md,
 # "Real images"): the +experiment=medmnist protocol on DermaMNIST-format files built from
 # the HAM10000 folder HAM (scripts/make_dermamnist.py: 28 px, a random image-level split of
 # 7007/1003/2005 images, split seed 0), training seeds SEEDS, EPOCHS epochs (the rate x0.1

@@ -1,5 +1,6 @@
-"""The pretrain monitor of several runs in one figure (README, "Does the pretrain phase learn
-here?"): k-NN of the validation images on the backbone's features, the concat head's
+"""The pretrain monitor of several runs in one figure (docs/studies/ssl.md, "Does the
+pretrain phase learn here?"): k-NN of the validation images on the backbone's features, the
+concat head's
 effective rank and the pretraining loss against optimizer steps (0: random weights; one
 marker per epoch, so runs with epochs of different lengths compare), one line per run, one
 colour per group of runs.

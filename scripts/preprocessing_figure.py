@@ -1,5 +1,6 @@
-"""The before/after figure of ``data.preprocess`` (README, "Preprocessing"), from real
-photographs that stay outside the repository, and the time each preprocessing takes.
+"""The before/after figure of ``data.preprocess`` (docs/datasets/images.md,
+"Preprocessing"), from real photographs that stay outside the repository, and the time each
+preprocessing takes.
 
     python scripts/preprocessing_figure.py [docs/preprocessing.jpg] [--realdata DIR] [--timing]
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Why do pretrained features trail random weights on the demo? (README, "Does the pretrain
+# Why do pretrained features trail random weights on the demo? (docs/studies/ssl.md, "Does the pretrain
 # phase learn here?": the ablations.) Each setting pretrains for PRETRAIN_EPOCHS (default 5)
 # on the demo data, seeds SEEDS, then one finetune epoch (the pipeline needs one); the SSL
 # evaluation scores the pretrained backbone's features (linear probe, k-NN, test split):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Does the self-supervised phase learn? (README, "Self-supervised evaluation": the study.)
+# Does the self-supervised phase learn? (docs/studies/ssl.md: the study.)
 #
 # On the demo data, seeds 0-2, pretrain for PRETRAIN_EPOCHS (default 5) then one finetune
 # epoch (the pipeline needs one; the study reads the pretrained network), in two settings:

@@ -290,8 +290,9 @@ def test_two_ddp_processes_accumulating_step_as_one_process_on_the_whole_batch(
 ) -> None:
     """2 processes x 2 micro-batches of 4 = one progressive step per stage on 16 images:
     the weights of one process trained on the 16 at once. Every micro-batch's backward
-    all-reduces (DDP's no_sync cannot skip it under manual optimisation, see README), which
-    stays correct. (The fused mode accumulates alike; measured equal too, not run here.)"""
+    all-reduces (DDP's no_sync cannot skip it under manual optimisation, see
+    docs/training-aids.md), which stays correct. (The fused mode accumulates alike; measured
+    equal too, not run here.)"""
     step_mode = "progressive"
     from ddp_accumulation import bn_free_module
 

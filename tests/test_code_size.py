@@ -1,4 +1,4 @@
-"""Small modules with one job, short functions (issue 12; README, Development: "Shape of the
+"""Small modules with one job, short functions (issue 12; docs/development.md: "Shape of the
 code"): no module of ``src/fgssl`` over :data:`MAX_MODULE_LINES` lines, no function or
 method over :data:`MAX_FUNCTION_LINES`, both counted with :mod:`ast`."""
 

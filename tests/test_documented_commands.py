@@ -1,7 +1,8 @@
-"""Every command and override that README.md and the shipped configs' comments show works
-as written.
+"""Every command and override that README.md, the documentation pages (``docs/**/*.md``)
+and the shipped configs' comments show works as written.
 
-Commands are taken from the README's code blocks and inline code, and from the comments
+Commands are taken from the code blocks (``bash``, ``sh``, ``shell``, ``console`` or no
+language) and inline code of the README and of every page of the site, and from the comments
 of ``src/fgssl/conf/**/*.yaml`` (continued lines joined, ``# ...`` comments dropped and
 ``$VARS`` expanded as a shell would). Then:
 
@@ -15,7 +16,7 @@ of ``src/fgssl/conf/**/*.yaml`` (continued lines joined, ``# ...`` comments drop
   existing key or config group.
 
 Templates are not run: a command with a ``<placeholder>``, an ``[--optional]`` flag or a
-bare ``...`` argument. Commands the README shows failing are checked to fail.
+bare ``...`` argument. Commands the documents show failing are checked to fail.
 """
 
 from __future__ import annotations
@@ -48,6 +49,17 @@ from fgssl.run.config_checks import check_config
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+DOCUMENTS = [
+    README,
+    *sorted(
+        page
+        for page in (ROOT / "docs").rglob("*.md")
+        if not (page.name == "report.md" or page.name.endswith("-report.md"))
+    ),
+]
+"""The README and every Markdown page of the documentation site but the studies' result
+tables (``report.md`` as ``fgssl-report`` wrote it: its cells name configurations, not
+commands)."""
 CONF = Path(fgssl.__file__).parent / "conf"
 HYDRA_TOOLS = ("fgssl-train", "fgssl-prepare")
 PARSER_TOOLS = {
@@ -60,7 +72,7 @@ PARSER_TOOLS = {
 TOOLS = (*HYDRA_TOOLS, *PARSER_TOOLS)
 
 FAILS_AS_DOCUMENTED = {"fgssl-train optim.learning_rate=0.1": "Could not override"}
-"""Commands the README shows failing, and the error it says they give."""
+"""Commands the documents show failing, and the error they say they give."""
 
 GROUPS = {str(p.relative_to(CONF)) for p in CONF.rglob("*") if p.is_dir()} - {"__pycache__"}
 TOP_LEVEL = set(GROUPS) | {str(key) for key in OmegaConf.load(CONF / "train.yaml")}
@@ -70,6 +82,8 @@ _FLAGS = {
     "fgssl-train": {"-m": False, "--multirun": False, "--cfg": True, "-c": True, "--info": False},
     "fgssl-prepare": {"--workers": True, "--no-progress": False},
 }
+SHELL_BLOCKS = ("", "bash", "sh", "shell", "console")
+"""The languages of the code blocks whose lines are commands (``text``, ``python``: not)."""
 _OVERRIDE = re.compile(r"^[+~]{0,2}[A-Za-z_][\w./@-]*=")
 
 
@@ -110,18 +124,21 @@ def _join_continued(lines: list[tuple[int, str]]) -> Iterator[tuple[int, str]]:
         yield start, " ".join(part.strip() for part in parts)
 
 
-def _readme_tokens() -> Iterator[tuple[str, int, str]]:
-    """("block" or "inline", line number, text) of every code block line and inline code."""
-    for token in MarkdownIt().parse(README.read_text()):
-        line = token.map[0] + 1 if token.map else 0
-        if token.type == "fence" and token.info.strip() in ("", "bash", "sh", "shell", "console"):
-            lines = list(enumerate(token.content.splitlines(), start=line + 1))
-            for number, text in _join_continued(lines):
-                yield "block", number, text
-        elif token.type == "inline":
-            for child in token.children or []:
-                if child.type == "code_inline":
-                    yield "inline", line, child.content
+def _markdown_tokens() -> Iterator[tuple[str, str, str]]:
+    """("block" or "inline", file:line, text) of every shell code block line and inline
+    code of the README and the documentation pages."""
+    for document in DOCUMENTS:
+        name = document.relative_to(ROOT).as_posix()
+        for token in MarkdownIt().parse(document.read_text()):
+            line = token.map[0] + 1 if token.map else 0
+            if token.type == "fence" and token.info.strip() in SHELL_BLOCKS:
+                lines = list(enumerate(token.content.splitlines(), start=line + 1))
+                for number, text in _join_continued(lines):
+                    yield "block", f"{name}:{number}", text
+            elif token.type == "inline":
+                for child in token.children or []:
+                    if child.type == "code_inline":
+                        yield "inline", f"{name}:{line}", child.content
 
 
 def _config_comments() -> Iterator[tuple[str, str]]:
@@ -136,14 +153,15 @@ def _config_comments() -> Iterator[tuple[str, str]]:
 
 
 def documented_commands() -> list[Shown]:
-    """Every fgssl command the README and the config comments show."""
+    """Every fgssl command the README, the documentation pages and the config comments
+    show."""
     shown = []
-    for kind, number, text in _readme_tokens():
+    for kind, where, text in _markdown_tokens():
         words = [w for w in text.split() if not re.match(r"^[A-Z_][A-Z0-9_]*=", w)]
         if kind == "inline" and len(words) == 1:
             continue  # a tool named in prose
         if words and words[0] in TOOLS:
-            shown.append(Shown(f"README.md:{number}", text.strip()))
+            shown.append(Shown(where, text.strip()))
     for where, text in _config_comments():
         match = re.match(r"^\s*(fgssl-[a-z-]+)(?=\s|$)", text)
         if match and match[1] in TOOLS:
@@ -161,11 +179,12 @@ def _is_override(word: str) -> bool:
 
 
 def documented_overrides() -> list[Shown]:
-    """Every ``key=value`` the README's inline code and the config comments show."""
+    """Every ``key=value`` the inline code of the README and the documentation pages, and
+    the config comments, show."""
     shown = []
-    for kind, number, text in _readme_tokens():
+    for kind, where, text in _markdown_tokens():
         if kind == "inline" and _is_override(text) and "(" not in text:  # "(": Python code
-            shown += [Shown(f"README.md:{number}", word) for word in _shell_words(text)]
+            shown += [Shown(where, word) for word in _shell_words(text)]
     for where, text in _config_comments():
         try:
             words = _shell_words(text)
@@ -312,7 +331,10 @@ def test_the_documents_are_searched() -> None:
     assert "fgssl-train +experiment=demo" in texts  # inline code and a config comment
     assert any(t.startswith("fgssl-train -m hydra/launcher=slurm") for t in texts)  # joined
     assert {_shell_words(s.text)[0] for s in COMMANDS} == set(TOOLS)
-    assert set(FAILS_AS_DOCUMENTED) <= texts, "a command listed as failing left the README"
+    assert set(FAILS_AS_DOCUMENTED) <= texts, "a command listed as failing left the documents"
+    pages = {s.where.split(":")[0] for s in COMMANDS}
+    assert {"README.md", "docs/training.md", "docs/datasets/fundus.md"} <= pages
+    assert "fgssl-train data=folder data.root=/data/my_images" in texts  # the README's own
     overrides = {s.text for s in OVERRIDES}
     assert {"data.cache_dir=...", "data.task=melanoma", "+experiment=NAME"} <= overrides
     assert "p=0.2" not in overrides  # prose: "grayscale (p=0.2)"

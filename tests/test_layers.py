@@ -1,5 +1,5 @@
 """The shape of the code: each layer imports only from the layers below it, and no module
-imports itself back through others (README, Development: "Layers").
+imports itself back through others (docs/development.md: "Shape of the code").
 
 Every ``import`` statement of every module is read with :mod:`ast`, those inside functions
 too (a function-level import is a dependency all the same, only a hidden one).

@@ -32,7 +32,7 @@ def torch_line(commands: list[list[str]]) -> list[str]:
     return line
 
 
-@pytest.mark.parametrize("target", ["install", "install-test", "demo"])
+@pytest.mark.parametrize("target", ["install", "install-test", "install-docs", "demo"])
 def test_torch_comes_from_pypi_unless_an_index_is_given(target: str) -> None:
     default = torch_line(pip_commands(target))
     assert "--index-url" not in default and "--extra-index-url" not in default

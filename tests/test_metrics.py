@@ -28,7 +28,7 @@ ISIC2017 = ("melanoma", "seborrheic_keratosis", "nevus")
 
 
 def sklearn_reference(probabilities: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """The README's rule of each metric, spelled with scikit-learn."""
+    """The rule of each metric (docs/metrics.md), spelled with scikit-learn."""
     p, y = probabilities.double().numpy(), labels.numpy()
     predicted = p.argmax(axis=1)
     num_classes = p.shape[1]

@@ -1,6 +1,6 @@
 """(d) Images per second of both phases and both step modes in float32, bf16-mixed and
 bf16-mixed with channels-last tensors (and, with --table-compiled, compiled), at one batch
-size: the README's GPU table."""
+size: the GPU table of docs/speed.md."""
 
 from __future__ import annotations
 

@@ -139,7 +139,7 @@ class Model:
     config: DictConfig | None
     """The run's ``config.yaml`` (None for a checkpoint without its run directory)."""
     thresholds: FittedThresholds | None = None
-    """A graded run's thresholds fitted for kappa (README, "Thresholds fitted for kappa"):
+    """A graded run's thresholds fitted for kappa (docs/metrics.md, "Thresholds fitted for kappa"):
     :func:`predict` adds the thresholded grade to its table."""
 
     def predict(

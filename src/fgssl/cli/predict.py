@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Predict new images with a trained fgssl checkpoint. Writes a CSV with one row per "
             "image: id, path, prediction (class index), class (its name) and prob_<class> for "
             "every class (the combined prediction's probabilities; a graded run adds the grade "
-            "cut by its ordinal thresholds: README, Metrics). Images that cannot be "
+            "cut by its ordinal thresholds: docs/metrics.md). Images that cannot be "
             "read are listed (and written to <output>_failed.csv); the others are still "
             "predicted, and the exit status is then 1. Several checkpoints are an ensemble: "
             "their probabilities are averaged (refused when their classes or preprocessing "

@@ -66,8 +66,9 @@ class ImageClassificationDataModule(
             4; see :func:`fgssl.data.workers.auto_num_workers`).
         bits_stored: the significant bits of 16-bit images (8..16; None: 16), e.g. 12 for
             12-bit scans stored in 16-bit files (see :mod:`fgssl.data.io`).
-        preprocess, preprocess_radius: the preprocessing applied to each image as it is read
-            or cached, and the fundus ones' retina radius (:mod:`fgssl.data.preprocess`).
+        preprocess: the preprocessing applied to each image as it is read or cached
+            (:mod:`fgssl.data.preprocess`).
+        preprocess_radius: the fundus preprocessings' retina radius.
         transforms: albumentations pipelines by name (``train``, ``eval``, ``view1``,
             ``view2``) replacing the defaults (the ``transforms_preset`` config);
             normalisation and tensor conversion follow.
@@ -98,8 +99,10 @@ class ImageClassificationDataModule(
             the ``unlabelled`` split. None of them may be a validation or test image.
         unlabelled_own: also pretrain on the dataset's own unlabelled images (its
             ``predict`` split, e.g. APTOS ``test.csv``).
-        folds, fold: validate on fold ``fold`` of ``folds`` (default 5) of the training
-            images (:mod:`fgssl.data.folds`); only readers that draw their splits take them.
+        folds: the number of cross-validation folds of the training images (default 5;
+            :mod:`fgssl.data.folds`).
+        fold: validate on this fold of ``folds``; only readers that draw their splits take
+            ``folds`` and ``fold``.
     """
 
     class_names: Sequence[str] = ()

@@ -2,7 +2,7 @@
 CSV's label column) when ``data.class_names`` does not state them.
 
 The order matters: with ``data.ordinal=true`` the label index is the grade that quadratic
-weighted kappa weighs. The rule (README, Datasets, "Class names and order"):
+weighted kappa weighs. The rule (docs/datasets/your-own.md, "Class names and order"):
 
 1. labels that are all numbers: numeric order (``1, 2, ..., 10``, not ``1, 10, 2``), named
    by their canonical form (``1.0`` -> ``1``);

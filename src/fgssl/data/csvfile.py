@@ -48,8 +48,10 @@ class CSVDataModule(UserDataModule):
 
     Args:
         csv: the CSV of (training) images.
-        path_column, label_column: the names of its image-path and label columns.
-        val_csv, test_csv: CSV files of the validation and test images (same columns).
+        path_column: the name of its image-path column.
+        label_column: the name of its label column.
+        val_csv: a CSV file of the validation images (same columns).
+        test_csv: a CSV file of the test images (same columns).
         split_column: a column of ``csv`` naming each image's split instead.
         group_column: a column (e.g. a patient id) whose groups drawn splits keep together
             (a blank cell: a group of its own).

@@ -44,7 +44,8 @@ class DDRDataModule(ICDRGrading, HeldOutFractions, ImageClassificationDataModule
     images instead (seeded, stratified).
 
     Args:
-        val_fraction, test_fraction: see above.
+        val_fraction: see above.
+        test_fraction: see above.
         **kwargs: see :class:`ImageClassificationDataModule`.
     """
 

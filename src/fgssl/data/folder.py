@@ -33,7 +33,9 @@ class FolderDataModule(UserDataModule):
     skipped; what is left out is logged).
 
     Args:
-        val_root, test_root: folders in the same layout (relative to ``root`` or absolute).
+        val_root: a folder of validation images in the same layout (relative to ``root`` or
+            absolute).
+        test_root: a folder of test images, likewise.
         **kwargs: see :class:`UserDataModule` (``class_names`` defaults to the sub-folder
             names of ``root`` in the order of :mod:`fgssl.data.class_order`: numbers
             numerically, ICDR grades by grade when ``ordinal``, other names sorted; every

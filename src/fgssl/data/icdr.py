@@ -69,7 +69,7 @@ def icdr_grade(label: str) -> int | None:
 class ICDRGrading:
     """Mixin of the DR readers (listed first among their bases): the five ICDR grades as
     ordered classes, quadratic weighted kappa as the official metric (the metric of the
-    Kaggle APTOS 2019 and EyePACS competitions; README, "Metrics") and the fundus
+    Kaggle APTOS 2019 and EyePACS competitions; docs/metrics.md) and the fundus
     transforms (``conf/data/transforms/fundus.yaml``)."""
 
     class_names: Sequence[str] = ICDR_GRADES

@@ -57,7 +57,8 @@ class IDRiDDataModule(ICDRGrading, HeldOutFractions, ImageClassificationDataModu
     instead).
 
     Args:
-        val_fraction, test_fraction: see above.
+        val_fraction: see above.
+        test_fraction: see above.
         **kwargs: see :class:`ImageClassificationDataModule`.
     """
 

@@ -52,7 +52,8 @@ class ISIC2019DataModule(HeldOutFractions, ImageClassificationDataModule):
     images without ground truth are the unlabelled ``predict`` split.
 
     Args:
-        val_fraction, test_fraction: see above.
+        val_fraction: see above.
+        test_fraction: see above.
         **kwargs: see :class:`ImageClassificationDataModule`.
     """
 

@@ -56,7 +56,8 @@ class ISIC2020DataModule(HeldOutFractions, ImageClassificationDataModule):
     images are the unlabelled ``predict`` split.
 
     Args:
-        val_fraction, test_fraction: see above.
+        val_fraction: see above.
+        test_fraction: see above.
         remove_duplicates: leave out the second image of each pair of
             ``ISIC_2020_Training_Duplicates.csv`` (default True).
         **kwargs: see :class:`ImageClassificationDataModule`.

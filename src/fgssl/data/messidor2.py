@@ -49,7 +49,8 @@ class Messidor2DataModule(ICDRGrading, HeldOutFractions, ImageClassificationData
     Args:
         csv: the grades file, relative to ``root`` or absolute (default ``messidor_data.csv``).
         image_dir: the image folder, relative to ``root`` or absolute (default ``IMAGES``).
-        val_fraction, test_fraction: see above.
+        val_fraction: see above.
+        test_fraction: see above.
         **kwargs: see :class:`ImageClassificationDataModule`.
     """
 

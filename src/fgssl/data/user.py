@@ -31,9 +31,10 @@ class UserDataModule(HeldOutFractions, ImageClassificationDataModule):
             unless a name is a number.
         ordinal: the classes are grades (the official metric is then quadratic weighted
             kappa, else balanced accuracy).
-        val_fraction, test_fraction: the share of the training images drawn (seeded,
-            stratified) for validation when no validation set is given (default 0.2), and
-            for a held-out test split (default 0: the test split is the validation split).
+        val_fraction: the share of the training images drawn (seeded, stratified) for
+            validation when no validation set is given (default 0.2).
+        test_fraction: the share drawn for a held-out test split (default 0: the test split
+            is the validation split).
         **kwargs: see :class:`ImageClassificationDataModule`.
     """
 

@@ -57,7 +57,8 @@ class SSLMonitor(pl.Callback):
     Args:
         every_n_epochs: run after every ``every_n_epochs``-th epoch and after the last one;
             0 turns the monitor off.
-        knn_k, knn_temperature: the k-NN protocol's neighbours and temperature.
+        knn_k: the k-NN protocol's number of neighbours.
+        knn_temperature: the k-NN protocol's temperature.
         reference: also run before the first step of a fresh phase (``epochs_trained=0``).
     """
 

@@ -133,7 +133,7 @@ def resumed_config(
         raise ConfigError(
             f"resume={str(run_dir)!r} cannot change {'; '.join(refused)}: a resumed run keeps "
             "its config except paths, epochs (to extend), devices, workers, speed and logging "
-            "options (README, 'Interruption and resumption')"
+            "options (docs/training.md, 'Interruption and resumption')"
         )
     with open_dict(saved):
         saved.resume = str(run_dir)
