@@ -1,5 +1,5 @@
 """Settings that only make sense with pretrained weights follow model.net.pretrained, as
-resize_size follows image_size (README, "Real images": measured on HAM10000)."""
+resize_size follows image_size (docs/studies/real-images.md: measured on HAM10000)."""
 
 from __future__ import annotations
 
