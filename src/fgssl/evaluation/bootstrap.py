@@ -36,16 +36,11 @@ import numpy as np
 
 from fgssl.errors import ConfigError
 from fgssl.metrics import compute_scores
-from fgssl.thresholds import (
-    THRESHOLDED_KAPPA,
-    FittedThresholds,
-    cut_grades,
-    expected_grade,
-    quadratic_kappa,
-)
+from fgssl.thresholds import THRESHOLDED_KAPPA, FittedThresholds
 
 from .calibration import expected_calibration_error, resampled_ece
-from .resampled_scores import confusion_matrices, resampled_scores
+from .resampled_scores import resampled_scores, scored_rows
+from .resampled_thresholds import ThresholdedGrades
 
 __all__ = [
     "BootstrapSettings",
@@ -77,11 +72,8 @@ class BootstrapSettings:
             raise ConfigError(f"resamples must be an integer, got {self.resamples!r}")
         if self.resamples < 1:
             raise ConfigError(f"resamples must be at least 1, got {self.resamples}")
-        if (
-            isinstance(self.confidence, bool)
-            or not isinstance(self.confidence, int | float)
-            or not 0 < self.confidence < 1
-        ):
+        number = isinstance(self.confidence, int | float) and not isinstance(self.confidence, bool)
+        if not number or not 0 < self.confidence < 1:
             raise ConfigError(
                 f"confidence must be a number in (0, 1) (0.95 for 95 %), got {self.confidence!r}"
             )
@@ -114,16 +106,9 @@ class Interval:
     warning: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        tree: dict[str, Any] = {
-            "low": self.low,
-            "high": self.high,
-            "undefined_resamples": self.undefined_resamples,
-        }
-        if self.reason:
-            tree["reason"] = self.reason
-        if self.warning:
-            tree["warning"] = self.warning
-        return tree
+        tree = {"low": self.low, "high": self.high, "undefined_resamples": self.undefined_resamples}
+        optional = {"reason": self.reason, "warning": self.warning}
+        return tree | {key: text for key, text in optional.items() if text}
 
     def warned(self, warning: str) -> Interval:
         """This interval with ``warning`` added (to any it has); undefined ones unchanged."""
@@ -226,22 +211,8 @@ def bootstrap_intervals(
     resamples (null where the head has none, as the metric is)."""
     settings = settings or BootstrapSettings()
     labels = np.asarray(labels).astype(np.int64)
-    estimates = {
-        head: compute_scores(p, labels, ordinal=ordinal, class_names=class_names).values
-        for head, p in heads.items()
-    }
-    if ece:
-        for head, p in heads.items():
-            estimates[head]["ece"] = expected_calibration_error(p, labels)
-    graded = _thresholded_grades(heads, thresholds, class_names)
-    if thresholds is not None:
-        everyone = np.arange(labels.size)[None]
-        for head, p in heads.items():
-            estimates[head][THRESHOLDED_KAPPA] = (
-                float(_thresholded_kappa(labels, graded[head], everyone, p.shape[1])[0])
-                if head in graded and labels.size
-                else math.nan
-            )
+    graded = ThresholdedGrades(heads, thresholds, class_names) if thresholds else None
+    estimates = _estimates(heads, labels, ordinal, class_names, ece, graded)
     if labels.size == 0:
         nothing = Interval(None, None, settings.resamples, "no images")
         return {head: dict.fromkeys(values, nothing) for head, values in estimates.items()}
@@ -252,17 +223,13 @@ def bootstrap_intervals(
             fast = resampled_scores(p, labels, indices, ordinal=ordinal, class_names=class_names)
             if ece:
                 fast["ece"] = resampled_ece(p, labels, indices)
-            if thresholds is not None:
-                fast[THRESHOLDED_KAPPA] = (
-                    _thresholded_kappa(labels, graded[head], indices, p.shape[1])
-                    if head in graded
-                    else np.full(len(indices), np.nan)
-                )
+            if graded is not None:
+                fast[THRESHOLDED_KAPPA] = graded.resampled(head, labels, indices)
             for name in estimates[head]:
                 values[f"{head}/{name}"] = (
                     fast[name]
                     if name in fast
-                    else _scored_rows(p, labels, indices, name, ordinal, class_names)
+                    else scored_rows(p, labels, indices, name, ordinal, class_names)
                 )
         return values
 
@@ -277,32 +244,25 @@ def bootstrap_intervals(
     return _warn_small(intervals, single_image_classes(labels, class_names), split)
 
 
-def _thresholded_grades(
+def _estimates(
     heads: Mapping[str, np.ndarray],
-    thresholds: FittedThresholds | None,
+    labels: np.ndarray,
+    ordinal: bool,
     class_names: Sequence[str] | None,
-) -> dict[str, np.ndarray]:
-    """Head -> (N,) grades of its expected grade cut by its thresholds, for the heads whose
-    thresholds exist and cut these classes; a head without (or with mismatched classes)
-    gets a NaN estimate, hence a null interval, as its ``kappa_thresholded`` is NaN."""
-    if thresholds is None:
-        return {}
-    graded = {}
+    ece: bool,
+    graded: ThresholdedGrades | None,
+) -> dict[str, dict[str, float]]:
+    """Head -> metric -> value on the predictions themselves (the intervals' estimates)."""
+    estimates = {
+        head: compute_scores(p, labels, ordinal=ordinal, class_names=class_names).values
+        for head, p in heads.items()
+    }
     for head, p in heads.items():
-        entry = thresholds.heads.get(head)
-        if entry is None or entry.thresholds is None:
-            continue
-        if tuple(class_names or ()) != thresholds.class_names:
-            continue
-        graded[head] = cut_grades(expected_grade(p), entry.thresholds)
-    return graded
-
-
-def _thresholded_kappa(
-    labels: np.ndarray, predicted: np.ndarray, indices: np.ndarray, num_classes: int
-) -> np.ndarray:
-    """(B,) QWK of the (N,) thresholded grades on each row of the (B, M) ``indices``."""
-    return quadratic_kappa(confusion_matrices(labels, predicted, indices, num_classes))
+        if ece:
+            estimates[head]["ece"] = expected_calibration_error(p, labels)
+        if graded is not None:
+            estimates[head][THRESHOLDED_KAPPA] = graded.estimate(head, labels)
+    return estimates
 
 
 def _warn_small(
@@ -332,22 +292,3 @@ def _warn_small(
             ZERO_WIDTH,
         )
     return intervals
-
-
-def _scored_rows(
-    probabilities: np.ndarray,
-    labels: np.ndarray,
-    indices: np.ndarray,
-    name: str,
-    ordinal: bool,
-    class_names: Sequence[str] | None,
-) -> np.ndarray:
-    """(b,) values of metric ``name`` by compute_scores on each resample (the slow path)."""
-    return np.array(
-        [
-            compute_scores(
-                probabilities[row], labels[row], ordinal=ordinal, class_names=class_names
-            ).values[name]
-            for row in indices
-        ]
-    )

@@ -15,9 +15,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fgssl.metrics import ISIC2017_AUROC_CLASSES
+from fgssl.metrics import ISIC2017_AUROC_CLASSES, compute_scores
 
-__all__ = ["confusion_matrices", "multiplicities", "resampled_scores", "weighted_auroc"]
+__all__ = [
+    "confusion_matrices",
+    "multiplicities",
+    "resampled_scores",
+    "scored_rows",
+    "weighted_auroc",
+]
 
 
 def confusion_matrices(
@@ -147,3 +153,23 @@ def resampled_scores(
             values[f"auroc_{name}"] = part
         values["mean_auroc"] = np.mean(parts, axis=0)  # NaN if one is, as compute_scores
     return values
+
+
+def scored_rows(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    indices: np.ndarray,
+    name: str,
+    ordinal: bool,
+    class_names: Sequence[str] | None,
+) -> np.ndarray:
+    """(B,) values of metric ``name`` by :func:`fgssl.metrics.compute_scores` on each row of
+    the (B, M) ``indices``: the slow path, for a metric this module does not vectorise."""
+    return np.array(
+        [
+            compute_scores(
+                probabilities[row], labels[row], ordinal=ordinal, class_names=class_names
+            ).values[name]
+            for row in indices
+        ]
+    )
