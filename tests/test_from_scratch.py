@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from omegaconf import DictConfig
 
-from fgssl.conf.resolvers import if_pretrained
+from fgssl.conf.resolvers import if_pretrained, reciprocal
 from fgssl.errors import ConfigError
 
 Compose = Callable[..., DictConfig]
@@ -52,3 +52,22 @@ def test_if_pretrained_refuses_what_is_not_a_boolean() -> None:
     assert if_pretrained(True, 1, 2) == 1 and if_pretrained(False, 1, 2) == 2
     with pytest.raises(ConfigError, match=r"model.net.pretrained must be true or false"):
         if_pretrained("no", 1, 2)
+
+
+@pytest.mark.parametrize("experiment", ["aptos", "isic2018", "isic2017"])
+def test_from_scratch_the_barlow_twins_loss_is_scaled_by_one_over_the_embedding_width(
+    compose_config: Compose, experiment: str
+) -> None:
+    base = (f"experiment={experiment}", "data.root=/x")
+    assert compose_config(*base).loss.barlow_scale == 1.0  # the reference code's, with weights
+    scratch = (*base, "model.net.pretrained=false")
+    assert compose_config(*scratch).loss.barlow_scale == 1 / 512
+    assert compose_config(*scratch, "model=fgssl_small").loss.barlow_scale == 1 / 128
+    assert compose_config(*scratch, "loss.barlow_scale=0.5").loss.barlow_scale == 0.5
+
+
+def test_reciprocal_refuses_what_is_not_a_positive_number() -> None:
+    assert reciprocal(4) == 0.25
+    for bad in (0, -2, True, "512"):
+        with pytest.raises(ConfigError, match=r"positive number"):
+            reciprocal(bad)

@@ -13,7 +13,13 @@ from omegaconf import OmegaConf
 
 from fgssl.errors import ConfigError
 
-__all__ = ["RESIZE_RATIO", "default_resize_size", "if_pretrained", "register_resolvers"]
+__all__ = [
+    "RESIZE_RATIO",
+    "default_resize_size",
+    "if_pretrained",
+    "reciprocal",
+    "register_resolvers",
+]
 
 RESIZE_RATIO = Fraction(8, 7)
 """Short side before cropping / crop side: 256 / 224, the ImageNet evaluation protocol
@@ -47,12 +53,23 @@ def if_pretrained(pretrained: object, with_weights: object, from_scratch: object
     return with_weights if pretrained else from_scratch
 
 
+def reciprocal(value: object) -> float:
+    """``1 / value``: a factor that follows a width, e.g. the Barlow Twins loss scaled by
+    ``1 / model.net.feat_dim`` (its off-diagonal sum grows with D²; scaled by 1/D its
+    gradients are on the scale of cross-entropy's). Raises :class:`ConfigError` when
+    ``value`` is not a positive number."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"expected a positive number to take the reciprocal of, got {value!r}")
+    return 1.0 / value
+
+
 def register_resolvers() -> None:
     """Register ``${fgssl.resize_size:<image size>[,<ratio>]}`` (see
     :func:`default_resize_size`), ``${fgssl.len:<list>}`` (its length: K, the number of
     tapped stages, from the patch schedule's grids) and
     ``${fgssl.if_pretrained:<pretrained>,<with weights>,<from scratch>}`` (see
-    :func:`if_pretrained`)."""
+    :func:`if_pretrained`) and ``${fgssl.reciprocal:<number>}`` (see :func:`reciprocal`)."""
     OmegaConf.register_new_resolver("fgssl.resize_size", default_resize_size, replace=True)
     OmegaConf.register_new_resolver("fgssl.len", len, replace=True)
     OmegaConf.register_new_resolver("fgssl.if_pretrained", if_pretrained, replace=True)
+    OmegaConf.register_new_resolver("fgssl.reciprocal", reciprocal, replace=True)
