@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 SEED = re.compile(r"_s(\d+)$")
 
@@ -37,6 +38,16 @@ def value(results: dict[str, Any], metric: str) -> tuple[float | None, float | N
     for part in parts:
         node = node.get(part) if isinstance(node, dict) else None
     return (node if isinstance(node, int | float) else None), None, None
+
+
+def _seed(run: Path) -> int | None:
+    """The run's seed: its name's ``_s<seed>`` suffix, else its config.yaml's ``seed``."""
+    match = SEED.search(run.name)
+    if match:
+        return int(match.group(1))
+    config = run / "config.yaml"
+    seed = yaml.safe_load(config.read_text()).get("seed") if config.is_file() else None
+    return seed if isinstance(seed, int) else None
 
 
 def _cell(row: dict[str, Any], metric: str) -> str:
@@ -60,11 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_file():
             continue
         results = json.loads(path.read_text())
-        match = SEED.search(run.name)
-        row: dict[str, Any] = {
-            "group": SEED.sub("", run.name),
-            "seed": int(match.group(1)) if match else None,
-        }
+        row: dict[str, Any] = {"group": SEED.sub("", run.name), "seed": _seed(run)}
         for metric in args.metrics:
             row[metric], row[f"{metric} low"], row[f"{metric} high"] = value(results, metric)
         rows.append(row)
@@ -77,17 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| run | seed | " + " | ".join(args.metrics) + " |")
     print("|---|---|" + "---|" * len(args.metrics))
     for row in rows:
-        cells = [
-            "—"
-            if row[m] is None
-            else f"{row[m]:.3f}"
-            + (
-                ""
-                if row[f"{m} low"] is None
-                else f" [{row[f'{m} low']:.3f}, {row[f'{m} high']:.3f}]"
-            )
-            for m in args.metrics
-        ]
+        cells = [_cell(row, m) for m in args.metrics]
         print(f"| {row['group']} | {row['seed']} | " + " | ".join(cells) + " |")
     print()
     print("| group | runs | " + " | ".join(f"{m} (mean ± sd)" for m in args.metrics) + " |")
