@@ -211,7 +211,7 @@ def bootstrap_intervals(
     resamples (null where the head has none, as the metric is)."""
     settings = settings or BootstrapSettings()
     labels = np.asarray(labels).astype(np.int64)
-    graded = ThresholdedGrades(heads, thresholds, class_names) if thresholds else None
+    graded = None if thresholds is None else ThresholdedGrades(heads, thresholds, class_names)
     estimates = _estimates(heads, labels, ordinal, class_names, ece, graded)
     if labels.size == 0:
         nothing = Interval(None, None, settings.resamples, "no images")
