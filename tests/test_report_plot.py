@@ -15,6 +15,7 @@ from matplotlib.image import imread
 
 from fgssl.cli import report as report_cli
 from fgssl.errors import ConfigError
+from fgssl.overrides import following_keys, one_spelling
 from fgssl.plots.sweep import (
     plot_file_stem,
     plot_metric_against,
@@ -117,7 +118,9 @@ def test_points_are_means_and_sample_sd_over_seeds(tmp_path: Path) -> None:
     np.testing.assert_allclose(np.sqrt(pmg_x * fgssl_x), key.numbers)
     assert (pmg_x < key.numbers).all()
     assert "n = 3 runs per point" in ax.get_title() and not ax.texts
-    assert "sample sd" in ax.get_legend().get_title().get_text()
+    (legend,) = figure.legends  # below the axes, the groups' labels wrapped
+    assert "sample sd" in legend.get_title().get_text()
+    assert [t.get_text() for t in legend.get_texts()] == ["+method=pmg", "+method=fgssl"]
     assert imread(tmp_path / "k.png").ndim == 3
 
 
@@ -279,3 +282,48 @@ def test_jobs_without_the_key_are_left_out_with_a_warning(tmp_path: Path, caplog
     points = sweep_points(runs, key, "test/combined/kappa")
     assert points["runs"].sum() == len(runs) - 1  # its 0.0 is in no point
     assert points["min"].min() == pytest.approx(kappa("pmg", "0.1", 0))
+
+
+def test_keys_that_follow_the_fraction_or_the_seed_and_both_spellings_make_no_group(
+    tmp_path: Path,
+) -> None:
+    """As a study made run by run leaves it: finetune_epochs chosen per fraction, fgssl's
+    pretrained_run per seed, and older runs spelling +experiment=demo where fgssl-train now
+    writes experiment=demo. Each method is still one group of 3 seeds per point."""
+    root = fake_sweep(tmp_path / "sweep")
+    epochs = {"0.1": 30, "0.25": 20, "1": 15}
+    for folder in root.iterdir():
+        path = folder / ".hydra" / "overrides.yaml"
+        overrides = yaml.safe_load(path.read_text())
+        seed, fraction = overrides[3].split("=")[1], overrides[2].split("=")[1]
+        if int(folder.name) % 2:
+            overrides[0] = "experiment=demo"
+        overrides.append(f"finetune_epochs={epochs[fraction]}")
+        if overrides[1] == "+method=fgssl":
+            overrides.append(f"pretrained_run=/study/p/s{seed}")
+        path.write_text(yaml.safe_dump(overrides))
+    runs = collect_runs(root)
+    assert runs["configuration"].nunique() == len(METHODS) * len(FRACTIONS)  # not per seed
+    points = sweep_points(runs, swept_key(runs, "data.label_fraction"), "test/combined/kappa")
+    assert list(dict.fromkeys(points["group"])) == ["+method=pmg", "+method=fgssl"]
+    for row in points.itertuples():
+        by_hand = [kappa(row.group.split("=")[1], row._2, s) for s in SEEDS]
+        assert row.n == 3 and row.mean == pytest.approx(np.mean(by_hand))
+
+
+def test_following_keys_and_one_spelling_by_hand() -> None:
+    runs = [
+        ["+method=a", "lr=1", "epochs=30", "run=/p/s0"],
+        ["method=a", "lr=2", "epochs=30", "run=/p/s1"],
+        ["+method=a", "lr=1", "epochs=15", "run=/p/s0"],
+        ["+method=b", "lr=1", "epochs=15"],
+        ["method=b", "lr=2", "epochs=30"],
+    ]
+    x = ["0.1", "0.1", "1", "1", "0.1"]
+    seeds = [0, 1, 0, 0, 1]
+    assert following_keys(runs, x) == {"epochs"}  # method varies within a fraction
+    assert following_keys(runs, seeds) == {"run", "lr"}  # run is set by some runs only
+    assert following_keys(runs, [None] * len(runs)) == set()
+    assert following_keys([["k=1"], ["k=1"]], [0, 1]) == set()  # one value for all: shared
+    assert one_spelling(runs)[1][0] == "+method=a" and one_spelling(runs)[4][0] == "+method=b"
+    assert one_spelling([["method=a"], ["+method=a"]]) == [["method=a"], ["method=a"]]

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["override_key", "override_value", "unquoted"]
+__all__ = [
+    "following_keys",
+    "one_spelling",
+    "override_key",
+    "override_value",
+    "unquoted",
+]
 
 
 def override_key(override: str) -> str:
@@ -27,3 +33,33 @@ def unquoted(override: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
         value = value[1:-1]
     return key + sep + value
+
+
+def one_spelling(runs: Sequence[Sequence[str]]) -> list[list[str]]:
+    """Each run's overrides, with ``+key=value`` and ``key=value`` (one choice: fgssl-train
+    rewrites ``+experiment=...``) written the same way, as first met in ``runs``."""
+    first: dict[str, str] = {}
+    return [[first.setdefault(o.removeprefix("+"), o) for o in overrides] for overrides in runs]
+
+
+def following_keys(runs: Sequence[Sequence[str]], by: Sequence[object]) -> set[str]:
+    """The keys of ``runs``' overrides that follow ``by`` (one value per run, e.g. its
+    seed or the value of a swept key; None where unknown): the runs that set such a key set
+    one value of it per value of ``by``, and not one value for all (e.g. a pretrained_run
+    per seed, finetune_epochs chosen per label fraction). Such a key is part of the seed or
+    of the point, not a configuration of its own."""
+    keys = {override_key(o) for overrides in runs for o in overrides}
+    following = set()
+    for key in keys:
+        pairs = {
+            (str(b), value)
+            for overrides, b in zip(runs, by, strict=True)
+            if b is not None and (value := override_value(overrides, key)) is not None
+        }
+        per_value: dict[str, set[str]] = {}
+        for b, value in pairs:
+            per_value.setdefault(b, set()).add(value)
+        values = {value for _, value in pairs}
+        if len(values) > 1 and all(len(v) == 1 for v in per_value.values()):
+            following.add(key)
+    return following

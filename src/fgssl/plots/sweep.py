@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import os
 import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from fgssl.atomic import atomic_path, write_csv_atomically
@@ -92,7 +94,7 @@ def plot_metric_against(
     ``path``; returns the figure."""
     groups = list(dict.fromkeys(points["group"]))
     x, shifts = _positions(key, len(groups))
-    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
+    figure = Figure(figsize=(7.2, 4.2 + 0.25 * len(groups)), layout="constrained")
     ax = figure.subplots()
     drawn = points[points["n"] > 0]
     same_n = drawn["n"].nunique() == 1
@@ -130,16 +132,24 @@ def plot_metric_against(
         else "n = runs per point, beside it"
     )
     ax.set_title(f"{label} against {key.name} ({runs})", fontsize=9)
-    ax.legend(
-        title="error bars: ± sample sd (ddof=1) over seeds; none where n = 1",
-        title_fontsize=7, fontsize=7,
-    )  # fmt: skip
+    _legend_below(figure, ax)
     ax.grid(alpha=0.3)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as partial:
         figure.savefig(partial, dpi=120, format="png")
     return figure
+
+
+def _legend_below(figure: Figure, ax: Axes) -> None:
+    """The groups' legend below the axes, labels wrapped: a group's overrides can be longer
+    than the figure is wide."""
+    handles, labels = ax.get_legend_handles_labels()
+    figure.legend(
+        handles, [textwrap.fill(text, 110) for text in labels], loc="outside lower center",
+        title="error bars: ± sample sd (ddof=1) over seeds; none where n = 1",
+        title_fontsize=7, fontsize=7,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from fgssl.errors import ConfigError
+from fgssl.overrides import following_keys, one_spelling
 from fgssl.overrides import override_key as _key
 from fgssl.overrides import override_value as _value
 
@@ -129,11 +130,19 @@ def swept_key(runs: pd.DataFrame, key: str, *, x_scale: str = "auto") -> SweptKe
 
 
 def _groups(runs: pd.DataFrame, key: str) -> list[str]:
-    """Each run's group: its overrides other than ``key`` (the seed is not among them) and
-    those every run shares."""
-    rest = [[o for o in overrides if _key(o) != key] for overrides in runs["overrides"]]
+    """Each run's group: its overrides other than ``key`` (the seed is not among them),
+    those every run shares, and those that follow ``key`` or the seed
+    (:func:`fgssl.overrides.following_keys`): such a key is part of the point."""
+    overrides = one_spelling(runs["overrides"].tolist())
+    rest = [[o for o in r if _key(o) != key] for r in overrides]
     common = set.intersection(*(set(r) for r in rest)) if rest else set()
-    return [" ".join(o for o in r if o not in common) or ALL_RUNS for r in rest]
+    seeds = runs["seed"].tolist() if "seed" in runs else [None] * len(rest)
+    x = [_value(r, key) for r in overrides]
+    following = following_keys(rest, x) | following_keys(rest, seeds)
+    return [
+        " ".join(o for o in r if o not in common and _key(o) not in following) or ALL_RUNS
+        for r in rest
+    ]
 
 
 def sweep_points(runs: pd.DataFrame, key: SweptKey, metric: str) -> pd.DataFrame:

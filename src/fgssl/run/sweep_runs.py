@@ -15,7 +15,7 @@ import pandas as pd
 import yaml
 
 from fgssl.errors import DataLayoutError, DataNotFoundError
-from fgssl.overrides import override_key, unquoted
+from fgssl.overrides import following_keys, one_spelling, override_key, unquoted
 from fgssl.rundir import CONFIG, RESULTS
 
 __all__ = [
@@ -61,7 +61,9 @@ def collect_runs(multirun_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """One row per finished job of ``multirun_dir``: ``job``, ``overrides`` (the job's
     command-line overrides without the seed), ``seed``, ``monitor`` and every number of its
     ``results.json``, flattened (``test/combined/kappa``, ``ssl_eval/knn/kappa``, ...), and
-    ``configuration`` (the overrides that differ between the jobs).
+    ``configuration`` (the overrides that differ between the jobs, but for those that follow
+    the seed, such as a pretrained_run per seed: :func:`fgssl.overrides.following_keys`;
+    ``+key=value`` and ``key=value`` are one override: :func:`fgssl.overrides.one_spelling`).
 
     Jobs without ``results.json`` (failed or still running) are skipped with a warning.
     """
@@ -81,9 +83,12 @@ def collect_runs(multirun_dir: str | os.PathLike[str]) -> pd.DataFrame:
     if not rows:
         raise DataNotFoundError(f"no job of {str(root)!r} has a results.json yet")
     runs = pd.DataFrame(rows)
+    runs["overrides"] = one_spelling(runs["overrides"].tolist())
     common = set.intersection(*(set(o) for o in runs["overrides"]))
+    per_seed = following_keys(runs["overrides"].tolist(), runs["seed"].tolist())
     runs["configuration"] = [
-        " ".join(o for o in overrides if o not in common) or "(all)"
+        " ".join(o for o in overrides if o not in common and override_key(o) not in per_seed)
+        or "(all)"
         for overrides in runs["overrides"]
     ]
     runs.attrs["common_overrides"] = [o for o in runs["overrides"].iloc[0] if o in common]
