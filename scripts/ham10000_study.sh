@@ -32,7 +32,7 @@ BARLOW_SCALE=${BARLOW_SCALE:-0.0078125}
 PILOT_EPOCHS=${PILOT_EPOCHS:-6}
 PILOT_PRETRAIN=${PILOT_PRETRAIN:-3}
 PRETRAIN_EPOCHS=${PRETRAIN_EPOCHS:-6}
-FRACTIONS=${FRACTIONS:-"1.0 0.25 0.1 0.05"}
+FRACTIONS=${FRACTIONS-"1.0 0.25 0.1 0.05"}  # FRACTIONS="" (set, empty): the pretrainings alone
 METHODS=${METHODS:-"baseline pmg fgssl"}
 declare -A EPOCHS=([1.0]=15 [0.25]=20 [0.1]=30 [0.05]=60)
 TRAIN_ARGS="+experiment=isic2018 data.root=$HAM data.val_fraction=0.1 data.test_fraction=0.2
