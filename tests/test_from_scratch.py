@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from fgssl.conf.resolvers import if_pretrained, reciprocal
 from fgssl.errors import ConfigError
@@ -64,6 +64,9 @@ def test_from_scratch_the_barlow_twins_loss_is_scaled_by_one_over_the_embedding_
     assert compose_config(*scratch).loss.barlow_scale == 1 / 512
     assert compose_config(*scratch, "model=fgssl_small").loss.barlow_scale == 1 / 128
     assert compose_config(*scratch, "loss.barlow_scale=0.5").loss.barlow_scale == 0.5
+    # the baseline has no embedding (nor a Barlow Twins loss): its config still resolves
+    baseline = compose_config(*scratch, "method=baseline")
+    assert OmegaConf.to_container(baseline, resolve=True)["loss"]["barlow_scale"] == 1.0
 
 
 def test_reciprocal_refuses_what_is_not_a_positive_number() -> None:
