@@ -43,6 +43,7 @@ __all__ = [
     "expected_grade",
     "fit_thresholds",
     "quadratic_kappa",
+    "unusable_reason",
 ]
 
 THRESHOLDED_KAPPA = "kappa_thresholded"
@@ -228,6 +229,24 @@ def _line_search(
     return float(candidates[tied[np.argmin(np.abs(candidates[tied] - cuts[k]))]])
 
 
+def unusable_reason(
+    fitted: FittedThresholds, head: str, class_names: Sequence[str] | None
+) -> str | None:
+    """Why ``head``'s thresholds of ``fitted`` cannot cut predictions of ``class_names``:
+    none were fitted, or they cut other classes (or the same in another order); None when
+    they can."""
+    entry = fitted.heads.get(head)
+    if entry is None or entry.thresholds is None:
+        return f"no thresholds were fitted: {entry.reason if entry else 'none for ' + head}"
+    names = tuple(class_names or ())
+    if names != fitted.class_names:
+        return (
+            f"the thresholds cut the grades {list(fitted.class_names)}, these predictions "
+            f"have the classes {list(names)}"
+        )
+    return None
+
+
 def add_thresholded_kappa(
     scores: Scores,
     probabilities: np.ndarray,
@@ -243,15 +262,8 @@ def add_thresholded_kappa(
     are no images, or labels and grades are all one grade."""
     entry = fitted.heads.get(head)
     names = tuple(class_names or ())
-    reason = None
-    if entry is None or entry.thresholds is None:
-        reason = f"no thresholds were fitted: {entry.reason if entry else 'none for ' + head}"
-    elif names != fitted.class_names:
-        reason = (
-            f"the thresholds cut the grades {list(fitted.class_names)}, these predictions "
-            f"have the classes {list(names)}"
-        )
-    elif len(labels) == 0:
+    reason = unusable_reason(fitted, head, class_names)
+    if reason is None and len(labels) == 0:
         reason = "no images"
     value = math.nan
     if reason is None and entry is not None and entry.thresholds is not None:

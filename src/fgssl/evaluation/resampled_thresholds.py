@@ -11,7 +11,13 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from fgssl.thresholds import FittedThresholds, cut_grades, expected_grade, quadratic_kappa
+from fgssl.thresholds import (
+    FittedThresholds,
+    cut_grades,
+    expected_grade,
+    quadratic_kappa,
+    unusable_reason,
+)
 
 from .resampled_scores import confusion_matrices
 
@@ -20,7 +26,8 @@ __all__ = ["ThresholdedGrades"]
 
 class ThresholdedGrades:
     """The (N,) thresholded grades of each head of ``heads`` ((N, C) probabilities) whose
-    ``thresholds`` exist and cut ``class_names``."""
+    ``thresholds`` can cut ``class_names`` (:func:`fgssl.thresholds.unusable_reason`, the
+    rule of the metric itself)."""
 
     def __init__(
         self,
@@ -29,13 +36,11 @@ class ThresholdedGrades:
         class_names: Sequence[str] | None,
     ) -> None:
         self.num_classes = {head: p.shape[1] for head, p in heads.items()}
-        self.grades: dict[str, np.ndarray] = {}
-        if tuple(class_names or ()) != thresholds.class_names:
-            return
-        for head, p in heads.items():
-            entry = thresholds.heads.get(head)
-            if entry is not None and entry.thresholds is not None:
-                self.grades[head] = cut_grades(expected_grade(p), entry.thresholds)
+        self.grades = {
+            head: cut_grades(expected_grade(p), thresholds.heads[head].thresholds or ())
+            for head, p in heads.items()
+            if unusable_reason(thresholds, head, class_names) is None
+        }
 
     def estimate(self, head: str, labels: np.ndarray) -> float:
         """QWK of ``head``'s thresholded grades on all N images (NaN where it has none)."""
