@@ -51,15 +51,12 @@ def following_keys(runs: Sequence[Sequence[str]], by: Sequence[object]) -> set[s
     keys = {override_key(o) for overrides in runs for o in overrides}
     following = set()
     for key in keys:
-        pairs = {
-            (str(b), value)
-            for overrides, b in zip(runs, by, strict=True)
-            if b is not None and (value := override_value(overrides, key)) is not None
-        }
-        per_value: dict[str, set[str]] = {}
-        for b, value in pairs:
-            per_value.setdefault(b, set()).add(value)
-        values = {value for _, value in pairs}
+        per_value: dict[str, set[str]] = {}  # value of ``by`` -> the key's values there
+        for overrides, b in zip(runs, by, strict=True):
+            value = override_value(overrides, key)
+            if b is not None and value is not None:
+                per_value.setdefault(str(b), set()).add(value)
+        values = set().union(*per_value.values())
         if len(values) > 1 and all(len(v) == 1 for v in per_value.values()):
             following.add(key)
     return following

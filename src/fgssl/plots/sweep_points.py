@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from fgssl.errors import ConfigError
-from fgssl.overrides import following_keys, one_spelling
+from fgssl.overrides import following_keys
 from fgssl.overrides import override_key as _key
 from fgssl.overrides import override_value as _value
 
@@ -133,7 +133,7 @@ def _groups(runs: pd.DataFrame, key: str) -> list[str]:
     """Each run's group: its overrides other than ``key`` (the seed is not among them),
     those every run shares, and those that follow ``key`` or the seed
     (:func:`fgssl.overrides.following_keys`): such a key is part of the point."""
-    overrides = one_spelling(runs["overrides"].tolist())
+    overrides = runs["overrides"].tolist()  # one spelling each already (collect_runs)
     rest = [[o for o in r if _key(o) != key] for r in overrides]
     common = set.intersection(*(set(r) for r in rest)) if rest else set()
     seeds = runs["seed"].tolist() if "seed" in runs else [None] * len(rest)
