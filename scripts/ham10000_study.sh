@@ -15,8 +15,8 @@
 #   shared by its finetunes through pretrained_run) finetuned on FRACTIONS of the training
 #   labels; epochs per fraction in EPOCHS (more epochs for fewer labels: every finetune takes
 #   at least 300 optimizer steps). METHODS chooses among baseline, pmg, fgssl (the reports
-#   are written when fgssl is among them). Seeds in order, so that a stopped study has
-#   whole seeds; a rerun continues it.
+#   are written when fgssl is among them and REPORTS is not 0). Seeds in order, so that a
+#   stopped study has whole seeds; a rerun continues it.
 # Common settings: fgssl_small (feat_dim 128, hidden 256), grids 8-4-2, the fused step mode,
 # batch 64, SGD lr LR with backbone x1 and one warm-up epoch, bf16-mixed, one thread a run.
 set -euo pipefail
@@ -84,7 +84,8 @@ common="optim.lr=$LR loss.class_weights=$WEIGHTS"
     done
 } > "$STUDY/jobs-$STAGE-${METHODS// /_}.txt"
 run_queue "$STUDY/jobs-$STAGE-${METHODS// /_}.txt"
-[[ " $METHODS " == *" fgssl "* ]] || exit 0  # the reports once FG-SSL has run too
+# the reports once FG-SSL has run too (REPORTS=0: two queues side by side report once, at the end)
+[[ " $METHODS " == *" fgssl "* && ${REPORTS:-1} != 0 ]] || exit 0
 
 cd "$STUDY"
 "$BIN/fgssl-report" finetune --output-dir report --plot-against data.label_fraction \
