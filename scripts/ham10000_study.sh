@@ -17,6 +17,10 @@
 #   at least 300 optimizer steps). METHODS chooses among baseline, pmg, fgssl (the reports
 #   are written when fgssl is among them and REPORTS is not 0). Seeds in order, so that a
 #   stopped study has whole seeds; a rerun continues it.
+# STAGE=short: the three methods with all labels at the pilot's length (PILOT_EPOCHS), on
+#   SEEDS, under short/; FG-SSL finetunes the main stage's pretraining p/s<seed> (it waits for
+#   it). Where the full-length PMG and FG-SSL runs (15 epochs, ~6.5 min an epoch here) do not
+#   fit the time, this is the all-labels comparison at equal length.
 # Common settings: fgssl_small (feat_dim 128, hidden 256), grids 8-4-2, the fused step mode,
 # batch 64, SGD lr LR with backbone x1 and one warm-up epoch, bf16-mixed, one thread a run.
 set -euo pipefail
@@ -65,6 +69,21 @@ JOBS
 fi
 
 common="optim.lr=$LR loss.class_weights=$WEIGHTS"
+if [[ $STAGE == short ]]; then
+    for seed in $SEEDS; do
+        e="finetune_epochs=$PILOT_EPOCHS data.label_fraction=1.0 seed=$seed"
+        for method in $METHODS; do
+            case $method in
+                baseline) echo "short/baseline_s$seed '' -- +method=baseline $common $e" ;;
+                pmg) echo "short/pmg_s$seed '' -- +method=pmg $SMALL $common $e" ;;
+                fgssl) echo "short/fgssl_s$seed p/s$seed -- +method=fgssl $SMALL $common" \
+                    "pretrain_epochs=0 pretrained_run=$STUDY/p/s$seed $e" ;;
+            esac
+        done
+    done > "$STUDY/jobs-short-${METHODS// /_}.txt"
+    run_queue "$STUDY/jobs-short-${METHODS// /_}.txt"
+    exit 0
+fi
 {
     for seed in $SEEDS; do
         [[ " $METHODS " == *" fgssl "* ]] &&
