@@ -10,8 +10,8 @@ of ``src/fgssl/conf/**/*.yaml`` (continued lines joined, ``# ...`` comments drop
   does to them (schedule quoting, Hydra's override grammar), and the config is composed
   and passes :func:`fgssl.run.config_checks.check_config`; a sweep (``a=1,2``) is composed once
   per value.
-- ``fgssl-eval``, ``fgssl-predict``, ``fgssl-ssl-eval``, ``fgssl-report``, ``fgssl-export``:
-  their argument parser accepts the arguments (and fgssl-eval's ``KEY=VALUE`` changes parse).
+- ``fgssl-eval``, ``fgssl-predict``, ``fgssl-ssl-eval``, ``fgssl-report``, ``fgssl-export``,
+  ``fgssl-compare``: their argument parser accepts the arguments (and fgssl-eval's ``KEY=VALUE`` changes parse).
 - ``key=value`` snippets in prose and comments parse as Hydra overrides and name an
   existing key or config group.
 
@@ -38,6 +38,7 @@ from markdown_it import MarkdownIt
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import fgssl
+from fgssl.cli import compare as compare_cli
 from fgssl.cli import eval as eval_cli
 from fgssl.cli import export as export_cli
 from fgssl.cli import predict as predict_cli
@@ -68,6 +69,7 @@ PARSER_TOOLS = {
     "fgssl-ssl-eval": ssl_eval_cli.build_parser,
     "fgssl-report": report_cli.build_parser,
     "fgssl-export": export_cli.build_parser,
+    "fgssl-compare": compare_cli.build_parser,
 }
 TOOLS = (*HYDRA_TOOLS, *PARSER_TOOLS)
 
