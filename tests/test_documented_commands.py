@@ -11,7 +11,8 @@ of ``src/fgssl/conf/**/*.yaml`` (continued lines joined, ``# ...`` comments drop
   and passes :func:`fgssl.run.config_checks.check_config`; a sweep (``a=1,2``) is composed once
   per value.
 - ``fgssl-eval``, ``fgssl-predict``, ``fgssl-ssl-eval``, ``fgssl-report``, ``fgssl-export``,
-  ``fgssl-compare``: their argument parser accepts the arguments (and fgssl-eval's ``KEY=VALUE`` changes parse).
+  ``fgssl-compare``: their argument parser accepts the arguments (and fgssl-eval's
+  ``KEY=VALUE`` changes parse).
 - ``key=value`` snippets in prose and comments parse as Hydra overrides and name an
   existing key or config group.
 

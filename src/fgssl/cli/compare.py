@@ -15,6 +15,7 @@ from fgssl.errors import ConfigError, DataLayoutError
 from fgssl.evaluation.bootstrap import BootstrapSettings
 from fgssl.evaluation.paired import PairedDifference, paired_differences
 from fgssl.evaluation.prediction_table import ScoredTable, read_prediction_table
+from fgssl.rundir import RunDir
 
 PROG = "fgssl-compare"
 
@@ -65,13 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _table(path: Path, split: str) -> tuple[ScoredTable, bool]:
     """The prediction table behind ``path`` and whether its run says its task is graded."""
     if path.is_dir():
-        table = path / "predictions" / f"{split}.csv"
+        run = RunDir(path)
+        table = run.predictions(split)
         if not table.is_file():
             raise DataLayoutError(
-                f"{str(path)!r} holds no {split} predictions ({table.name} under predictions/): "
+                f"{str(path)!r} holds no {split} predictions ({table.relative_to(path)}): "
                 "expected a finished fgssl-train run directory or a prediction CSV"
             )
-        results = path / "results.json"
+        results = run.results
         ordinal = results.is_file() and bool(json.loads(results.read_text()).get("ordinal"))
         return read_prediction_table(table), ordinal
     if not path.is_file():
