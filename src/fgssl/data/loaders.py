@@ -78,13 +78,24 @@ class DataLoaderHooks(abc.ABC):
         resolve_num_workers(value)  # refuses a bad value now
         self._num_workers = value
 
+    first_epoch: int = 0
+    """The epoch the next fit starts at: 0, or a resumed phase's first epoch (set by
+    :func:`fgssl.run.pipeline.fit_phase` from the checkpoint it resumes)."""
+
     def train_dataloader(self) -> DataLoader:
         """Shuffled (or class-balanced) anew each epoch from (seed, epoch) alone, with
         augmentations seeded per image: a resumed run sees the same data as an
-        uninterrupted one."""
+        uninterrupted one.
+
+        The shared epoch starts at the fit's first epoch (:attr:`first_epoch`), not at the
+        trainer's: Lightning builds this loader and its iterator before it restores a
+        resumed fit's epoch (the optimizers' schedule asks for the number of batches) and
+        sets the sampler's epoch only afterwards, when worker processes have already drawn
+        the order and begun reading images with the epoch they saw."""
         dataset = self.dataset("train")
         trainer = self._trainer()
-        dataset.epoch = shared_epoch(trainer.current_epoch if trainer is not None else 0)
+        epoch = trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0
+        dataset.epoch = shared_epoch(max(epoch, self.first_epoch))
         weights = None
         if self.sampler == "weighted" and self.phase == "finetune":
             weights = balancing_weights(dataset.labels.tolist())

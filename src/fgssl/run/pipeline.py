@@ -175,6 +175,7 @@ def fit_phase(
         module.test_views = tta_of_test(cfg)
     _check_room_for_checkpoints(run.root, module, ema=ema_callback(cfg, phase) is not None)
     resumed_epoch = _resumed_epoch(resume_from, module)
+    datamodule.first_epoch = 0 if resumed_epoch is None else resumed_epoch + 1
     _load_initial_state(cfg, module, phase, initial_state, fresh=resume_from is None)
     checkpoint, callbacks = None, None
     if monitor is not None:
