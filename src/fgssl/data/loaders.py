@@ -94,7 +94,7 @@ class DataLoaderHooks(abc.ABC):
         the order and begun reading images with the epoch they saw."""
         dataset = self.dataset("train")
         trainer = self._trainer()
-        epoch = trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0
+        epoch = trainer.current_epoch if trainer is not None else 0
         dataset.epoch = shared_epoch(max(epoch, self.first_epoch))
         weights = None
         if self.sampler == "weighted" and self.phase == "finetune":
