@@ -5,7 +5,7 @@ Both prediction tables (:mod:`.prediction_table`) are resampled with the same im
 (stratified by class, as every interval of fgssl: :func:`.bootstrap.resample_indices`), so
 the interval holds the test-sampling uncertainty of the difference itself: images both
 methods get right or wrong alike cancel out, which two separate intervals cannot show
-(Efron and Tibshirani, *An Introduction to the Bootstrap*, 1993, ch. 16). It says nothing of
+(Efron and Tibshirani, *An Introduction to the Bootstrap*, 1993). It says nothing of
 the spread between training runs (seeds): compare several seeds for that.
 
 Images are matched by id and classes by name (the second table's columns reordered to the
@@ -81,7 +81,7 @@ def align_tables(first: ScoredTable, second: ScoredTable) -> tuple[np.ndarray, n
     return labels, second.probabilities[rows][:, columns]
 
 
-def _defined(value: float) -> float | None:
+def _defined(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
