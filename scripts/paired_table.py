@@ -25,7 +25,7 @@ from fgssl.evaluation.paired import paired_differences
 from fgssl.evaluation.prediction_table import read_prediction_table
 from fgssl.rundir import RunDir
 
-SEED = re.compile(r"_s(\d+)$")
+SEED = re.compile(r"(?:^|_)s(\d+)$")  # f0.1_s2, or s2 alone
 
 
 def _verdict(low: float | None, high: float | None) -> str:
@@ -52,7 +52,7 @@ def compare(folder: Path, method: str, against: list[str], metrics: list[str]) -
             for metric, value in result.items():
                 rows.append(
                     {
-                        "setting": SEED.sub("", rest),
+                        "setting": SEED.sub("", rest) or "-",
                         "seed": int(seed.group(1)) if seed else None,
                         "comparison": f"{method} - {other}",
                         "metric": metric,

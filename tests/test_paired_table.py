@@ -56,6 +56,14 @@ def test_pairs_by_setting_and_seed_with_sklearns_differences(tmp_path: Path, cap
     assert "| f0.1 | fgssl - baseline | balanced_acc | 2 |" in out and "| 2 / 0 / 0 |" in out
 
 
+def test_runs_named_by_method_and_seed_alone(tmp_path: Path) -> None:
+    labels = np.arange(90) % 3
+    _run(tmp_path / "fgssl_s4", labels, labels)
+    _run(tmp_path / "baseline_s4", labels, (labels + 1) % 3)
+    (row,) = paired_table.compare(tmp_path, "fgssl", ["baseline"], ["acc"]).itertuples()
+    assert (row.setting, row.seed, row.difference) == ("-", 4, 1.0)
+
+
 def test_verdicts_of_intervals() -> None:
     assert paired_table._verdict(0.01, 0.2) == "above 0"
     assert paired_table._verdict(-0.01, 0.2) == "overlaps 0"
