@@ -194,3 +194,6 @@ def test_fgssl_compare_refuses_in_one_line(tmp_path, capsys):
     assert "--metrics" in capsys.readouterr().err
     assert compare_main([str(a), str(a), "--resamples", "0"]) == 2
     assert "--resamples" in capsys.readouterr().err
+    (a / "results.json").write_text("{not json")
+    assert compare_main([str(a), str(a)]) == 2
+    assert "results.json" in capsys.readouterr().err

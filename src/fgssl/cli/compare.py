@@ -73,12 +73,21 @@ def _table(path: Path, split: str) -> tuple[ScoredTable, bool]:
                 f"{str(path)!r} holds no {split} predictions ({table.relative_to(path)}): "
                 "expected a finished fgssl-train run directory or a prediction CSV"
             )
-        results = run.results
-        ordinal = results.is_file() and bool(json.loads(results.read_text()).get("ordinal"))
-        return read_prediction_table(table), ordinal
+        return read_prediction_table(table), _graded(run.results)
     if not path.is_file():
         raise DataLayoutError(f"{str(path)!r} does not exist")
     return read_prediction_table(path), False
+
+
+def _graded(results: Path) -> bool:
+    """Whether a run's ``results.json`` says its classes are grades (False without one)."""
+    if not results.is_file():
+        return False
+    try:
+        return bool(json.loads(results.read_text()).get("ordinal"))
+    except (ValueError, AttributeError) as error:
+        message = f"cannot read {str(results)!r} as a run's results: {error}"
+        raise DataLayoutError(message) from error
 
 
 def _number(value: float | None, sign: str = "") -> str:
